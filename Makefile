@@ -1,0 +1,46 @@
+# Thin wrappers over CMake presets. `make run` and `make test` install missing Debian packages first.
+PRESET ?= release
+BUILD := build/$(PRESET)
+ARGS ?=
+
+.PHONY: all deps configure build run test bench format check-format asan-test tsan-test fuzz clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	@cmake --build --preset $(PRESET)
+
+# The main job on its embedded default: the memory planner's overview table.
+run: build
+	@./$(BUILD)/kvpack plan $(ARGS)
+
+test: build
+	@ctest --preset $(PRESET) -j $$(nproc) $(ARGS)
+
+bench: build
+	@./$(BUILD)/kvpack bench $(ARGS)
+
+asan-test:
+	@$(MAKE) --no-print-directory test PRESET=asan ARGS="$(ARGS)"
+
+tsan-test:
+	@$(MAKE) --no-print-directory test PRESET=tsan ARGS="$(ARGS)"
+
+fuzz:
+	@$(MAKE) --no-print-directory build PRESET=fuzz
+	@./scripts/run-fuzzers.sh build/fuzz
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+check-format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
+
+clean:
+	@rm -rf build

@@ -1,0 +1,49 @@
+// One persistent pool of worker threads, passed to whoever needs it (never a singleton).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kvpack {
+
+class ThreadPool {
+ public:
+  // n_threads counts the calling thread: a pool of 2 starts one worker. 0 means one per core.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn(task, thread) for every task in [0, n_tasks). Tasks are claimed dynamically; the
+  // caller works too, as thread 0, so `thread` indexes per-thread scratch in [0, size()).
+  // Blocks until all tasks finish; the first exception thrown by a task is rethrown here.
+  // A call from inside a task runs its tasks serially on that thread; calls from different
+  // threads outside the pool take turns.
+  void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
+
+  static int hardware_threads();
+
+ private:
+  void worker_loop(int thread);
+  void run_tasks(int thread);
+
+  std::vector<std::thread> workers_;
+  const std::function<void(int64_t, int)>* job_ = nullptr;
+  int64_t n_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<uint32_t> generation_{0};  // bumped to start a job; workers wait on it
+  std::atomic<int> busy_workers_{0};     // workers still inside the current job
+  std::atomic<bool> stop_{false};
+  std::mutex call_mutex_;
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+};
+
+}  // namespace kvpack

@@ -1,0 +1,17 @@
+// Internal: each format family file adds its registry rows through one function, so the
+// registry (registry.cpp) stays a list of families and a new family is one line there.
+#pragma once
+
+#include <vector>
+
+#include "kvpack/format.h"
+
+namespace kvpack::format {
+
+void add_float_formats(std::vector<FormatInfo>& rows);  // float_formats.cpp: f32 f16 bf16
+
+// Shared checks used by the rows' `unsupported` functions.
+std::string require_role(const FormatInfo& info, const CodecConfig& config);
+std::string require_dim_multiple(const CodecConfig& config, int multiple);
+
+}  // namespace kvpack::format

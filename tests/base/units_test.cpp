@@ -1,0 +1,51 @@
+#include "base/units.h"
+
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+
+namespace kvpack {
+namespace {
+
+TEST(Units, ParsesBinaryAndDecimalSizes) {
+  EXPECT_EQ(parse_bytes("16GiB"), 16ull << 30);
+  EXPECT_EQ(parse_bytes("16G"), 16ull << 30);
+  EXPECT_EQ(parse_bytes("24GB"), 24'000'000'000ull);
+  EXPECT_EQ(parse_bytes("512MiB"), 512ull << 20);
+  EXPECT_EQ(parse_bytes("1.5GiB"), 3ull << 29);
+  EXPECT_EQ(parse_bytes("1000"), 1000ull);
+  EXPECT_EQ(parse_bytes("2tb"), 2'000'000'000'000ull);
+}
+
+TEST(Units, RejectsBadSizesNamingThem) {
+  for (const char* bad : {"", "GiB", "16XB", "1.2.3G", "-5G"}) {
+    try {
+      parse_bytes(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("'") + bad + "'"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(Units, ParsesCounts) {
+  EXPECT_EQ(parse_count("4096"), 4096);
+  EXPECT_EQ(parse_count("32k"), 32768);
+  EXPECT_EQ(parse_count("128K"), 131072);
+  EXPECT_EQ(parse_count("1M"), 1 << 20);
+  EXPECT_EQ(parse_count("1.5k"), 1536);
+  EXPECT_THROW(parse_count("1.3"), Error);
+  EXPECT_THROW(parse_count("4q"), Error);
+}
+
+TEST(Units, Formats) {
+  EXPECT_EQ(format_bytes(512), "512 B");
+  EXPECT_EQ(format_bytes(1536.0 * 1024 * 1024), "1.50 GiB");
+  EXPECT_EQ(format_count(32768), "32k");
+  EXPECT_EQ(format_count(1 << 20), "1M");
+  EXPECT_EQ(format_count(1000), "1000");
+}
+
+}  // namespace
+}  // namespace kvpack

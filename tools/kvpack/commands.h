@@ -1,0 +1,10 @@
+// Each subcommand lives in its own file and adds itself to the app through one function here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kvpack::cli {
+
+void add_formats_command(CLI::App& app);
+
+}  // namespace kvpack::cli

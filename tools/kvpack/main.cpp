@@ -1,0 +1,25 @@
+// kvpack: one binary, one subcommand per file (see commands.h).
+#include <cstdio>
+
+#include "base/error.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "kvpack: a long-context LLM inference engine built around a compressed, paged KV cache"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "kvpack 0.1.0");
+  kvpack::cli::add_formats_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const kvpack::Error& e) {
+    std::fprintf(stderr, "kvpack: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "kvpack: error: out of memory\n");
+    return 1;
+  }
+  return 0;
+}
