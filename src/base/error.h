@@ -23,16 +23,17 @@ template <typename... Args>
 }
 
 namespace detail {
-[[noreturn]] void assert_failed(const char* expr, const char* file, int line, const std::string& msg);
+[[noreturn]] void assert_failed(const char* expr, const char* file, int line,
+                                const std::string& msg);
 }  // namespace detail
 
 }  // namespace kvpack
 
 // Checks an internal invariant in every build type (these guard memory safety, so they stay on
 // in Release). The message says what broke; it is not meant for users.
-#define KVPACK_ASSERT(cond, ...)                                                       \
-  do {                                                                                 \
-    if (!(cond)) [[unlikely]]                                                          \
+#define KVPACK_ASSERT(cond, ...)                                                               \
+  do {                                                                                         \
+    if (!(cond)) [[unlikely]]                                                                  \
       ::kvpack::detail::assert_failed(#cond, __FILE__, __LINE__, fmt::format("" __VA_ARGS__)); \
   } while (0)
 

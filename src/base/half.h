@@ -50,11 +50,14 @@ inline uint16_t f32_to_f16_sat(float f) {
 
 inline uint16_t f32_to_bf16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
-inline float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+inline float bf16_to_f32(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
 
 // fp8 e4m3 (bias 7, subnormals down to 2^-9, 0x7f/0xff are NaN). Saturating: |x| >= 448 gives
 // +-448; NaN gives the NaN code.
@@ -70,7 +73,7 @@ inline uint8_t f32_to_e4m3(float f) {
   if (af < 0.015625f) {  // below 2^-6: subnormal m * 2^-9 (m == 8 is the first normal)
     return static_cast<uint8_t>(sign | static_cast<uint32_t>(std::nearbyint(af * 512.0f)));
   }
-  a += 0x7ffffu + ((a >> 20) & 1u);  // round the mantissa to 3 bits, nearest even
+  a += 0x7ffffu + ((a >> 20) & 1u);       // round the mantissa to 3 bits, nearest even
   const uint32_t exp = (a >> 23) - 120u;  // rebias 127 -> 7
   const uint32_t code = (exp << 3) | ((a >> 20) & 7u);
   return static_cast<uint8_t>(sign | (code > 0x7eu ? 0x7eu : code));

@@ -58,7 +58,8 @@ std::string Table::to_text() const {
     return s + "\n";
   };
   std::string rule;
-  for (size_t c = 0; c < w.size(); ++c) rule += std::string(w[c], '-') + (c + 1 < w.size() ? "  " : "");
+  for (size_t c = 0; c < w.size(); ++c)
+    rule += std::string(w[c], '-') + (c + 1 < w.size() ? "  " : "");
   std::string out = line(headers_) + rule + "\n";
   for (const auto& r : rows_) out += r.empty() ? rule + "\n" : line(r);
   return out;

@@ -43,10 +43,9 @@ uint64_t parse_bytes(std::string_view text) {
     double scale;
   };
   static constexpr Unit kUnits[] = {
-      {"", 1},           {"b", 1},           {"k", 0x1p10},       {"kib", 0x1p10},
-      {"m", 0x1p20},     {"mib", 0x1p20},    {"g", 0x1p30},       {"gib", 0x1p30},
-      {"t", 0x1p40},     {"tib", 0x1p40},    {"kb", 1e3},         {"mb", 1e6},
-      {"gb", 1e9},       {"tb", 1e12},
+      {"", 1},         {"b", 1},      {"k", 0x1p10},   {"kib", 0x1p10}, {"m", 0x1p20},
+      {"mib", 0x1p20}, {"g", 0x1p30}, {"gib", 0x1p30}, {"t", 0x1p40},   {"tib", 0x1p40},
+      {"kb", 1e3},     {"mb", 1e6},   {"gb", 1e9},     {"tb", 1e12},
   };
   for (const auto& u : kUnits) {
     if (unit == u.name) {

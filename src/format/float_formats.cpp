@@ -88,7 +88,9 @@ size_t float_payload(int head_dim, int page_tokens) {
   return sizeof(typename E::T) * static_cast<size_t>(head_dim) * page_tokens;
 }
 
-std::string any_geometry(const CodecConfig&) { return {}; }
+std::string any_geometry(const CodecConfig&) {
+  return {};
+}
 
 template <typename E, FormatId id>
 std::unique_ptr<Codec> make_float(const CodecConfig& config) {
@@ -99,8 +101,8 @@ std::unique_ptr<Codec> make_float(const CodecConfig& config) {
 
 void add_float_formats(std::vector<FormatInfo>& rows) {
   rows.push_back({FormatId::f32, "f32", "fp32", kRoleK | kRoleV,
-                  "32-bit float, exact; reference and debugging", float_payload<F32>,
-                  any_geometry, make_float<F32, FormatId::f32>});
+                  "32-bit float, exact; reference and debugging", float_payload<F32>, any_geometry,
+                  make_float<F32, FormatId::f32>});
   rows.push_back({FormatId::f16, "f16", "fp16", kRoleK | kRoleV,
                   "IEEE half; the usual baseline (saturates at +-65504)", float_payload<F16>,
                   any_geometry, make_float<F16, FormatId::f16>});

@@ -59,7 +59,8 @@ void parse_assign(std::string_view spec, std::string_view token, std::optional<F
     }
   }
   if (role == "k" || role == "K") {
-    if (!f->supports(Role::K)) bad(spec, token, fmt::format("format {} cannot store keys", f->name));
+    if (!f->supports(Role::K))
+      bad(spec, token, fmt::format("format {} cannot store keys", f->name));
     k = f->id;
   } else if (role == "v" || role == "V") {
     if (!f->supports(Role::V)) {
@@ -116,7 +117,9 @@ KVPolicy KVPolicy::from_llama_flags(std::string_view ctk, std::string_view ctv) 
   return spec.empty() ? KVPolicy() : parse(spec);
 }
 
-void KVPolicy::add_override(Override o) { overrides_.push_back(std::move(o)); }
+void KVPolicy::add_override(Override o) {
+  overrides_.push_back(std::move(o));
+}
 
 LayerFormats KVPolicy::layer(int layer, int n_layers) const {
   LayerFormats r = base_;
@@ -158,8 +161,8 @@ void KVPolicy::validate(int n_layers, int head_dim_k, int head_dim_v, int page_t
   }
   for (int l = 0; l < n_layers; ++l) {
     const LayerFormats f = layer(l, n_layers);
-    for (const auto& [role, id, dim] : {std::tuple{Role::K, f.k, head_dim_k},
-                                        std::tuple{Role::V, f.v, head_dim_v}}) {
+    for (const auto& [role, id, dim] :
+         {std::tuple{Role::K, f.k, head_dim_k}, std::tuple{Role::V, f.v, head_dim_v}}) {
       const std::string why = why_unsupported(id, CodecConfig{role, dim, page_tokens, 1, 0});
       if (!why.empty()) {
         fail("--kv '{}': layer {} {} format {} cannot serve head dim {}, page size {}: {}",

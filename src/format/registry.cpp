@@ -38,11 +38,15 @@ std::string known_names() {
   return s;
 }
 
-const char* role_name(Role role) { return role == Role::K ? "K" : "V"; }
+const char* role_name(Role role) {
+  return role == Role::K ? "K" : "V";
+}
 
 }  // namespace
 
-std::span<const FormatInfo> all_formats() { return rows(); }
+std::span<const FormatInfo> all_formats() {
+  return rows();
+}
 
 const FormatInfo& info(FormatId id) {
   for (const auto& r : rows()) {

@@ -16,7 +16,7 @@ namespace kvpack::model {
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
-constexpr int kMaxDims = 4;               // GGML_MAX_DIMS
+constexpr int kMaxDims = 4;              // GGML_MAX_DIMS
 constexpr int kMaxArrayNesting = 4;
 
 // Bounds-checked little-endian reader over the file bytes. Every read names the field it reads
@@ -83,7 +83,9 @@ uint64_t min_encoded_size(GgufType t) {
   return 1;
 }
 
-bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::f64); }
+bool valid_type(uint32_t t) {
+  return t <= static_cast<uint32_t>(GgufType::f64);
+}
 
 struct Reader {
   Cursor& c;
@@ -93,24 +95,47 @@ struct Reader {
   void read_scalar(GgufType t, GgufValue& out, const std::string& key) {
     const std::string field = "value of '" + key + "'";
     switch (t) {
-      case GgufType::u8: out.scalar = static_cast<uint64_t>(c.read<uint8_t>(field)); break;
-      case GgufType::i8: out.scalar = static_cast<int64_t>(c.read<int8_t>(field)); break;
-      case GgufType::u16: out.scalar = static_cast<uint64_t>(c.read<uint16_t>(field)); break;
-      case GgufType::i16: out.scalar = static_cast<int64_t>(c.read<int16_t>(field)); break;
-      case GgufType::u32: out.scalar = static_cast<uint64_t>(c.read<uint32_t>(field)); break;
-      case GgufType::i32: out.scalar = static_cast<int64_t>(c.read<int32_t>(field)); break;
-      case GgufType::u64: out.scalar = c.read<uint64_t>(field); break;
-      case GgufType::i64: out.scalar = c.read<int64_t>(field); break;
-      case GgufType::f32: out.scalar = static_cast<double>(c.read<float>(field)); break;
-      case GgufType::f64: out.scalar = c.read<double>(field); break;
+      case GgufType::u8:
+        out.scalar = static_cast<uint64_t>(c.read<uint8_t>(field));
+        break;
+      case GgufType::i8:
+        out.scalar = static_cast<int64_t>(c.read<int8_t>(field));
+        break;
+      case GgufType::u16:
+        out.scalar = static_cast<uint64_t>(c.read<uint16_t>(field));
+        break;
+      case GgufType::i16:
+        out.scalar = static_cast<int64_t>(c.read<int16_t>(field));
+        break;
+      case GgufType::u32:
+        out.scalar = static_cast<uint64_t>(c.read<uint32_t>(field));
+        break;
+      case GgufType::i32:
+        out.scalar = static_cast<int64_t>(c.read<int32_t>(field));
+        break;
+      case GgufType::u64:
+        out.scalar = c.read<uint64_t>(field);
+        break;
+      case GgufType::i64:
+        out.scalar = c.read<int64_t>(field);
+        break;
+      case GgufType::f32:
+        out.scalar = static_cast<double>(c.read<float>(field));
+        break;
+      case GgufType::f64:
+        out.scalar = c.read<double>(field);
+        break;
       case GgufType::boolean: {
         const uint8_t b = c.read<uint8_t>(field);
         if (b > 1) fail("{}: {}: bool must be 0 or 1, got {}", name, field, b);
         out.scalar = b != 0;
         break;
       }
-      case GgufType::string: out.scalar = c.read_string(field); break;
-      case GgufType::array: break;  // handled by read_value
+      case GgufType::string:
+        out.scalar = c.read_string(field);
+        break;
+      case GgufType::array:
+        break;  // handled by read_value
     }
   }
 
@@ -158,9 +183,9 @@ struct Reader {
 }  // namespace
 
 std::string_view gguf_type_name(GgufType t) {
-  static constexpr std::string_view kNames[] = {"u8",  "i8",   "u16",  "i16",   "u32",
-                                                "i32", "f32",  "bool", "string", "array",
-                                                "u64", "i64",  "f64"};
+  static constexpr std::string_view kNames[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                                "i32", "f32", "bool", "string", "array",
+                                                "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(t);
   return i < std::size(kNames) ? kNames[i] : "unknown";
 }
@@ -214,7 +239,9 @@ int64_t GgufTensor::n_elements() const {
   return n;
 }
 
-GgufFile::GgufFile(GgufFile&& o) noexcept { *this = std::move(o); }
+GgufFile::GgufFile(GgufFile&& o) noexcept {
+  *this = std::move(o);
+}
 
 GgufFile& GgufFile::operator=(GgufFile&& o) noexcept {
   if (this != &o) {
@@ -277,7 +304,8 @@ void GgufFile::parse_all(std::span<const uint8_t> bytes) {
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // Each key-value needs at least 8 (key length) + 4 (type) + 1 bytes; each tensor info 8+4+8+4+8.
-  if (n_kv > c.remaining() / 13) fail("{}: metadata count {} is impossible for the file size", path_, n_kv);
+  if (n_kv > c.remaining() / 13)
+    fail("{}: metadata count {} is impossible for the file size", path_, n_kv);
   if (n_tensors > c.remaining() / 32) {
     fail("{}: tensor count {} is impossible for the file size", path_, n_tensors);
   }
@@ -327,10 +355,11 @@ void GgufFile::parse_all(std::span<const uint8_t> bytes) {
     const GgmlTypeInfo* ti = ggml_type_info(t.type);
     if (ti == nullptr) fail("{}: tensor '{}' has unknown ggml type {}", path_, t.name, t.type);
     if (t.shape[0] % ti->block_size != 0) {
-      fail("{}: tensor '{}' row of {} values is not a whole number of {} blocks ({} values)",
-           path_, t.name, t.shape[0], ti->name, ti->block_size);
+      fail("{}: tensor '{}' row of {} values is not a whole number of {} blocks ({} values)", path_,
+           t.name, t.shape[0], ti->name, ti->block_size);
     }
-    t.bytes = n_elements / static_cast<uint64_t>(ti->block_size) * static_cast<uint64_t>(ti->type_size);
+    t.bytes =
+        n_elements / static_cast<uint64_t>(ti->block_size) * static_cast<uint64_t>(ti->type_size);
     t.offset = c.read<uint64_t>("offset of '" + t.name + "'");
     if (t.offset % alignment_ != 0) {
       fail("{}: tensor '{}' offset {} is not a multiple of the alignment {}", path_, t.name,
@@ -341,10 +370,12 @@ void GgufFile::parse_all(std::span<const uint8_t> bytes) {
 
   data_offset_ = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
   for (auto& t : tensors_) {
-    if (t.offset > size_ || t.bytes > size_ - t.offset || data_offset_ > size_ - t.offset - t.bytes) {
-      fail("{}: tensor '{}' data ({} bytes at offset {}) runs past the end of the file ({} bytes; "
-           "truncated?)",
-           path_, t.name, t.bytes, data_offset_ + t.offset, size_);
+    if (t.offset > size_ || t.bytes > size_ - t.offset ||
+        data_offset_ > size_ - t.offset - t.bytes) {
+      fail(
+          "{}: tensor '{}' data ({} bytes at offset {}) runs past the end of the file ({} bytes; "
+          "truncated?)",
+          path_, t.name, t.bytes, data_offset_ + t.offset, size_);
     }
     t.data = bytes.data() + data_offset_ + t.offset;
   }

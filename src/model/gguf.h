@@ -41,12 +41,12 @@ struct GgufValue {
   std::variant<std::monostate, int64_t, uint64_t, double, bool, std::string> scalar;
   // Arrays only:
   GgufType elem_type = GgufType::u8;
-  std::vector<int64_t> ints;          // integer and bool elements (u64 above 2^63 is refused)
-  std::vector<double> floats;         // f32 / f64 elements
-  std::vector<std::string> strings;   // string elements
-  std::vector<GgufValue> arrays;      // nested arrays
+  std::vector<int64_t> ints;         // integer and bool elements (u64 above 2^63 is refused)
+  std::vector<double> floats;        // f32 / f64 elements
+  std::vector<std::string> strings;  // string elements
+  std::vector<GgufValue> arrays;     // nested arrays
   size_t array_size() const;
-  bool is_integer() const;            // scalar of an integer type
+  bool is_integer() const;  // scalar of an integer type
   // Short human-readable rendering; arrays are abbreviated after `max_items` items.
   std::string to_string(size_t max_items = 8) const;
 };
@@ -82,7 +82,7 @@ class GgufFile {
   const GgufValue* find(std::string_view key) const;
 
   // Typed getters: nullopt when the key is absent; Error when present with another type.
-  std::optional<int64_t> get_int(std::string_view key) const;  // any integer type
+  std::optional<int64_t> get_int(std::string_view key) const;   // any integer type
   std::optional<double> get_float(std::string_view key) const;  // float or integer
   std::optional<bool> get_bool(std::string_view key) const;
   std::optional<std::string> get_string(std::string_view key) const;

@@ -42,7 +42,8 @@ TEST(Half, F32ToF16RoundsToNearestEven) {
   Rng rng(1);
   for (int i = 0; i < 300; ++i) {
     // Spread over the whole f16 range, subnormals included.
-    const float f = static_cast<float>((rng.uniform() * 2 - 1) * std::exp2(rng.uniform() * 42 - 26));
+    const float f =
+        static_cast<float>((rng.uniform() * 2 - 1) * std::exp2(rng.uniform() * 42 - 26));
     const uint16_t want = nearest_f16(f);
     if (f == 0.0f) continue;
     EXPECT_EQ(f32_to_f16(f) & 0x7fff, want & 0x7fff) << f;
@@ -54,7 +55,7 @@ TEST(Half, F32ToF16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);
   EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);
   EXPECT_EQ(f32_to_f16(std::numeric_limits<float>::infinity()), 0x7c00);
-  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);         // halfway to the smallest subnormal: even
+  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);  // halfway to the smallest subnormal: even
   EXPECT_EQ(f32_to_f16(0x1p-25f * 1.01f), 0x0001);
 }
 
@@ -97,7 +98,8 @@ TEST(Half, EveryE4M3CodeRoundTrips) {
 TEST(Half, E4M3RoundsToNearestAndSaturates) {
   Rng rng(3);
   for (int i = 0; i < 20000; ++i) {
-    const float f = static_cast<float>((rng.uniform() * 2 - 1) * std::exp2(rng.uniform() * 20 - 11));
+    const float f =
+        static_cast<float>((rng.uniform() * 2 - 1) * std::exp2(rng.uniform() * 20 - 11));
     const float r = e4m3_to_f32(f32_to_e4m3(f));
     // Brute-force nearest finite code.
     double best = std::numeric_limits<double>::infinity();

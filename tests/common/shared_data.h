@@ -21,13 +21,13 @@ std::string kvpack_binary();
 }  // namespace kvpack::testing
 
 // Declares `var` as the path of a shared file, or skips (fails under KVPACK_REQUIRE_SHARED=1).
-#define KVPACK_SHARED_FILE(var, relative)                                       \
-  std::filesystem::path var;                                                    \
-  do {                                                                          \
-    std::string why_missing_;                                                   \
-    var = ::kvpack::testing::shared_file(relative, &why_missing_);              \
-    if (var.empty()) {                                                          \
-      if (::kvpack::testing::shared_required()) FAIL() << why_missing_;         \
-      GTEST_SKIP() << "SKIPPED (shared data absent): " << why_missing_;         \
-    }                                                                           \
+#define KVPACK_SHARED_FILE(var, relative)                               \
+  std::filesystem::path var;                                            \
+  do {                                                                  \
+    std::string why_missing_;                                           \
+    var = ::kvpack::testing::shared_file(relative, &why_missing_);      \
+    if (var.empty()) {                                                  \
+      if (::kvpack::testing::shared_required()) FAIL() << why_missing_; \
+      GTEST_SKIP() << "SKIPPED (shared data absent): " << why_missing_; \
+    }                                                                   \
   } while (0)

@@ -125,12 +125,14 @@ TEST_P(ValueOps, AccumulateAndFinishMatchWeightedSumOfDecodedValues) {
           double ref = 0, scale = 0;
           for (int t = 0; t < n; ++t) {
             ref += static_cast<double>(w[i * stride + t]) * vd[static_cast<size_t>(t) * d + j];
-            scale += std::fabs(static_cast<double>(w[i * stride + t]) * vd[static_cast<size_t>(t) * d + j]);
+            scale += std::fabs(static_cast<double>(w[i * stride + t]) *
+                               vd[static_cast<size_t>(t) * d + j]);
           }
           double row_scale = 0;  // rotations mix channels: judge against the row's magnitude
           for (int jj = 0; jj < d; ++jj) {
             for (int t = 0; t < n; ++t) {
-              row_scale = std::max(row_scale, std::fabs(static_cast<double>(vd[static_cast<size_t>(t) * d + jj])));
+              row_scale = std::max(
+                  row_scale, std::fabs(static_cast<double>(vd[static_cast<size_t>(t) * d + jj])));
             }
           }
           const double tol = 1e-5 * (scale + row_scale * n) + 1e-6;

@@ -12,9 +12,12 @@ namespace {
 // Relative half-ulp of the stored mantissa (f16: 10 bits, bf16: 7 bits).
 double half_ulp(FormatId id) {
   switch (id) {
-    case FormatId::f32: return 0;
-    case FormatId::f16: return 0x1p-11;
-    default: return 0x1p-8;
+    case FormatId::f32:
+      return 0;
+    case FormatId::f16:
+      return 0x1p-11;
+    default:
+      return 0x1p-8;
   }
 }
 

@@ -42,7 +42,8 @@ TEST(Policy, LaterOverridesWin) {
 }
 
 TEST(Policy, ToStringParsesBack) {
-  for (const char* spec : {"k=f16,v=f16", "k=bf16,v=f32;0,1,-2,-1:k=f32", "k=f32;2:v=bf16;-1:k=f16,v=f32"}) {
+  for (const char* spec :
+       {"k=f16,v=f16", "k=bf16,v=f32;0,1,-2,-1:k=f32", "k=f32;2:v=bf16;-1:k=f16,v=f32"}) {
     const KVPolicy p = KVPolicy::parse(spec);
     EXPECT_EQ(KVPolicy::parse(p.to_string()), p) << spec << " -> " << p.to_string();
   }

@@ -6,5 +6,6 @@
 namespace kvpack::cli {
 
 void add_formats_command(CLI::App& app);
+void add_bench_command(CLI::App& app);  // parent of `bench cache`, `bench attention`, ...
 
 }  // namespace kvpack::cli

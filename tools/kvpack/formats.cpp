@@ -57,9 +57,10 @@ void run_formats(bool json, int page_tokens) {
     t.add_row(std::move(row));
   }
   std::printf("%s", t.to_text().c_str());
-  std::printf("\nbits per value include scales and norms, at %d-token pages; roles: which of K "
-              "and V the format can store.\n",
-              page_tokens);
+  std::printf(
+      "\nbits per value include scales and norms, at %d-token pages; roles: which of K "
+      "and V the format can store.\n",
+      page_tokens);
 }
 
 }  // namespace
