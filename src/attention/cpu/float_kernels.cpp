@@ -24,6 +24,17 @@ using VF = hn::Vec<DF>;
 // Query rows per register tile; 8 needs 16 accumulators + operands, too many for 16-register
 // targets.
 constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
+// Prefetch addresses one tile may take (32 KiB).
+constexpr int kMaxTileLines = 512;
+
+// The prefetches a tile reading `bytes` in `iters` iterations issues: none unless it is the first
+// row tile of its block (pf non-null).
+struct TilePrefetch {
+  const uint8_t* lines[kMaxTileLines];
+  LineSchedule schedule;
+  TilePrefetch(Prefetcher* pf, size_t bytes, int iters)
+      : schedule(lines, pf ? pf->take_lines(bytes, lines, kMaxTileLines) : 0, iters) {}
+};
 
 // logits[r][t0 .. t0 + TV*N) for R rows from a channel-major block.
 template <typename T, int R, int TV>
@@ -35,15 +46,21 @@ HWY_INLINE void ScoreTile(const T* k, int d, int pt, int t0, const float* q, int
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < TV; ++v) acc[r][v] = hn::Zero(df);
   }
-  const size_t line_bytes = sizeof(T) * TV * N;
-  for (int j = 0; j < d; ++j) {
-    VF kv[TV];
-    for (int v = 0; v < TV; ++v) kv[v] = LoadAsFloat(df, k + j * pt + t0 + v * N);
-    for (int r = 0; r < R; ++r) {
-      const VF qv = hn::Set(df, q[r * qs + j]);
-      for (int v = 0; v < TV; ++v) acc[r][v] = hn::MulAdd(qv, kv[v], acc[r][v]);
+  // Channels per loop iteration (head dims are multiples of 16 here): amortises the loop and
+  // prefetch bookkeeping over 4 x R x TV FMAs.
+  constexpr int kUnroll = 4;
+  TilePrefetch prefetch(pf, sizeof(T) * TV * N * d, d / kUnroll);
+  for (int j0 = 0; j0 < d; j0 += kUnroll) {
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = j0 + u;
+      VF kv[TV];
+      for (int v = 0; v < TV; ++v) kv[v] = LoadAsFloat(df, k + j * pt + t0 + v * N);
+      for (int r = 0; r < R; ++r) {
+        const VF qv = hn::Set(df, q[r * qs + j]);
+        for (int v = 0; v < TV; ++v) acc[r][v] = hn::MulAdd(qv, kv[v], acc[r][v]);
+      }
     }
-    if (pf != nullptr) pf->advance(line_bytes);
+    prefetch.schedule.step();
   }
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < TV; ++v) hn::StoreU(acc[r][v], df, logits + r * stride + t0 + v * N);
@@ -92,7 +109,7 @@ HWY_INLINE void AccTile(const T* v, int d, int pt, int j0, const float* w, size_
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < DC; ++c) a[r][c] = hn::LoadU(df, acc + r * as + j0 + c * N);
   }
-  const size_t row_bytes = sizeof(T) * d;
+  TilePrefetch prefetch(pf, sizeof(T) * d * pt, pt);
   for (int t = 0; t < pt; ++t) {
     VF vv[DC];
     for (int c = 0; c < DC; ++c) vv[c] = LoadAsFloat(df, v + t * d + j0 + c * N);
@@ -100,7 +117,7 @@ HWY_INLINE void AccTile(const T* v, int d, int pt, int j0, const float* w, size_
       const VF wv = hn::Set(df, w[r * ws + t]);
       for (int c = 0; c < DC; ++c) a[r][c] = hn::MulAdd(wv, vv[c], a[r][c]);
     }
-    if (pf != nullptr) pf->advance(row_bytes);
+    prefetch.schedule.step();
   }
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < DC; ++c) hn::StoreU(a[r][c], df, acc + r * as + j0 + c * N);
