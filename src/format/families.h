@@ -9,6 +9,9 @@
 namespace kvpack::format {
 
 void add_float_formats(std::vector<FormatInfo>& rows);  // float_formats.cpp: f32 f16 bf16
+void add_turbo_formats(std::vector<FormatInfo>& rows);  // turbo.cpp: turbo2 turbo3 turbo4
+// turbo_qjl.cpp: turbo3_qjl turbo4_qjl (keys only)
+void add_turbo_qjl_formats(std::vector<FormatInfo>& rows);
 
 // Shared checks used by the rows' `unsupported` functions.
 std::string require_role(const FormatInfo& info, const CodecConfig& config);
