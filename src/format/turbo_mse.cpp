@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "base/error.h"
 #include "base/half.h"
 #include "base/rng.h"
 
@@ -26,6 +27,8 @@ void saturate_to_f16_range(const float* x, int n, float* out) {
 
 TurboMse::TurboMse(int head_dim, int bits, int n_heads, uint64_t seed)
     : dim_(head_dim), cb_(format::codebook(head_dim, bits)) {
+  KVPACK_ASSERT(head_dim >= kTurboMinDim && head_dim <= kTurboMaxDim && head_dim % 8 == 0,
+                "TurboMse built for head dim {}; the registry refuses it first", head_dim);
   rotations_.reserve(static_cast<size_t>(n_heads));
   for (int h = 0; h < n_heads; ++h) {
     rotations_.emplace_back(head_dim, mix_seed(seed, 0x7475726230ull, static_cast<uint64_t>(h)));
@@ -40,8 +43,8 @@ uint16_t TurboMse::quantize(int head, const float* x, uint8_t* idx) const {
     for (int j = 0; j < dim_; ++j) idx[j] = static_cast<uint8_t>(cb_.levels() / 2);
     return 0;
   }
-  std::vector<float> u(static_cast<size_t>(dim_));  // [d] rotated unit vector
-  rotations_[head].forward(x, u.data());
+  float u[kTurboMaxDim];  // [d] rotated x (no allocation per token)
+  rotations_[head].forward(x, u);
   const float inv = static_cast<float>(1.0 / norm);
   double c2 = 0;
   for (int j = 0; j < dim_; ++j) {

@@ -15,6 +15,7 @@
 // 2-3 bits versus the uncorrected scale. The one remaining bias is gamma's f16 rounding, a
 // relative 2^-11 on the residual term.
 #include <cmath>
+#include <numbers>
 #include <vector>
 
 #include "base/half.h"
@@ -33,7 +34,7 @@ class TurboQjlCodec final : public Codec {
         layout_{config.head_dim, config.page_tokens, bits - 1, true},
         mse_(config.head_dim, bits - 1, config.n_heads, config.seed),
         sketch_(static_cast<size_t>(config.head_dim) * config.head_dim),
-        qjl_scale_(std::sqrt(M_PI / 2) / config.head_dim) {
+        qjl_scale_(std::sqrt(std::numbers::pi / 2) / config.head_dim) {
     Rng rng(mix_seed(config.seed, 0x716a6c5ull));
     for (float& s : sketch_) s = static_cast<float>(rng.normal());
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numbers>
 #include <thread>
 
 #include "base/error.h"
@@ -91,8 +92,14 @@ TEST(SphereMarginal, IsNormalizedWithVarianceOneOverDim) {
       var += x * x * f.density(x) * 2.0 / n;
     }
     EXPECT_NEAR(var, 1.0 / d, 1e-6 / d) << d;
-    // A cell's mass from the CDF agrees with the exact first moment's companion: E[X | X>0].
-    EXPECT_NEAR(f.first_moment(0, 1) / 0.5, std::sqrt(2.0 / (M_PI * d)), 0.1 / std::sqrt(d));
+    // E|X| = Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2)) exactly; the first moment over [0, 1] is half
+    // of it, and the 1-bit codebook's centroid is E[X | X > 0] = E|X|.
+    const double mean_abs =
+        std::exp(std::lgamma(d / 2.0) - std::lgamma((d + 1) / 2.0)) / std::sqrt(std::numbers::pi);
+    EXPECT_NEAR(2 * f.first_moment(0, 1), mean_abs, 1e-9 * mean_abs) << d;
+    if (d >= 8) {
+      EXPECT_NEAR(codebook(d, 1).centroids[1], mean_abs, 1e-6 * mean_abs) << d;
+    }
   }
 }
 

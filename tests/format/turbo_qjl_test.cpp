@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numbers>
 
 #include "base/error.h"
 #include "base/half.h"
@@ -132,7 +133,7 @@ TEST(TurboQjl, ResidualAndDecodedErrorMatchTheory) {
         r2 += rk;
       }
     }
-    EXPECT_NEAR(err / r2, M_PI / 2 - 1.0 / d, 0.05) << info(f.id).name;
+    EXPECT_NEAR(err / r2, std::numbers::pi / 2 - 1.0 / d, 0.05) << info(f.id).name;
   }
 }
 
@@ -141,7 +142,7 @@ TEST(TurboQjl, ResidualAndDecodedErrorMatchTheory) {
 TEST(TurboQjl, RoundTripsOnStandardInputs) {
   for (const Qjl& f : kQjls) {
     for (int d : {64, 96, 128, 256}) {
-      const double expected = M_PI / 2 * codebook(d, f.bits - 1).unit_mse();
+      const double expected = std::numbers::pi / 2 * codebook(d, f.bits - 1).unit_mse();
       const auto codec = make_codec(f.id, CodecConfig{Role::K, d, 32, 1, 3});
       for (const auto& in : testing::standard_inputs(32, d, 77)) {
         std::vector<uint8_t> block(codec->head_bytes());
