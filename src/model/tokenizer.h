@@ -57,8 +57,9 @@ class Tokenizer {
   std::string token_to_piece(int32_t id, bool render_special = false) const;
 
   // Concatenated pieces of `ids`, bytes joined before anything is interpreted, so characters
-  // split across byte tokens come out whole. decode(encode(x, add_special, false)) == x for every
-  // x without U+2581 (SentencePiece turns both ' ' and U+2581 into U+2581).
+  // split across byte tokens come out whole. decode(encode(x, add_special, false)) == x for any
+  // bytes x when the vocabulary covers every byte, except that SentencePiece turns U+2581 in x
+  // into ' '.
   std::string decode(std::span<const int32_t> ids, const DecodeOptions& options = {}) const;
 
   const Vocab& vocab() const { return vocab_; }
