@@ -1,0 +1,38 @@
+// Per-layer K/V format search under a byte budget: a multiple-choice knapsack over measured
+// (or estimated) per-layer errors, solved exactly by dynamic programming on costs rounded up to
+// a small unit (so the result never exceeds the budget).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kvpack/format.h"
+
+namespace kvpack::eval {
+
+// One candidate for one layer-role: its cost and its measured error contribution.
+struct Option {
+  format::FormatId format;
+  double bytes_per_token;  // this layer-role's bytes per token in this format
+  double error;            // additive error estimate (e.g. attention-output MSE contribution)
+};
+
+// Items: one per layer-role, each a list of options (choose exactly one per item).
+struct SearchResult {
+  std::vector<int> choice;  // [item] index into that item's options
+  double bytes_per_token = 0;
+  double error = 0;
+};
+
+// Minimises total error subject to total bytes_per_token <= budget. Costs are rounded up to
+// `resolution` bytes (default: budget / 20000), so the DP is exact at that granularity and the
+// budget is never exceeded. Throws Error when even the cheapest options exceed the budget.
+SearchResult search_min_error(const std::vector<std::vector<Option>>& items, double budget,
+                              double resolution = 0);
+
+// Builds a KVPolicy from per-layer K and V formats: the most common pair of formats is the base,
+// other layers become overrides grouped by format (shortest --kv text for typical results).
+format::KVPolicy policy_from_layers(const std::vector<format::FormatId>& k,
+                                    const std::vector<format::FormatId>& v);
+
+}  // namespace kvpack::eval
