@@ -46,7 +46,7 @@ void check_decode(const DecodeCase& c, const Params& base, ThreadPool& pool) {
     std::vector<float> got(want.size(), -1.0f);
     decode(kv.view(), q.data(), n_q, got.data(), p, pool, ws);
     const KernelInfo info = codec_ops ? KernelInfo{} : kernel_info(*kv.view().k_codec);
-    const auto tol = testing::tolerance(kv.view(), q.data(), 1, n_q, p, info);
+    const auto tol = testing::tolerance(kv.view(), q.data(), 1, n_q, p, info, kv.max_key_norm());
     const auto e = testing::excess(got, want, tol);
     ASSERT_LT(e.worst, 1.0) << describe(c) << (codec_ops ? " codec ops" : " simd") << " at "
                             << e.index << ": got " << got[e.index] << " want " << want[e.index]
@@ -169,7 +169,7 @@ TEST(Decode, BatchMatchesReferencePerSequence) {
     std::vector<float> want(per_seq);
     reference(views[i], q.data() + i * per_seq, 1, n_q, want.data(), Params{});
     const auto tol = testing::tolerance(views[i], q.data() + i * per_seq, 1, n_q, Params{},
-                                        kernel_info(*views[i].k_codec));
+                                        kernel_info(*views[i].k_codec), seqs[i].max_key_norm());
     const std::vector<float> got(batch.begin() + i * per_seq, batch.begin() + (i + 1) * per_seq);
     EXPECT_LT(testing::excess(got, want, tol).worst, 1.0) << "sequence " << i;
   }
