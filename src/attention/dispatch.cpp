@@ -10,6 +10,7 @@ namespace detail {
 const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops) {
   if (!codec_ops) {
     if (const KKernel* k = float_k_kernel(codec)) return *k;
+    if (const KKernel* k = int_k_kernel(codec)) return *k;
   }
   return codec_k_kernel();
 }
@@ -17,6 +18,7 @@ const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops) {
 const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops) {
   if (!codec_ops) {
     if (const VKernel* v = float_v_kernel(codec)) return *v;
+    if (const VKernel* v = int_v_kernel(codec)) return *v;
   }
   return codec_v_kernel();
 }

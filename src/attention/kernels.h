@@ -52,6 +52,11 @@ const VKernel& codec_v_kernel();
 const KKernel* float_k_kernel(const format::Codec& codec);
 const VKernel* float_v_kernel(const format::Codec& codec);
 
+// Integer-code K kernels (cpu/int_key_kernels.cpp: q8, q4, q4a) and V kernels
+// (cpu/int_value_kernels.cpp); nullptr when the format or geometry has none.
+const KKernel* int_k_kernel(const format::Codec& codec);
+const VKernel* int_v_kernel(const format::Codec& codec);
+
 // The Highway target the specialised kernels run on here, e.g. "AVX3_DL".
 const char* simd_target_name();
 
