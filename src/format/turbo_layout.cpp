@@ -40,6 +40,36 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
   }
 }
 
+void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
+  if (!interleaved) {
+    pack_codes(idx, head_dim, bits, code_row(block, t));
+    return;
+  }
+  KVPACK_DASSERT(bits == 4 && head_dim % 8 == 0, "interleaved codes are 4-bit, d % 8 == 0");
+  uint8_t* codes = block + codes_offset();
+  for (int o = 0; o < head_dim / 8; ++o) {
+    for (int i = 0; i < 4; ++i) {
+      codes[(static_cast<size_t>(o) * page_tokens + t) * 4 + i] =
+          static_cast<uint8_t>(idx[8 * o + i] | (idx[8 * o + 4 + i] << 4));
+    }
+  }
+}
+
+void TurboLayout::load_codes(const uint8_t* block, int t, uint8_t* idx) const {
+  if (!interleaved) {
+    unpack_codes(code_row(block, t), head_dim, bits, idx);
+    return;
+  }
+  const uint8_t* codes = block + codes_offset();
+  for (int o = 0; o < head_dim / 8; ++o) {
+    for (int i = 0; i < 4; ++i) {
+      const uint8_t b = codes[(static_cast<size_t>(o) * page_tokens + t) * 4 + i];
+      idx[8 * o + i] = b & 0xf;
+      idx[8 * o + 4 + i] = b >> 4;
+    }
+  }
+}
+
 void pack_signs(const float* v, int n, uint8_t* out) {
   for (int k = 0; k < n / 8; ++k) {
     uint8_t byte = 0;
