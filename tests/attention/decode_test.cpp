@@ -78,11 +78,10 @@ TEST(Decode, EveryFormatPairMatchesReference) {
 
 TEST(Decode, HeadDimsGroupsAndLengths) {
   ThreadPool pool(2);
-  const std::pair<FormatId, FormatId> pairs[] = {{FormatId::f16, FormatId::f16},
-                                                 {FormatId::bf16, FormatId::f32},
-                                                 {FormatId::q8, FormatId::q8},
-                                                 {FormatId::q4, FormatId::q8},
-                                                 {FormatId::q4a, FormatId::q4}};
+  const std::pair<FormatId, FormatId> pairs[] = {
+      {FormatId::f16, FormatId::f16}, {FormatId::bf16, FormatId::f32},
+      {FormatId::q8, FormatId::q8},   {FormatId::q4, FormatId::q8},
+      {FormatId::q4a, FormatId::q4},  {FormatId::turbo4, FormatId::turbo4}};
   for (auto [k, v] : pairs) {
     for (int dim : {64, 128, 256}) {
       for (int group : {1, 4, 8}) {

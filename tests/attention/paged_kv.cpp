@@ -186,7 +186,8 @@ struct LogitErrors {
   double softcap;
   const attention::KernelInfo* kernel;
   format::FormatId k_format;
-  double sketch_bound = 0;  // per query: sqrt(pi/2)/d * 2 max||x|| * sqrt(d) * ||S q||
+  double sketch_bound = 0;   // per query: sqrt(pi/2)/d * 2 max||x|| * sqrt(d) * ||S q||
+  double rotated_q_max = 0;  // per query: max |(Pi q)_j| (rotated formats)
 
   double operator()(const float* q, const float* k, int dk) const {
     double abs_dot = 0;
@@ -196,7 +197,14 @@ struct LogitErrors {
       err += (2 * rotation_eps(dk) + gamma(dk + 2)) * norm2(q, dk) * norm2(k, dk);
     }
     if (sketched(k_format)) err += gamma(dk + 1) * sketch_bound;
-    if (kernel->query_bits > 0) {
+    // The kernel's own reading of key elements (relative error per element, in the format's
+    // basis): sum_j |q'_j| rho |k'_j| <= rho ||q|| ||k||, q' carrying its int8 rounding.
+    err += kernel->key_rel_error * (1 + 1.0 / 127) * norm2(q, dk) * norm2(k, dk);
+    if (kernel->query_bits > 0 && rotated(k_format)) {
+      // Rounded in the rotated basis: sum_j |dq'_j| |k'_j| <= max|q'| / 254 * sqrt(d) ||k||.
+      const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;
+      err += rotated_q_max / (2 * levels) * std::sqrt(double(dk)) * norm2(k, dk) * (1 + 4 * kU);
+    } else if (kernel->query_bits > 0) {
       const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;  // 127 for int8
       for (int g0 = 0; g0 < dk; g0 += kernel->query_group) {
         double qmax = 0;
@@ -241,6 +249,14 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
       const int64_t lo = params.window > 0 ? std::max<int64_t>(0, pos - params.window + 1) : 0;
       for (int i = h * group; i < (h + 1) * group; ++i) {
         const float* qi = q + (static_cast<size_t>(t) * n_q_heads + i) * dk;
+        if (rotated(logit_error.k_format)) {
+          view.k_codec->prepare_query(h, qi, qp.data());  // qp[0, d) = Pi q
+          logit_error.rotated_q_max = 0;
+          for (int j = 0; j < dk; ++j) {
+            logit_error.rotated_q_max =
+                std::max(logit_error.rotated_q_max, double(std::fabs(qp[j])));
+          }
+        }
         if (sketched(logit_error.k_format)) {
           view.k_codec->prepare_query(h, qi, qp.data());  // qp[d, 2d) = S q
           logit_error.sketch_bound = std::sqrt(std::acos(-1.0) / 2) / dk * 2 * max_key_norm *

@@ -53,7 +53,8 @@ TEST(Targets, EveryTargetMatchesReference) {
   const std::pair<FormatId, FormatId> pairs[] = {{FormatId::f16, FormatId::bf16},
                                                  {FormatId::q8, FormatId::q4},
                                                  {FormatId::q4, FormatId::q8},
-                                                 {FormatId::q4a, FormatId::q4a}};
+                                                 {FormatId::q4a, FormatId::q4a},
+                                                 {FormatId::turbo4, FormatId::turbo4}};
   for (auto [k, v] : pairs) check_targets(k, v, pool);
 }
 
