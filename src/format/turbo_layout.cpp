@@ -2,6 +2,7 @@
 #include "format/turbo_layout.h"
 
 #include "base/error.h"
+#include "kvpack/format.h"
 
 namespace kvpack::format {
 
@@ -41,6 +42,16 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
 }
 
 void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
+  if (grouped) {
+    uint8_t* row = code_row(block, t);
+    const int g = group_size(head_dim), half = g / 2;
+    for (int base = 0; base < head_dim; base += g) {
+      for (int i = 0; i < half; ++i) {
+        row[base / 2 + i] = static_cast<uint8_t>(idx[base + i] | (idx[base + half + i] << 4));
+      }
+    }
+    return;
+  }
   if (!interleaved) {
     pack_codes(idx, head_dim, bits, code_row(block, t));
     return;
@@ -56,6 +67,17 @@ void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
 }
 
 void TurboLayout::load_codes(const uint8_t* block, int t, uint8_t* idx) const {
+  if (grouped) {
+    const uint8_t* row = code_row(block, t);
+    const int g = group_size(head_dim), half = g / 2;
+    for (int base = 0; base < head_dim; base += g) {
+      for (int i = 0; i < half; ++i) {
+        idx[base + i] = row[base / 2 + i] & 0xf;
+        idx[base + half + i] = row[base / 2 + i] >> 4;
+      }
+    }
+    return;
+  }
   if (!interleaved) {
     unpack_codes(code_row(block, t), head_dim, bits, idx);
     return;

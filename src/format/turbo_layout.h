@@ -8,7 +8,10 @@
 //   codes   u8[T][d*b/8]           per token, code j in bits [j*b, j*b + b) of the row, LSB first;
 //                                  turbo4 keys (interleaved): u8[d/8][T][4], byte (o, t, i)
 //                                  holds code 8o + i (low nibble) and 8o + 4 + i (high) of token
-//                                  t, for int8 dot-product instructions (as q4 keys)
+//                                  t, for int8 dot-product instructions (as q4 keys);
+//                                  turbo4 values (grouped): per token row, per group of
+//                                  g = group_size(d) codes, byte i holds code i (low nibble)
+//                                  and code i + g/2 (high), as q4 values (ggml's order)
 //   signs   u8[T][d/8]             QJL only: bit j of the row = 1 when (S r)_j >= 0
 // then zero padding to 64 bytes. With T = 32 the norms fill exactly one cache line, so the codes
 // start cache-line aligned (the QJL gammas fill the second).
@@ -26,6 +29,7 @@ struct TurboLayout {
   int bits;  // bits per MSE code (1..4)
   bool qjl;  // QJL variant: gammas and sign rows present
   bool interleaved = false;  // 4-bit K codes in the channel-interleaved arrangement
+  bool grouped = false;      // 4-bit V codes in q4's nibble order (below)
 
   size_t norms_offset() const { return 0; }
   size_t gammas_offset() const { return 2 * static_cast<size_t>(page_tokens); }

@@ -171,8 +171,8 @@ TEST(Turbo, BlockLayoutIsAsDocumented) {
   for (size_t i = layout.payload_bytes(); i < block.size(); ++i) EXPECT_EQ(block[i], 0);
 }
 
-// turbo4 keys: codes interleaved by channel octets across tokens (docs/formats.md); values keep
-// the row layout. Both decode the same numbers.
+// turbo4 keys: codes interleaved by channel octets across tokens; values: rows in q4's nibble
+// order (docs/formats.md). Both decode the same numbers.
 TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   const int d = 64, t = 16;
   const auto k = make_codec(FormatId::turbo4, CodecConfig{Role::K, d, t, 1, 3});
@@ -181,10 +181,14 @@ TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   std::vector<uint8_t> kb(k->head_bytes()), vb(v->head_bytes());
   k->encode(0, x.x.data(), 3, kb.data());
   v->encode(0, x.x.data(), 3, vb.data());
-  const TurboLayout rows{d, t, 4, false};
   std::vector<uint8_t> idx(static_cast<size_t>(d));
   for (int tok = 0; tok < 3; ++tok) {
-    unpack_codes(rows.code_row(vb.data(), tok), d, 4, idx.data());
+    // Values: q4's nibble order per group of 32: byte i holds code i and code i + 16.
+    const uint8_t* row = vb.data() + 2 * t + static_cast<size_t>(tok) * d / 2;
+    for (int j = 0; j < d; ++j) {
+      const uint8_t byte = row[j / 32 * 16 + j % 16];
+      idx[j] = j % 32 < 16 ? (byte & 0xf) : (byte >> 4);
+    }
     for (int j = 0; j < d; ++j) {
       const uint8_t byte = kb[2 * t + (static_cast<size_t>(j / 8) * t + tok) * 4 + j % 4];
       EXPECT_EQ(j % 8 < 4 ? (byte & 0xf) : (byte >> 4), idx[j]) << "token " << tok << " j " << j;

@@ -37,25 +37,27 @@ struct ValueArgs {
   size_t mins;   // byte offset of f16 mins[G][T] (q4a)
 };
 
-// Channels [j, j + N) of token t as f32 grid values (code, minus 8 for q4).
+// Channels [j, j + N) of token t as f32 grid values (code, minus 8 for q4). p = j % group, the
+// position within the group (a compile-time constant in aligned tiles, so the nibble choice
+// folds away).
 template <Code C>
-HWY_INLINE VF Values(const ValueArgs& a, int t, int j) {
+HWY_INLINE VF Values(const ValueArgs& a, int t, int j, int p) {
   const DF df;
   const hn::RebindToSigned<DF> di;
   if constexpr (C == Code::q8) {
     const hn::Rebind<int8_t, DF> d8;
-    const int8_t* p = reinterpret_cast<const int8_t*>(a.block) + static_cast<size_t>(t) * a.d + j;
-    return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, p)));
+    const int8_t* codes =
+        reinterpret_cast<const int8_t*>(a.block) + static_cast<size_t>(t) * a.d + j;
+    return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, codes)));
   } else {
     // ggml nibble order within a group of 32: position p is byte p % 16, nibble p / 16.
     const hn::Rebind<uint8_t, DF> d8;
     const hn::RebindToUnsigned<DF> du;
-    const int p = j % a.group;
     const uint8_t* bytes = a.block + static_cast<size_t>(t) * (a.d / 2) + (j - p) / 2 + p % 16;
-    const auto wide = hn::PromoteTo(du, hn::LoadU(d8, bytes));
-    const auto codes = p < 16 ? hn::And(wide, hn::Set(du, 0xfu)) : hn::ShiftRight<4>(wide);
-    const VF v = hn::ConvertTo(df, hn::BitCast(di, codes));
-    return C == Code::q4 ? hn::Sub(v, hn::Set(df, 8.0f)) : v;
+    const auto wide = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, bytes)));
+    auto codes = p < 16 ? hn::And(wide, hn::Set(di, 0xf)) : hn::ShiftRight<4>(wide);
+    if constexpr (C == Code::q4) codes = hn::Sub(codes, hn::Set(di, 8));  // integer, not FP
+    return hn::ConvertTo(df, codes);
   }
 }
 
@@ -72,21 +74,31 @@ HWY_INLINE void WeightSteps(const ValueArgs& a, const float* w, size_t ws, int t
   }
 }
 
-template <Code C, int R, int DC>
+// G: channels per step group (16 or 32), a compile-time constant so that vectors of one group
+// share one weight broadcast.
+template <Code C, int R, int DC, int G, bool kAligned>
 HWY_INLINE void AccTile(const ValueArgs& a, const float (*wsb)[kMaxGroups][kMaxLanes], int tb,
                         int j0, float* acc, LineSchedule* pf) {
   const DF df;
-  const int N = static_cast<int>(hn::Lanes(df));
+  constexpr int N = static_cast<int>(hn::MaxLanes(DF()));
+  const int g0 = j0 / G;
   VF v[R][DC];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < DC; ++c) v[r][c] = hn::LoadU(df, acc + r * a.d + j0 + c * N);
   }
   for (int i = 0; i < N; ++i) {
     VF x[DC];
-    for (int c = 0; c < DC; ++c) x[c] = Values<C>(a, tb + i, j0 + c * N);
+    for (int c = 0; c < DC; ++c) {
+      // Aligned tiles start on a group boundary: the position in the group is a constant.
+      const int p = kAligned ? (c * N) % G : (j0 + c * N) % G;
+      x[c] = Values<C>(a, tb + i, j0 + c * N, p);
+    }
     for (int r = 0; r < R; ++r) {
+      VF wv = hn::Set(df, wsb[r][g0][i]);
       for (int c = 0; c < DC; ++c) {
-        v[r][c] = hn::MulAdd(hn::Set(df, wsb[r][(j0 + c * N) / a.group][i]), x[c], v[r][c]);
+        if (c > 0 && (c * N) / G != ((c - 1) * N) / G)
+          wv = hn::Set(df, wsb[r][g0 + (c * N) / G][i]);
+        v[r][c] = hn::MulAdd(wv, x[c], v[r][c]);
       }
     }
     if (pf != nullptr) pf->step();
@@ -115,9 +127,10 @@ HWY_INLINE void AddMins(const ValueArgs& a, const float* w, size_t ws, float* ac
   }
 }
 
-template <Code C, int R>
-HWY_INLINE void AccRows(const ValueArgs& a, const float* w, size_t ws, float* acc, Prefetcher* pf) {
-  const int N = static_cast<int>(hn::Lanes(DF()));
+template <Code C, int R, int G>
+HWY_INLINE void AccRowsG(const ValueArgs& a, const float* w, size_t ws, float* acc,
+                         Prefetcher* pf) {
+  constexpr int N = static_cast<int>(hn::MaxLanes(DF()));
   constexpr int DC = kAccRegs / R >= 8 ? 8 : kAccRegs / R;
   const uint8_t* lines[512];
   LineSchedule prefetch(lines, pf ? pf->take_lines(a.bytes, lines, 512) : 0, a.T);
@@ -127,11 +140,22 @@ HWY_INLINE void AccRows(const ValueArgs& a, const float* w, size_t ws, float* ac
     LineSchedule* first = &prefetch;
     int j0 = 0;
     for (; j0 + DC * N <= a.d; j0 += DC * N, first = nullptr) {
-      AccTile<C, R, DC>(a, wsb, tb, j0, acc, first);
+      AccTile<C, R, DC, G, (DC * N) % G == 0>(a, wsb, tb, j0, acc, first);
     }
-    for (; j0 < a.d; j0 += N, first = nullptr) AccTile<C, R, 1>(a, wsb, tb, j0, acc, first);
+    for (; j0 < a.d; j0 += N, first = nullptr) {
+      AccTile<C, R, 1, G, false>(a, wsb, tb, j0, acc, first);
+    }
   }
   if constexpr (C == Code::q4a) AddMins<R>(a, w, ws, acc);
+}
+
+template <Code C, int R>
+HWY_INLINE void AccRows(const ValueArgs& a, const float* w, size_t ws, float* acc, Prefetcher* pf) {
+  if (a.group == 32) {
+    AccRowsG<C, R, 32>(a, w, ws, acc, pf);
+  } else {
+    AccRowsG<C, R, 16>(a, w, ws, acc, pf);
+  }
 }
 
 template <Code C>

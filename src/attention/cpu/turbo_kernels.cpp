@@ -2,8 +2,9 @@
 // rounded to int8 per group, the codes map to int8 centroids through a 16-entry table (PSHUFB),
 // and per group of channels the integer dot products are summed exactly (VPDPBUSD on AVX-512
 // VNNI; f32 sums of integers elsewhere); logit = norm * table scale * sum_g qscale_g * dot_g.
-// Values (row-layout codes): each token's codes become f32 centroids by a lane table lookup and
-// are added, times weight x norm, into the rotated-basis accumulator; finish() rotates back.
+// Values (rows in q4's nibble order): each token's codes become f32 centroids by a lane table
+// lookup and are added, times weight x norm, into the rotated-basis accumulator; finish() rotates
+// back.
 #define HWY_WANT_AVX3_DL 1
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/turbo_kernels.cpp"
@@ -188,28 +189,26 @@ HWY_INLINE VF Centroids(hn::Vec<hn::RebindToSigned<DF>> idx, const float* table)
 }
 #endif
 
-// Centroids of codes [j, j + 2N) of a row (code j in bits 4j.. of the row, low nibble first).
+// Centroids of codes [j, j + N) of a token row in q4's nibble order (groups of 32: byte i
+// holds code i low and code i + 16 high; docs/formats.md).
 #if HWY_TARGET == HWY_SCALAR
-HWY_INLINE void RowCentroids(const uint8_t* row, int j, const float* table, VF& first, VF& second) {
-  first = hn::Set(DF(), table[row[j / 2] & 0xf]);
-  second = hn::Set(DF(), table[row[j / 2] >> 4]);
+HWY_INLINE VF CentroidsAt(const uint8_t* row, int j, int p, const float* table) {
+  const uint8_t b = row[j / 32 * 16 + j % 16];
+  return hn::Set(DF(), table[p < 16 ? (b & 0xf) : (b >> 4)]);
 }
 #else
-HWY_INLINE void RowCentroids(const uint8_t* row, int j, const float* table, VF& first, VF& second) {
-  const DF df;
+// p = j % 32 (a compile-time constant in aligned tiles).
+HWY_INLINE VF CentroidsAt(const uint8_t* row, int j, int p, const float* table) {
   const hn::Rebind<uint8_t, DF> du8;
   const hn::RebindToUnsigned<DF> du;
   const hn::RebindToSigned<DF> di;
-  const auto bytes = hn::LoadU(du8, row + j / 2);
-  const auto lo = hn::And(bytes, hn::Set(du8, uint8_t{0x0f}));
-  const auto hi = hn::ShiftRight<4>(bytes);
-  first = Centroids(hn::BitCast(di, hn::PromoteTo(du, hn::InterleaveLower(du8, lo, hi))), table);
-  second = Centroids(hn::BitCast(di, hn::PromoteTo(du, hn::InterleaveUpper(du8, lo, hi))), table);
-  (void)df;
+  const auto wide = hn::PromoteTo(du, hn::LoadU(du8, row + j / 32 * 16 + p % 16));
+  const auto codes = p < 16 ? hn::And(wide, hn::Set(du, 0xfu)) : hn::ShiftRight<4>(wide);
+  return Centroids(hn::BitCast(di, codes), table);
 }
 #endif
 
-template <int R, int DC>
+template <int R, int DC, bool kAligned>
 HWY_INLINE void AccTile(const uint8_t* codes, int T, int d, int j0, const float* table,
                         const float (*wn)[kMaxPageTokens], float* acc, LineSchedule* pf) {
   const DF df;
@@ -221,7 +220,9 @@ HWY_INLINE void AccTile(const uint8_t* codes, int T, int d, int j0, const float*
   for (int t = 0; t < T; ++t) {
     VF x[DC];
     const uint8_t* row = codes + static_cast<size_t>(t) * (d / 2);
-    for (int c = 0; c < DC; c += 2) RowCentroids(row, j0 + c * N, table, x[c], x[c + 1]);
+    for (int c = 0; c < DC; ++c) {
+      x[c] = CentroidsAt(row, j0 + c * N, kAligned ? (c * N) % 32 : (j0 + c * N) % 32, table);
+    }
     for (int r = 0; r < R; ++r) {
       const VF w = hn::Set(df, wn[r][t]);
       for (int c = 0; c < DC; ++c) v[r][c] = hn::MulAdd(w, x[c], v[r][c]);
@@ -238,7 +239,7 @@ HWY_INLINE void AccRows(const uint8_t* block, int T, int d, size_t bytes, const 
                         const float* w, size_t ws, float* acc, Prefetcher* pf) {
   const DF df;
   const int N = static_cast<int>(hn::Lanes(df));
-  constexpr int DC = kAccRegs / R >= 8 ? 8 : (kAccRegs / R >= 2 ? kAccRegs / R : 2);
+  constexpr int DC = kAccRegs / R >= 8 ? 8 : kAccRegs / R;
   float wn[R][kMaxPageTokens];  // weight x stored norm per row and token
   for (int t = 0; t < T; t += N) {
     const VF norm = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(block) + t);
@@ -251,10 +252,11 @@ HWY_INLINE void AccRows(const uint8_t* block, int T, int d, size_t bytes, const 
   LineSchedule* first = &prefetch;
   int j0 = 0;
   for (; j0 + DC * N <= d; j0 += DC * N, first = nullptr) {
-    AccTile<R, DC>(codes, T, d, j0, table, wn, acc, first);
+    AccTile<R, DC, (DC * hn::MaxLanes(DF())) % 32 == 0>(codes, T, d, j0, table, wn, acc, first);
   }
-  for (; j0 < d; j0 += 2 * N, first = nullptr)
-    AccTile<R, 2>(codes, T, d, j0, table, wn, acc, first);
+  for (; j0 < d; j0 += N, first = nullptr) {
+    AccTile<R, 1, false>(codes, T, d, j0, table, wn, acc, first);
+  }
 }
 
 void AccumulateTurbo4(const uint8_t* const* blocks, int n_pages, int T, int d, size_t block_bytes,
