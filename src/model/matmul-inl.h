@@ -258,10 +258,13 @@ HWY_INLINE void TileInt8(const MatmulJob& job, int64_t r0, int64_t r_end, int64_
 // ---------------------------------------------------------------------------------------------
 // Integer path, AVX-512 VNNI: VPDPBUSD multiplies unsigned by signed bytes, so weights are made
 // unsigned (Q8_0: w + 128 by flipping the sign bit; Q4_0: the raw nibble q, i.e. w + 8) and the
-// offset times the activations is subtracted through the accumulator's start value, bias8, so
-// each int32 lane is exactly its 4 values' dot product. Two blocks per 512-bit vector.
+// offset times the activations is subtracted through the accumulator's start value (bias_lanes),
+// so each int32 lane is exactly its 4 values' dot product. Two blocks per 512-bit vector, their
+// 4-byte groups interleaved (ActivationsQ8), so the pair of f16 scales is one 32-bit broadcast.
 #if HWY_TARGET == HWY_AVX3_DL
 
+// Weights of blocks b and b+1 (zero for b+1 when !kPair) in the interleaved lane order, and the
+// scale of each lane's block.
 template <bool kQ4, bool kPair>
 HWY_INLINE void LoadWeightsVnni(const uint8_t* row, int64_t b, __m512i* wv, __m512* dw) {
   constexpr int64_t kBlockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
@@ -270,27 +273,28 @@ HWY_INLINE void LoadWeightsVnni(const uint8_t* row, int64_t b, __m512i* wv, __m5
   uint16_t d0, d1 = 0;
   std::memcpy(&d0, p0, 2);
   if constexpr (kPair) std::memcpy(&d1, p1, 2);
-  const __m256i dh =
-      _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(d0))),
-                              _mm_set1_epi16(static_cast<short>(d1)), 1);
-  *dw = _mm512_cvtph_ps(dh);  // [d0 x 8 | d1 x 8]
-  __m256i lo, hi = _mm256_setzero_si256();
+  *dw = _mm512_cvtph_ps(_mm256_set1_epi32(static_cast<int>(d0 | (uint32_t{d1} << 16))));
   if constexpr (kQ4) {
-    const __m256i mask = _mm256_set1_epi8(0x0f);
+    // [v0 | v1]: low nibbles are values 0..15 of each block (groups 0..3), high ones 16..31.
     const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + 2));
-    lo = _mm256_and_si256(
-        _mm256_inserti128_si256(_mm256_castsi128_si256(v0), _mm_srli_epi16(v0, 4), 1), mask);
-    if constexpr (kPair) {
-      const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + 2));
-      hi = _mm256_and_si256(
-          _mm256_inserti128_si256(_mm256_castsi128_si256(v1), _mm_srli_epi16(v1, 4), 1), mask);
-    }
-    *wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    const __m128i v1 =
+        kPair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + 2)) : _mm_setzero_si128();
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(v0), v1, 1);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const __m256i lo = _mm256_and_si256(v, mask);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+    // Group k of block 0 / block 1: lo lane k / 4 + k for k < 4, hi lane k - 4 / k for k >= 4
+    // (hi's lanes are 16.. in the two-source index).
+    const __m512i idx = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 16, 20, 17, 21, 18, 22, 19, 23);
+    *wv = _mm512_permutex2var_epi32(_mm512_castsi256_si512(lo), idx, _mm512_castsi256_si512(hi));
   } else {
-    lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0 + 2));
-    if constexpr (kPair) hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1 + 2));
-    *wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
-                           _mm512_set1_epi8(static_cast<char>(0x80)));
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0 + 2));
+    const __m256i hi = kPair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1 + 2))
+                             : _mm256_setzero_si256();
+    const __m512i idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i w =
+        _mm512_permutex2var_epi32(_mm512_castsi256_si512(lo), idx, _mm512_castsi256_si512(hi));
+    *wv = _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80)));
   }
 }
 
@@ -304,9 +308,9 @@ HWY_INLINE void TileVnni(const MatmulJob& job, int64_t r0, int64_t r_end, int64_
   const float* xd[T];
   const int32_t* xb[T];
   for (int t = 0; t < T; ++t) {
-    xq[t] = a.qs + (t0 + t) * a.n_blocks * kQBlock;
-    xd[t] = a.d8 + (t0 + t) * a.n_blocks * 8;
-    xb[t] = a.bias8 + (t0 + t) * a.n_blocks * 8;
+    xq[t] = a.qs_pairs + (t0 + t) * a.n_blocks * kQBlock;
+    xd[t] = a.d_lanes + (t0 + t) * a.n_blocks * 8;
+    xb[t] = a.bias_lanes + (t0 + t) * a.n_blocks * 8;
   }
   __m512 acc[R][T];
   for (int i = 0; i < R; ++i)
@@ -315,8 +319,9 @@ HWY_INLINE void TileVnni(const MatmulJob& job, int64_t r0, int64_t r_end, int64_
   auto step = [&](int64_t b, auto pair) HWY_ATTR {
     __m512i wv[R];
     __m512 dw[R];
-    for (int i = 0; i < R; ++i)
+    for (int i = 0; i < R; ++i) {
       LoadWeightsVnni<kQ4, decltype(pair)::value>(rows[i], b, &wv[i], &dw[i]);
+    }
     for (int t = 0; t < T; ++t) {
       const __m512i xv = _mm512_loadu_si512(xq[t] + b * kQBlock);
       const __m512i bias = _mm512_loadu_si512(xb[t] + b * 8);
@@ -330,7 +335,7 @@ HWY_INLINE void TileVnni(const MatmulJob& job, int64_t r0, int64_t r_end, int64_
   const int64_t nb = w.cols / kQBlock;
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) step(b, std::true_type());
-  if (b < nb) step(b, std::false_type());  // odd block count: the upper half is zero
+  if (b < nb) step(b, std::false_type());  // odd block count: the second block is zero
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < R && r0 + i < r_end; ++i) {
       job.y[(t0 + t) * w.rows + r0 + i] = _mm512_reduce_add_ps(acc[i][t]);
@@ -440,19 +445,20 @@ void QuantizeActivations(const float* x, int64_t n_tokens, int64_t cols, int off
       d[b] = 0.0f;
       std::memset(qs + b * kQBlock, 0, kQBlock);
     }
-    if (a.d8 == nullptr) continue;
-    for (int64_t b = 0; b < a.n_blocks; ++b) {
-      const int8_t* q = qs + b * kQBlock;
-      for (int lane = 0; lane < 8; ++lane) {
-        const int s4 = q[4 * lane] + q[4 * lane + 1] + q[4 * lane + 2] + q[4 * lane + 3];
-        a.bias8[(t * a.n_blocks + b) * 8 + lane] = -offset * s4;
-        a.d8[(t * a.n_blocks + b) * 8 + lane] = d[b];
+    if (a.qs_pairs == nullptr) continue;
+    for (int64_t pair = 0; pair < a.n_blocks / 2; ++pair) {
+      const int64_t at = t * a.n_blocks / 2 + pair;
+      for (int lane = 0; lane < 16; ++lane) {
+        const int8_t* g = qs + (2 * pair + (lane & 1)) * kQBlock + 4 * (lane >> 1);
+        std::memcpy(a.qs_pairs + at * 64 + 4 * lane, g, 4);
+        a.bias_lanes[at * 16 + lane] = -offset * (g[0] + g[1] + g[2] + g[3]);
+        a.d_lanes[at * 16 + lane] = d[2 * pair + (lane & 1)];
       }
     }
   }
 }
 
-// Whether this target's integer kernel reads the VNNI layout (d8, bias8).
+// Whether this target's integer kernel reads the VNNI layout (qs_pairs, d_lanes, bias_lanes).
 bool WantsVnniLayout() {
   return HWY_TARGET == HWY_AVX3_DL;
 }

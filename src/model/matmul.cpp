@@ -51,7 +51,8 @@ struct Q8Scratch {
     const size_t qs_bytes = round_up(n_blk * kQBlock, kCacheLine);
     const size_t d_bytes = round_up(n_blk * sizeof(float), kCacheLine);
     const size_t lane_bytes = vnni ? round_up(n_blk * 8 * sizeof(float), kCacheLine) : 0;
-    const size_t need = qs_bytes + d_bytes + 2 * lane_bytes;
+    const size_t pair_bytes = vnni ? qs_bytes : 0;
+    const size_t need = qs_bytes + d_bytes + pair_bytes + 2 * lane_bytes;
     if (need > capacity) {
       bytes = make_aligned<uint8_t>(need);
       capacity = need;
@@ -60,8 +61,10 @@ struct Q8Scratch {
     acts.n_blocks = nb;
     acts.qs = reinterpret_cast<int8_t*>(p);
     acts.d = reinterpret_cast<float*>(p + qs_bytes);
-    acts.d8 = vnni ? reinterpret_cast<float*>(p + qs_bytes + d_bytes) : nullptr;
-    acts.bias8 = vnni ? reinterpret_cast<int32_t*>(p + qs_bytes + d_bytes + lane_bytes) : nullptr;
+    p += qs_bytes + d_bytes;
+    acts.qs_pairs = vnni ? reinterpret_cast<int8_t*>(p) : nullptr;
+    acts.d_lanes = vnni ? reinterpret_cast<float*>(p + pair_bytes) : nullptr;
+    acts.bias_lanes = vnni ? reinterpret_cast<int32_t*>(p + pair_bytes + lane_bytes) : nullptr;
     HWY_DYNAMIC_DISPATCH(QuantizeActivations)
     (x, n_tokens, cols, type == GgmlType::Q8_0 ? 128 : 8, acts);
     return acts;

@@ -14,10 +14,12 @@ struct ActivationsQ8 {
   int64_t n_blocks = 0;
   int8_t* qs = nullptr;  // [n_tokens][n_blocks * 32]
   float* d = nullptr;    // [n_tokens][n_blocks]   f16 scale, widened
-  // VNNI layout (AVX-512 VNNI target only): each block's scale and its offset correction spread
-  // over the 8 int32 lanes the block's dot product occupies.
-  float* d8 = nullptr;       // [n_tokens][n_blocks][8]
-  int32_t* bias8 = nullptr;  // [n_tokens][n_blocks][8] = -(offset / 8) * sum(qs of the block)
+  // VNNI layout (AVX-512 VNNI target only): blocks in pairs with their 4-value groups
+  // interleaved, int32 lane 2k holding group k of the even block and lane 2k+1 group k of the
+  // odd one, so one 512-bit vector holds two blocks and a broadcast f16 scale pair matches it.
+  int8_t* qs_pairs = nullptr;     // [n_tokens][n_blocks / 2][64]
+  float* d_lanes = nullptr;       // [n_tokens][n_blocks / 2][16]  scale of each lane's block
+  int32_t* bias_lanes = nullptr;  // [n_tokens][n_blocks / 2][16]  -offset * sum of its 4 quants
 };
 
 struct MatmulJob {
