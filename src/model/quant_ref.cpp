@@ -254,4 +254,23 @@ double q8_activation_error_bound(GgmlType t, const void* w, const float* x, int6
   return bound;
 }
 
+double q8_activation_error_rms(GgmlType t, const void* w, const float* x, int64_t n) {
+  if (t != GgmlType::Q8_0 && t != GgmlType::Q4_0) return 0.0;
+  KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
+  const auto* p = static_cast<const uint8_t*>(w);
+  const size_t block_bytes = static_cast<size_t>(weight_block_bytes(t));
+  float wf[kQBlock];
+  double var = 0.0;
+  for (int64_t b = 0; b < n / kQBlock; ++b) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[b * kQBlock + j]));
+    const double d = f16_to_f32(f32_to_f16(amax / 127.0f));
+    dequantize_row_ref(t, p + static_cast<size_t>(b) * block_bytes, wf, kQBlock);
+    double w2 = 0.0;
+    for (int j = 0; j < kQBlock; ++j) w2 += static_cast<double>(wf[j]) * wf[j];
+    var += w2 * d * d / 12.0;
+  }
+  return std::sqrt(var);
+}
+
 }  // namespace kvpack::model

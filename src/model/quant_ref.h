@@ -65,5 +65,9 @@ double vec_dot_q8_ref(GgmlType t, const void* w, const BlockQ8_0* xq, int64_t n,
 // (rounding to the grid, plus the f16 rounding of the scale; <= 0.57 d for normal f16 scales), so
 // the bound is the sum over blocks of that times sum |w| over the block. Zero for F32/F16/BF16.
 double q8_activation_error_bound(GgmlType t, const void* w, const float* x, int64_t n);
+// The typical size of that error: its standard deviation when each activation's rounding error is
+// independent and uniform over its grid step d, sqrt(sum_j w_j^2 d^2 / 12). Random-data tests see
+// errors of a few of these; the bound above is usually 10-30 times larger.
+double q8_activation_error_rms(GgmlType t, const void* w, const float* x, int64_t n);
 
 }  // namespace kvpack::model
