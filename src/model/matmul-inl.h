@@ -14,18 +14,18 @@
 #include <hwy/highway.h>
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 #include "base/error.h"
 #include "base/half.h"
 #include "model/matmul_kernels.h"
 #include "model/quant_ref.h"
 
-HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
 // Highway's AVX3_DL target implies AVX-512 VNNI (its runtime check requires it) but does not
-// enable it for the compiler; until HWY_AFTER_NAMESPACE pops the options.
-#pragma GCC target("avx512vnni")
+// enable it for the compiler: this target's functions get it added (HWY_AFTER_NAMESPACE pops).
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni")
+#else
+HWY_BEFORE_NAMESPACE();
 #endif
 namespace kvpack::model::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -298,6 +298,25 @@ HWY_INLINE void LoadWeightsVnni(const uint8_t* row, int64_t b, __m512i* wv, __m5
   }
 }
 
+// One pair of blocks (b, b+1) of a tile: acc[i][t] += the pair's dot products, scaled.
+template <bool kQ4, bool kPair, int R, int T>
+HWY_INLINE void StepVnni(const uint8_t* const* rows, const int8_t* const* xq,
+                         const int32_t* const* xb, const float* const* xd, int64_t b,
+                         __m512 (&acc)[R][T]) {
+  __m512i wv[R];
+  __m512 dw[R];
+  for (int i = 0; i < R; ++i) LoadWeightsVnni<kQ4, kPair>(rows[i], b, &wv[i], &dw[i]);
+  for (int t = 0; t < T; ++t) {
+    const __m512i xv = _mm512_loadu_si512(xq[t] + b * kQBlock);
+    const __m512i bias = _mm512_loadu_si512(xb[t] + b * 8);
+    const __m512 dx = _mm512_loadu_ps(xd[t] + b * 8);
+    for (int i = 0; i < R; ++i) {
+      const __m512i dot = _mm512_dpbusd_epi32(bias, wv[i], xv);
+      acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][t]);
+    }
+  }
+}
+
 template <bool kQ4, int R, int T>
 HWY_INLINE void TileVnni(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
   const WeightMatrix& w = *job.w;
@@ -316,26 +335,10 @@ HWY_INLINE void TileVnni(const MatmulJob& job, int64_t r0, int64_t r_end, int64_
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
 
-  auto step = [&](int64_t b, auto pair) HWY_ATTR {
-    __m512i wv[R];
-    __m512 dw[R];
-    for (int i = 0; i < R; ++i) {
-      LoadWeightsVnni<kQ4, decltype(pair)::value>(rows[i], b, &wv[i], &dw[i]);
-    }
-    for (int t = 0; t < T; ++t) {
-      const __m512i xv = _mm512_loadu_si512(xq[t] + b * kQBlock);
-      const __m512i bias = _mm512_loadu_si512(xb[t] + b * 8);
-      const __m512 dx = _mm512_loadu_ps(xd[t] + b * 8);
-      for (int i = 0; i < R; ++i) {
-        const __m512i dot = _mm512_dpbusd_epi32(bias, wv[i], xv);
-        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][t]);
-      }
-    }
-  };
   const int64_t nb = w.cols / kQBlock;
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) step(b, std::true_type());
-  if (b < nb) step(b, std::false_type());  // odd block count: the second block is zero
+  for (; b + 2 <= nb; b += 2) StepVnni<kQ4, true, R, T>(rows, xq, xb, xd, b, acc);
+  if (b < nb) StepVnni<kQ4, false, R, T>(rows, xq, xb, xd, b, acc);  // odd count: 2nd is zero
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < R && r0 + i < r_end; ++i) {
       job.y[(t0 + t) * w.rows + r0 + i] = _mm512_reduce_add_ps(acc[i][t]);
