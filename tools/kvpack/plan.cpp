@@ -47,6 +47,7 @@ std::string attention_text(const plan::ModelShape& m) {
 void print_model_json(const plan::ModelShape& m, const std::vector<plan::Plan>& plans,
                       const PlanSettings& s) {
   using J = nlohmann::ordered_json;
+  // Head counts: one number when every layer agrees, else one entry per layer.
   J q = J::array();
   J kv = J::array();
   J sliding = J::array();
@@ -56,6 +57,14 @@ void print_model_json(const plan::ModelShape& m, const std::vector<plan::Plan>& 
     kv.push_back(layer.kv_heads);
     if (layer.sliding && layer.kv_heads > 0) sliding.push_back(l);
   }
+  const auto collapse = [](const J& a) {
+    for (const auto& x : a) {
+      if (x != a.front()) return a;
+    }
+    return a.front();
+  };
+  q = collapse(q);
+  kv = collapse(kv);
   J out;
   out["model"] = {{"name", m.name},
                   {"source", m.source},
