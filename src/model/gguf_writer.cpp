@@ -1,5 +1,6 @@
 #include "model/gguf_writer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -269,7 +270,6 @@ GgufWriter::GgufWriter(uint64_t alignment, uint32_t version)
     fail("GGUF writer: alignment {} is not a power of two up to 65536", alignment);
   }
   if (version != 2 && version != 3) fail("GGUF writer: version {} (expected 2 or 3)", version);
-  if (alignment != 32) set("general.alignment", gguf_uint(GgufType::u32, alignment));
 }
 
 GgufWriter& GgufWriter::set(const std::string& key, GgufValue value) {
@@ -331,7 +331,17 @@ std::vector<uint8_t> GgufWriter::bytes() const {
   s.put<uint32_t>(0x46554747);  // "GGUF"
   s.put<uint32_t>(version_);
   s.put<uint64_t>(tensors_.size());
-  s.put<uint64_t>(kv_.size());
+  // A non-default alignment must be in the metadata; it goes first unless the caller set it.
+  const bool add_alignment =
+      alignment_ != 32 && std::none_of(kv_.begin(), kv_.end(), [](const auto& kv) {
+        return kv.first == "general.alignment";
+      });
+  s.put<uint64_t>(kv_.size() + (add_alignment ? 1 : 0));
+  if (add_alignment) {
+    s.put_string("general.alignment");
+    s.put(static_cast<uint32_t>(GgufType::u32));
+    s.put(static_cast<uint32_t>(alignment_));
+  }
   for (const auto& [key, value] : kv_) {
     if (key == "general.alignment" && alignment_value(value) != alignment_) {
       fail("GGUF writer: general.alignment {} disagrees with the writer's alignment {}",

@@ -32,7 +32,8 @@ GgufValue gguf_nested_array(std::vector<GgufValue> arrays);  // every element an
 // a multiple of `alignment`, each padded with zeros to the next multiple (as ggml writes them).
 class GgufWriter {
  public:
-  // alignment: a power of two; when not 32 the writer stores it as general.alignment (u32).
+  // alignment: a power of two. When it is not 32 and no general.alignment key is set, bytes()
+  // stores it as general.alignment (u32) ahead of the other keys.
   explicit GgufWriter(uint64_t alignment = 32, uint32_t version = 3);
 
   // Adds or replaces a metadata key (replacing keeps the key's original position).

@@ -139,6 +139,7 @@ TEST(GgufWriter, WritesFilesTheReaderOpens) {
   const GgufFile f = GgufFile::open(path.string());
   EXPECT_EQ(f.alignment(), 64u);
   EXPECT_EQ(f.get_int("general.alignment"), 64);
+  EXPECT_EQ(f.metadata()[0].first, "general.alignment");  // added ahead of the caller's keys
   EXPECT_EQ(f.find_tensor("w")->bytes, 128u);
   std::filesystem::remove(path);
 }
