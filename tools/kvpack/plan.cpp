@@ -113,24 +113,27 @@ void print_model_json(const plan::ModelShape& m, const std::vector<plan::Plan>& 
   std::printf("%s\n", out.dump(2).c_str());
 }
 
-void print_model_text(const plan::ModelShape& m, const std::vector<plan::Plan>& plans,
-                      const PlanSettings& s) {
-  const bool budget = !s.budgets.empty();
-  const bool sliding = m.sliding_layers() > 0;
-  const int64_t ctx = plans.front().context;
-  std::printf(
-      "model     %s (%s, %s): %d layers, %s; %s query / %s KV heads; head dim %d (K), %d (V)\n",
-      m.name.c_str(), m.source.c_str(), m.arch.c_str(), m.n_layers(), attention_text(m).c_str(),
-      m.q_heads_text().c_str(), m.kv_heads_text().c_str(), m.head_dim_k, m.head_dim_v);
+void print_model_header(const plan::ModelShape& m, const PlanSettings& s) {
+  std::printf("model     %s (%s, arch %s)\n", m.name.c_str(), m.source.c_str(), m.arch.c_str());
+  std::printf("shape     %d layers, %s; %s query / %s KV heads; head dim %d (K), %d (V)\n",
+              m.n_layers(), attention_text(m).c_str(), m.q_heads_text().c_str(),
+              m.kv_heads_text().c_str(), m.head_dim_k, m.head_dim_v);
   std::printf("context   native %s, supported up to %s\n", group_digits(m.native_context).c_str(),
               group_digits(m.max_context).c_str());
   std::printf("weights   %s (%s)\n", format_bytes(static_cast<double>(m.weight_bytes)).c_str(),
               m.weights_from.c_str());
   std::printf("overhead  %s (runtime, prefill buffers, logits, page tables; an estimate)\n",
               format_bytes(static_cast<double>(s.overhead)).c_str());
-  if (budget) std::printf("budget    %s\n", s.budgets[0].label.c_str());
+  if (!s.budgets.empty()) std::printf("budget    %s\n", s.budgets[0].label.c_str());
   std::printf("\n");
+}
 
+void print_model_text(const plan::ModelShape& m, const std::vector<plan::Plan>& plans,
+                      const PlanSettings& s) {
+  const bool budget = !s.budgets.empty();
+  const bool sliding = m.sliding_layers() > 0;
+  const int64_t ctx = plans.front().context;
+  print_model_header(m, s);
   std::vector<std::string> head = {"policy", "B/token"};
   if (sliding) head.push_back("B/token sliding");
   for (const char* h : {"KV @ ", "total @ "}) head.push_back(h + short_tokens(ctx));
@@ -155,17 +158,18 @@ void print_model_text(const plan::ModelShape& m, const std::vector<plan::Plan>& 
     t.add_row(std::move(row));
   }
   std::printf("%s", (s.markdown ? t.to_markdown() : t.to_text()).c_str());
+  std::printf("\nB/token: K+V bytes per token, scales and page alignment included%s.\n",
+              sliding ? " (sliding layers:\nonly until their window fills)" : "");
   std::printf(
-      "\nB/token: K+V bytes per token%s, scales and page alignment included. KV: one session "
-      "of %s tokens,\nwhole %d-token pages plus an f32 page per layer for tokens not yet "
-      "encoded.\n",
-      sliding ? " on full layers (sliding: until their window fills)" : "",
+      "KV: one session of %s tokens in whole %d-token pages, plus an f32 page per layer\n"
+      "for the tokens not yet encoded.\n",
       group_digits(ctx).c_str(), s.page_tokens);
   if (budget) {
     std::printf(
-        "max context: one session, whole pages%s. sessions: independent sessions of %s "
-        "tokens that fit together.\n",
-        m.max_context > 0 ? "; * more than the model supports" : "", group_digits(ctx).c_str());
+        "max context: one session, whole pages (* more than the model supports).\n"
+        "sessions: independent sessions of %s tokens that fit together (no shared "
+        "prefixes).\n",
+        group_digits(ctx).c_str());
   }
 }
 

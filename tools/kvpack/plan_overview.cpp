@@ -50,10 +50,10 @@ std::string render(const Table& t, const PlanSettings& s) {
 }
 
 void print_bytes_table(const std::vector<Row>& rows, const PlanSettings& s) {
-  std::vector<std::string> head = {"model", "layers", "KV heads x dim", "weights"};
+  std::vector<std::string> head = {"model", "layers", "KV x dim", "weights"};
   for (const auto& pol : s.policies) head.push_back(policy_label(pol));
   Table t(head);
-  t.align_left(0);
+  t.align_left(0).align_left(1);
   for (const auto& r : rows) {
     const plan::Preset& p = plan::find_preset(r.model.name);
     std::string layers = std::to_string(p.layers);
