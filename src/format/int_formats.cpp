@@ -1,0 +1,233 @@
+// q8, q4 and q4a: integer codes with an f16 step (and, for q4a, an f16 min) per group of
+// g = group_size(d) values of one token: llama.cpp's q8_0, q4_0 and q4_1 maths.
+//
+// Head block (one head of one page; T = page_tokens, d = head_dim, G = d / g groups per token,
+// b = 8 or 4 bits per code):
+//   codes  [T][d * b / 8] bytes, token-major; within a token, groups in channel order
+//   steps  f16[T][G]  at byte offset T * d * b / 8
+//   mins   f16[T][G]  right after the steps (q4a only)
+// q8:  code byte = int8 k,          x = k * step,         k = round(x / step), step = amax / 127
+// q4:  code nibble u = k + 8,       x = (u - 8) * step,   k in -7..7,          step = amax / 7
+// q4a: code nibble u,               x = u * step + min,   u in 0..15,   step = (max - min) / 15
+// 4-bit codes are packed as ggml's block_q4_0.qs within each group: byte i (i < g/2) of the
+// group holds value i in its low nibble and value i + g/2 in its high nibble, so a group's code
+// bytes equal ggml's for the same grid indices.
+//
+// q4 differs from ggml's q4_0 encoder on purpose: ggml maps the group's signed extreme to -8
+// (step = max / -8), so values of the other sign can be clamped by up to a whole step at +7;
+// here step = amax / 7 and codes 1..15 are used, so every value is within half a step. The
+// decode (x = (u - 8) * step) and byte layout are ggml's. All three formats round against the
+// stored f16 step and min (see quant.h), not the unrounded ones as ggml does.
+#include <string>
+
+#include "format/families.h"
+#include "format/quant.h"
+
+namespace kvpack::format {
+namespace {
+
+// Format traits: bits per code, whether the grid has a min, and its top index.
+struct Q8 {
+  static constexpr int kBits = 8;
+  static constexpr bool kAsym = false;
+  static constexpr int kTop = 127;
+};
+struct Q4 {
+  static constexpr int kBits = 4;
+  static constexpr bool kAsym = false;
+  static constexpr int kTop = 7;
+};
+struct Q4A {
+  static constexpr int kBits = 4;
+  static constexpr bool kAsym = true;
+  static constexpr int kTop = 15;  // levels: indices 0..15
+};
+
+// The byte layout of one head block; every offset and code position is computed here.
+template <typename F>
+struct GroupLayout {
+  int d;  // head dim
+  int T;  // page tokens
+  int g;  // group size
+
+  GroupLayout(int head_dim, int page_tokens)
+      : d(head_dim), T(page_tokens), g(group_size(head_dim)) {}
+
+  int groups() const { return d / g; }
+  size_t row_bytes() const { return static_cast<size_t>(d) * F::kBits / 8; }
+  size_t steps_offset() const { return static_cast<size_t>(T) * row_bytes(); }
+  size_t mins_offset() const { return steps_offset() + 2 * static_cast<size_t>(T) * groups(); }
+  size_t payload() const {
+    return F::kAsym ? mins_offset() + (mins_offset() - steps_offset()) : mins_offset();
+  }
+
+  const uint8_t* row(const uint8_t* block, int t) const { return block + t * row_bytes(); }
+  uint8_t* row(uint8_t* block, int t) const { return block + t * row_bytes(); }
+  // Byte offsets of token t's group gi step and min.
+  size_t step_at(int t, int gi) const { return steps_offset() + 2 * (size_t(t) * groups() + gi); }
+  size_t min_at(int t, int gi) const { return mins_offset() + 2 * (size_t(t) * groups() + gi); }
+
+  // Grid index of value j of a token row: signed for q8/q4, 0..15 for q4a.
+  int get(const uint8_t* r, int j) const {
+    if constexpr (F::kBits == 8) {
+      return static_cast<int8_t>(r[j]);
+    } else {
+      const int half = g / 2, base = j - j % g, p = j % g;
+      const uint8_t byte = r[base / 2 + p % half];
+      const int u = p < half ? (byte & 0xf) : (byte >> 4);
+      return F::kAsym ? u : u - 8;
+    }
+  }
+
+  void put(uint8_t* r, int j, int k) const {
+    if constexpr (F::kBits == 8) {
+      r[j] = static_cast<uint8_t>(static_cast<int8_t>(k));
+    } else {
+      const int half = g / 2, base = j - j % g, p = j % g;
+      const unsigned u = static_cast<unsigned>(F::kAsym ? k : k + 8);
+      uint8_t& byte = r[base / 2 + p % half];
+      byte = p < half ? static_cast<uint8_t>((byte & 0xf0) | u)
+                      : static_cast<uint8_t>((byte & 0x0f) | (u << 4));
+    }
+  }
+};
+
+template <typename F>
+class GroupCodec final : public Codec {
+ public:
+  GroupCodec(const FormatInfo& info, const CodecConfig& config)
+      : Codec(info, config), lay_(config.head_dim, config.page_tokens) {}
+
+  // x: [n][d]. Each token's groups get their own grid.
+  void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {
+    zero_padding(block, lay_.payload(), head_bytes());
+    const int g = lay_.g;
+    float v[32];  // one group, saturated into f16's range
+    for (int t = 0; t < n; ++t) {
+      uint8_t* r = lay_.row(block, t);
+      for (int gi = 0; gi < lay_.groups(); ++gi) {
+        float lo = 0, hi = 0, amax = 0;
+        for (int p = 0; p < g; ++p) {
+          v[p] = saturate_input(x[static_cast<size_t>(t) * lay_.d + gi * g + p]);
+          lo = p == 0 ? v[p] : std::min(lo, v[p]);
+          hi = p == 0 ? v[p] : std::max(hi, v[p]);
+          amax = std::max(amax, std::fabs(v[p]));
+        }
+        float step, min = 0;
+        if constexpr (F::kAsym) {
+          const AsymGrid grid = fit_asym(lo, hi, F::kTop);
+          store_f16(block + lay_.step_at(t, gi), grid.step);
+          store_f16(block + lay_.min_at(t, gi), grid.min);
+          step = f16_to_f32(grid.step);
+          min = f16_to_f32(grid.min);
+        } else {
+          const uint16_t s = fit_step(amax, F::kTop, F::kTop + 0.5);
+          store_f16(block + lay_.step_at(t, gi), s);
+          step = f16_to_f32(s);
+        }
+        for (int p = 0; p < g; ++p) {
+          const int k =
+              F::kAsym ? round_asym(v[p], min, step, F::kTop) : round_sym(v[p], step, F::kTop);
+          lay_.put(r, gi * g + p, k);
+        }
+      }
+    }
+  }
+
+  // out: [n][d]
+  void decode(int /*head*/, const uint8_t* block, int n, float* out) const override {
+    const int g = lay_.g;
+    for (int t = 0; t < n; ++t) {
+      const uint8_t* r = lay_.row(block, t);
+      for (int gi = 0; gi < lay_.groups(); ++gi) {
+        const float step = load_f16(block + lay_.step_at(t, gi));
+        const float min = F::kAsym ? load_f16(block + lay_.min_at(t, gi)) : 0.0f;
+        for (int p = 0; p < g; ++p) {
+          const int j = gi * g + p;
+          out[static_cast<size_t>(t) * lay_.d + j] =
+              static_cast<float>(lay_.get(r, j)) * step + min;
+        }
+      }
+    }
+  }
+
+  // Per group: step * <q, k> (+ min * sum(q)): the integer dot product a kernel does per group.
+  void score(const uint8_t* block, int n, const float* qp, int n_q, float* logits,
+             int logits_stride) const override {
+    const int g = lay_.g, d = lay_.d;
+    for (int i = 0; i < n_q; ++i) {
+      const float* q = qp + static_cast<size_t>(i) * d;
+      for (int t = 0; t < n; ++t) {
+        const uint8_t* r = lay_.row(block, t);
+        double s = 0;
+        for (int gi = 0; gi < lay_.groups(); ++gi) {
+          double dot = 0, qsum = 0;
+          for (int p = 0; p < g; ++p) {
+            const int j = gi * g + p;
+            dot += static_cast<double>(q[j]) * lay_.get(r, j);
+            qsum += q[j];
+          }
+          s += load_f16(block + lay_.step_at(t, gi)) * dot;
+          if constexpr (F::kAsym) s += load_f16(block + lay_.min_at(t, gi)) * qsum;
+        }
+        logits[static_cast<size_t>(i) * logits_stride + t] = static_cast<float>(s);
+      }
+    }
+  }
+
+  // acc[i][j] += (w * step) * k + w * min, per token group.
+  void accumulate(const uint8_t* block, int n, const float* w, int w_stride, int n_q,
+                  float* acc) const override {
+    const int g = lay_.g, d = lay_.d;
+    for (int i = 0; i < n_q; ++i) {
+      float* a = acc + static_cast<size_t>(i) * d;
+      for (int t = 0; t < n; ++t) {
+        const float wt = w[static_cast<size_t>(i) * w_stride + t];
+        const uint8_t* r = lay_.row(block, t);
+        for (int gi = 0; gi < lay_.groups(); ++gi) {
+          const float ws = wt * load_f16(block + lay_.step_at(t, gi));
+          const float wm = F::kAsym ? wt * load_f16(block + lay_.min_at(t, gi)) : 0.0f;
+          for (int p = 0; p < g; ++p) {
+            const int j = gi * g + p;
+            a[j] += ws * static_cast<float>(lay_.get(r, j)) + wm;
+          }
+        }
+      }
+    }
+  }
+
+ private:
+  GroupLayout<F> lay_;
+};
+
+template <typename F>
+size_t group_payload(int head_dim, int page_tokens) {
+  return GroupLayout<F>(head_dim, page_tokens).payload();
+}
+
+std::string needs_groups(const CodecConfig& config) {
+  if (group_size(config.head_dim) != 0) return {};
+  return "head dim " + std::to_string(config.head_dim) +
+         " is not a multiple of 8 (scale groups of 32, 16 or 8 values never span two heads)";
+}
+
+template <typename F, FormatId id>
+std::unique_ptr<Codec> make_group(const CodecConfig& config) {
+  return std::make_unique<GroupCodec<F>>(info(id), config);
+}
+
+}  // namespace
+
+void add_int_formats(std::vector<FormatInfo>& rows) {
+  rows.push_back({FormatId::q8, "q8", "q8_0", kRoleK | kRoleV,
+                  "int8 symmetric, f16 scale per 32 values (llama.cpp q8_0)", group_payload<Q8>,
+                  needs_groups, make_group<Q8, FormatId::q8>});
+  rows.push_back({FormatId::q4, "q4", "q4_0", kRoleK | kRoleV,
+                  "int4 symmetric, f16 scale per 32 values (q4_0 layout, scale amax/7)",
+                  group_payload<Q4>, needs_groups, make_group<Q4, FormatId::q4>});
+  rows.push_back({FormatId::q4a, "q4a", "q4_1", kRoleK | kRoleV,
+                  "int4 asymmetric, f16 scale + f16 min per 32 values (llama.cpp q4_1)",
+                  group_payload<Q4A>, needs_groups, make_group<Q4A, FormatId::q4a>});
+}
+
+}  // namespace kvpack::format
