@@ -11,6 +11,7 @@ void add_bench_command(CLI::App& app) {
       "bandwidth measured in the same run");
   bench->require_subcommand(1);
   // Benchmarks add themselves below, one line each: add_bench_<name>_command(*bench);
+  add_bench_cache_command(*bench);
   add_bench_attention_command(*bench);
 }
 
