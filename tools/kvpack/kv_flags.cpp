@@ -9,9 +9,10 @@ void KvFlags::add_to(CLI::App* cmd, bool repeatable, const std::string& default_
                   ->default_str(default_text)
                   ->type_name("POLICY");
   if (!repeatable) opt->expected(1);
-  cmd->add_option("-ctk,--cache-type-k", ctk, "K cache format, as llama.cpp's -ctk")
+  // CLI11 2.1 accepts no multi-letter single-dash names, so llama.cpp's -ctk is spelled --ctk.
+  cmd->add_option("--cache-type-k,--ctk", ctk, "K cache format, as llama.cpp's -ctk")
       ->type_name("FORMAT");
-  cmd->add_option("-ctv,--cache-type-v", ctv, "V cache format, as llama.cpp's -ctv")
+  cmd->add_option("--cache-type-v,--ctv", ctv, "V cache format, as llama.cpp's -ctv")
       ->type_name("FORMAT");
 }
 
