@@ -12,6 +12,7 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   // Benchmarks add themselves below, one line each: add_bench_<name>_command(*bench);
   add_bench_cache_command(*bench);
+  add_bench_attention_command(*bench);
 }
 
 }  // namespace kvpack::cli

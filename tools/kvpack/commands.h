@@ -8,5 +8,6 @@ namespace kvpack::cli {
 void add_formats_command(CLI::App& app);
 void add_bench_command(CLI::App& app);  // parent of `bench cache`, `bench attention`, ...
 void add_bench_cache_command(CLI::App& bench);
+void add_bench_attention_command(CLI::App& bench);  // bench_attention.cpp
 
 }  // namespace kvpack::cli

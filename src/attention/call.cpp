@@ -1,0 +1,55 @@
+#include "attention/call.h"
+
+#include <algorithm>
+
+#include "attention/validate.h"
+
+namespace kvpack::attention::detail {
+
+CallContext::CallContext(const cache::LayerView& view, int n_q_heads, const Params& params)
+    : k(&select_k_kernel(*view.k_codec, params.codec_ops)),
+      v(&select_v_kernel(*view.v_codec, params.codec_ops)),
+      softcap(params.softcap),
+      window(params.window),
+      group(n_q_heads / view.n_kv_heads) {
+  const double scale = logit_scale(view, params);
+  fold = static_cast<float>(params.softcap > 0 ? scale / params.softcap : scale);
+}
+
+QueryRows load_rows(const cache::LayerView& view, const CallContext& ctx, int head, const float* q,
+                    int n_tokens, size_t token_stride, int64_t pos0, ThreadScratch& s) {
+  const int dk = view.head_dim_k;
+  const int rows = n_tokens * ctx.group;
+  for (int i = 0; i < n_tokens; ++i) {
+    const float* src = q + i * token_stride + static_cast<size_t>(head) * ctx.group * dk;
+    float* dst = s.scaled + static_cast<size_t>(i) * ctx.group * dk;
+    for (int j = 0; j < ctx.group * dk; ++j) dst[j] = src[j] * ctx.fold;
+    const int64_t pos = pos0 + i;
+    const int64_t lo = ctx.window > 0 ? std::max<int64_t>(0, pos - ctx.window + 1) : 0;
+    for (int g = 0; g < ctx.group; ++g) {
+      s.lo[i * ctx.group + g] = lo;
+      s.hi[i * ctx.group + g] = pos + 1;
+    }
+  }
+  ctx.k->prepare(*view.k_codec, head, s.scaled, rows, static_cast<size_t>(dk), s.prepared);
+  QueryRows out;
+  out.count = rows;
+  out.prepared = s.prepared;
+  out.scaled = s.scaled;
+  out.lo = s.lo;
+  out.hi = s.hi;
+  return out;
+}
+
+void visible_pages(const cache::LayerView& view, const QueryRows& rows, size_t* first,
+                   size_t* last) {
+  const int64_t lo = *std::min_element(rows.lo, rows.lo + rows.count);
+  const int64_t hi = *std::max_element(rows.hi, rows.hi + rows.count);
+  const int64_t pt = view.page_tokens;
+  const int64_t n_pages = static_cast<int64_t>(view.page_ids.size());
+  *first = static_cast<size_t>(std::min(lo / pt, n_pages));
+  *last = static_cast<size_t>(std::clamp((hi + pt - 1) / pt, lo / pt, n_pages));
+  *last = std::max(*last, *first);
+}
+
+}  // namespace kvpack::attention::detail

@@ -1,0 +1,44 @@
+// Chooses the kernels for a codec: its format's specialised kernel where one exists for the
+// geometry, else the codec kernels (the same format read through its role operations; never a
+// different format).
+#include "attention/kernels.h"
+#include "kvpack/attention.h"
+
+namespace kvpack::attention {
+namespace detail {
+
+const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops) {
+  if (!codec_ops) {
+    if (const KKernel* k = float_k_kernel(codec)) return *k;
+  }
+  return codec_k_kernel();
+}
+
+const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops) {
+  if (!codec_ops) {
+    if (const VKernel* v = float_v_kernel(codec)) return *v;
+  }
+  return codec_v_kernel();
+}
+
+}  // namespace detail
+
+KernelInfo kernel_info(const format::Codec& codec) {
+  KernelInfo out;
+  if (codec.config().role == format::Role::K) {
+    const detail::KKernel& k = detail::select_k_kernel(codec, false);
+    out.name = std::string(k.name);
+    out.query_bits = k.query_bits;
+    out.query_group = k.query_group;
+  } else {
+    out.name = std::string(detail::select_v_kernel(codec, false).name);
+  }
+  if (out.name != "codec ops") {
+    out.name += " (";
+    out.name += detail::simd_target_name();
+    out.name += ")";
+  }
+  return out;
+}
+
+}  // namespace kvpack::attention

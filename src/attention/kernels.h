@@ -1,0 +1,73 @@
+// Internal: the kernel table. A K kernel scores a chunk of full pages of one KV head for a set of
+// query rows; a V kernel accumulates weighted values of the same pages. Each format may have a
+// specialised kernel per role (cpu/*.cpp, Highway with runtime dispatch); every format also has
+// the codec kernels, which call its own role operations, so every K/V pair works. The page loop
+// (span.cpp) composes one K kernel and one V kernel with the online softmax.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "attention/prefetch.h"
+#include "kvpack/format.h"
+
+namespace kvpack::attention::detail {
+
+// Shapes: blocks[i] is one head's block of page i of the chunk (i < n_pages, every page full:
+// page_tokens tokens); logits and weights are [rows][stride] with page i's tokens at columns
+// i * page_tokens ...; acc is [rows][codec.acc_floats()].
+struct KKernel {
+  std::string_view name;
+  int query_bits = 0;   // see attention::KernelInfo
+  int query_group = 0;  // channels per query scale when query_bits > 0
+  // Bytes of one prepared query row.
+  size_t (*query_bytes)(const format::Codec& codec);
+  // qbuf: [rows][query_bytes] from q: [rows][q_stride] f32, already multiplied by the logit scale.
+  void (*prepare)(const format::Codec& codec, int head, const float* q, int rows, size_t q_stride,
+                  uint8_t* qbuf);
+  // logits[r][i * page_tokens + t] = <q_r, k_t> of page i (scaled as q was).
+  void (*score)(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
+                const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf);
+};
+
+struct VKernel {
+  std::string_view name;
+  // acc[r][:] += sum over the chunk's tokens t of w[r][t] * v_t (in the codec's acc basis).
+  void (*accumulate)(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
+                     const float* w, size_t w_stride, int rows, float* acc, Prefetcher& pf);
+};
+
+// The kernels for this codec: the format's specialised kernel when it has one for the codec's
+// geometry, else the codec kernels. `codec_ops` forces the codec kernels.
+const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops);
+const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops);
+
+// The kernels that call the codec's role operations (codec_kernels.cpp).
+const KKernel& codec_k_kernel();
+const VKernel& codec_v_kernel();
+
+// Specialised kernels of the float formats (cpu/float_kernels.cpp): nullptr when the format or
+// geometry has none.
+const KKernel* float_k_kernel(const format::Codec& codec);
+const VKernel* float_v_kernel(const format::Codec& codec);
+
+// The Highway target the specialised kernels run on here, e.g. "AVX3_DL".
+const char* simd_target_name();
+
+// Kernels for the unencoded f32 tail, token-major rows [n][row_stride] (cpu/tail_kernels.cpp).
+// q: [rows][dim] f32 scaled; logits/w: [rows][stride]; acc: [rows][dim].
+void score_tail(const float* k, size_t row_stride, int n, int dim, const float* q, int rows,
+                float* logits, size_t stride);
+void accumulate_tail(const float* v, size_t row_stride, int n, int dim, const float* w,
+                     size_t w_stride, int rows, float* acc);
+
+// The online-softmax step for one chunk (cpu/softmax.cpp). For each row r: optionally soft-caps
+// the logits (x = softcap * tanh(x)), masks columns outside [lo[r], hi[r]) to weight 0, then
+// turns logits into weights exp(x - m_new) in place with m_new = max(m[r], max x), and updates
+// l[r] = l[r] * alpha[r] + sum(weights) where alpha[r] = exp(m[r] - m_new) is written out for the
+// caller to rescale acc. Rows with no unmasked column keep m, l and get alpha 1 and zero weights.
+void softmax_step(float* logits, size_t stride, int rows, int n, const int* lo, const int* hi,
+                  float softcap, float* m, float* l, float* alpha);
+
+}  // namespace kvpack::attention::detail

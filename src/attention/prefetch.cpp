@@ -1,0 +1,43 @@
+#include "attention/prefetch.h"
+
+#include <algorithm>
+
+namespace kvpack::attention::detail {
+
+Prefetcher::Prefetcher(const cache::LayerView& view, int head, size_t page_begin, size_t page_end,
+                       size_t chunk_pages)
+    : view_(&view),
+      head_(head),
+      page_end_(page_end),
+      chunk_pages_(std::max<size_t>(1, chunk_pages)),
+      chunk_begin_(page_begin),
+      enabled_(page_begin < page_end) {
+  if (!enabled_) return;
+  index_ = static_cast<size_t>(-1);  // next_block() moves to index 0
+  for (size_t i = 0; i < kPrefetchDistance / kLineBytes; ++i) line();
+}
+
+bool Prefetcher::next_block() {
+  const size_t n = std::min(chunk_pages_, page_end_ - chunk_begin_);
+  if (++index_ >= 2 * n) {
+    chunk_begin_ += n;
+    index_ = 0;
+    if (chunk_begin_ >= page_end_) {
+      enabled_ = false;
+      return false;
+    }
+  }
+  const size_t m = std::min(chunk_pages_, page_end_ - chunk_begin_);
+  const bool keys = index_ < m;
+  const size_t page = chunk_begin_ + (keys ? index_ : index_ - m);
+  if (keys) {
+    cur_ = view_->k_block(page, head_);
+    end_ = cur_ + view_->k_codec->head_bytes();
+  } else {
+    cur_ = view_->v_block(page, head_);
+    end_ = cur_ + view_->v_codec->head_bytes();
+  }
+  return true;
+}
+
+}  // namespace kvpack::attention::detail

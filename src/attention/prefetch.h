@@ -1,0 +1,98 @@
+// Internal: software prefetch for the page walk. Pages of one head are scattered 4-8 KiB blocks,
+// which defeats the hardware prefetchers (measured: ~15 GB/s per thread without this, FACTS.md
+// section 5); so a cursor walks the same block sequence a work item reads, kDistance bytes ahead,
+// and the kernels advance it by the bytes they consume, a line or two at a time. SIMD kernels
+// take the next lines' addresses up front (take_lines) and issue them from their inner loop
+// through a LineSchedule, so the loop holds no call that would spill its accumulators.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kvpack/cache.h"
+
+namespace kvpack::attention::detail {
+
+// Bytes the prefetch cursor runs ahead of the reads (FACTS.md section 5: about 8 KiB).
+inline constexpr size_t kPrefetchDistance = 8192;
+inline constexpr size_t kLineBytes = 64;
+
+class Prefetcher {
+ public:
+  // A disabled prefetcher: advance() does nothing.
+  Prefetcher() = default;
+
+  // The work item reads, per chunk of `chunk_pages` pages in [page_begin, page_end), the K blocks
+  // of the chunk's pages and then their V blocks, for KV head `head`. Issues the first
+  // kPrefetchDistance bytes.
+  Prefetcher(const cache::LayerView& view, int head, size_t page_begin, size_t page_end,
+             size_t chunk_pages);
+
+  // The caller has consumed `bytes` more of the sequence: keep the cursor kPrefetchDistance
+  // ahead (prefetches now).
+  void advance(size_t bytes) {
+    if (!enabled_) return;
+    budget_ += bytes;
+    while (budget_ >= kLineBytes) {
+      budget_ -= kLineBytes;
+      line();
+    }
+  }
+
+  // Instead of advance(bytes): the addresses of the lines advance(bytes) would prefetch (at most
+  // `max`), for the caller to issue; returns how many. 0 when disabled or at the end.
+  int take_lines(size_t bytes, const uint8_t** out, int max) {
+    if (!enabled_) return 0;
+    budget_ += bytes;
+    int n = 0;
+    while (budget_ >= kLineBytes && n < max) {
+      budget_ -= kLineBytes;
+      if (cur_ >= end_ && !next_block()) break;
+      out[n++] = cur_;
+      cur_ += kLineBytes;
+    }
+    return n;
+  }
+
+ private:
+  void line() {
+    if (cur_ >= end_ && !next_block()) return;
+    __builtin_prefetch(cur_, 0, 3);
+    cur_ += kLineBytes;
+  }
+  bool next_block();
+
+  const cache::LayerView* view_ = nullptr;
+  int head_ = 0;
+  size_t page_end_ = 0;
+  size_t chunk_pages_ = 1;
+  size_t chunk_begin_ = 0;  // first page of the chunk the cursor is in
+  size_t index_ = 0;        // position in the chunk's block list: K pages, then V pages
+  const uint8_t* cur_ = nullptr;
+  const uint8_t* end_ = nullptr;
+  size_t budget_ = 0;
+  bool enabled_ = false;
+};
+
+// Spreads n prefetches evenly over `iters` loop iterations: call step() once per iteration.
+class LineSchedule {
+ public:
+  LineSchedule(const uint8_t* const* lines, int n, int iters)
+      : lines_(lines), n_(n), iters_(iters) {}
+  void step() {
+    acc_ += n_;
+    while (acc_ >= iters_) {
+      acc_ -= iters_;
+      __builtin_prefetch(lines_[next_++], 0, 3);
+    }
+  }
+
+ private:
+  const uint8_t* const* lines_;
+  int n_;
+  int iters_;
+  int next_ = 0;
+  int acc_ = 0;
+};
+
+}  // namespace kvpack::attention::detail

@@ -1,0 +1,246 @@
+#include "paged_kv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "base/error.h"
+#include "base/rng.h"
+
+namespace kvpack::testing {
+namespace {
+
+constexpr double kU = 0x1p-24;  // f32 unit roundoff
+
+double gamma(double n) {
+  return n * kU / (1 - n * kU);
+}
+
+// Fills [n][dim] rows of one head.
+std::vector<float> gaussian(size_t count, Rng& rng, double sigma = 1.0) {
+  std::vector<float> x(count);
+  for (auto& v : x) v = static_cast<float>(rng.normal() * sigma);
+  return x;
+}
+
+std::vector<float> unit_direction(int dim, Rng& rng) {
+  std::vector<float> b = gaussian(static_cast<size_t>(dim), rng);
+  double n = 0;
+  for (float v : b) n += static_cast<double>(v) * v;
+  for (auto& v : b) v = static_cast<float>(v / std::sqrt(n));
+  return b;
+}
+
+// One head's decoded tokens [n_tokens][dim], as the reference sees them.
+std::vector<float> decoded(const cache::LayerView& view, int head, bool keys) {
+  const format::Codec& codec = keys ? *view.k_codec : *view.v_codec;
+  const int dim = codec.head_dim();
+  std::vector<float> out(static_cast<size_t>(view.n_tokens()) * dim);
+  for (size_t p = 0; p < view.page_ids.size(); ++p) {
+    codec.decode(head, keys ? view.k_block(p, head) : view.v_block(p, head), view.page_tokens,
+                 out.data() + p * view.page_tokens * dim);
+  }
+  for (int t = 0; t < view.tail_tokens; ++t) {
+    const float* row = keys ? view.k_tail_row(head, t) : view.v_tail_row(head, t);
+    std::copy(row, row + dim, out.data() + (view.encoded_tokens() + t) * dim);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string data_name(Data d) {
+  switch (d) {
+    case Data::gaussian:
+      return "gaussian";
+    case Data::outliers:
+      return "outliers";
+    case Data::sink:
+      return "sink";
+  }
+  return "?";
+}
+
+PagedKv::PagedKv(format::FormatId k, format::FormatId v, const KvShape& s, Data data, uint64_t seed)
+    : shape_(s), data_(data) {
+  KVPACK_ASSERT((s.n_tokens - s.tail_tokens) % s.page_tokens == 0, "pages must be full");
+  Rng rng(seed);
+  bias_ = unit_direction(s.head_dim_k, rng);
+  k_codec_ = format::make_codec(k, {format::Role::K, s.head_dim_k, s.page_tokens, s.n_kv_heads,
+                                    format::layer_seed(0, format::Role::K)});
+  v_codec_ = format::make_codec(v, {format::Role::V, s.head_dim_v, s.page_tokens, s.n_kv_heads,
+                                    format::layer_seed(0, format::Role::V)});
+  const int n_pages = (s.n_tokens - s.tail_tokens) / s.page_tokens;
+  const int pool_pages = n_pages + 3;  // unused pages hold NaN patterns: reading one shows
+  k_pool_ = make_aligned<uint8_t>(k_codec_->slice_bytes() * pool_pages);
+  v_pool_ = make_aligned<uint8_t>(v_codec_->slice_bytes() * pool_pages);
+  std::memset(k_pool_.get(), 0xff, k_codec_->slice_bytes() * pool_pages);
+  std::memset(v_pool_.get(), 0xff, v_codec_->slice_bytes() * pool_pages);
+  std::vector<uint32_t> ids(static_cast<size_t>(pool_pages));
+  for (int i = 0; i < pool_pages; ++i) ids[i] = static_cast<uint32_t>(i);
+  for (int i = pool_pages - 1; i > 0; --i) std::swap(ids[i], ids[rng.below(i + 1)]);
+  page_ids_.assign(ids.begin(), ids.begin() + n_pages);
+  const size_t cap = static_cast<size_t>(s.tail_tokens) + 5;
+  k_tail_.assign(cap * s.n_kv_heads * s.head_dim_k, std::numeric_limits<float>::quiet_NaN());
+  v_tail_.assign(cap * s.n_kv_heads * s.head_dim_v, std::numeric_limits<float>::quiet_NaN());
+  for (int h = 0; h < s.n_kv_heads; ++h) {
+    std::vector<float> keys = gaussian(static_cast<size_t>(s.n_tokens) * s.head_dim_k, rng);
+    std::vector<float> vals = gaussian(static_cast<size_t>(s.n_tokens) * s.head_dim_v, rng);
+    if (data == Data::outliers) {
+      for (int o = 0; o < 3; ++o) {
+        const int ch = static_cast<int>(rng.below(s.head_dim_k));
+        const float f = static_cast<float>(10 + 20 * rng.uniform());
+        for (int t = 0; t < s.n_tokens; ++t) keys[t * s.head_dim_k + ch] *= f;
+      }
+    } else if (data == Data::sink) {
+      for (int j = 0; j < s.head_dim_k; ++j) keys[j] = 40.0f * bias_[j];
+      for (int j = 0; j < s.head_dim_v; ++j) vals[j] *= 10.0f;
+    }
+    for (int p = 0; p < n_pages; ++p) {
+      const size_t t0 = static_cast<size_t>(p) * s.page_tokens;
+      k_codec_->encode(
+          h, keys.data() + t0 * s.head_dim_k, s.page_tokens,
+          k_pool_.get() + page_ids_[p] * k_codec_->slice_bytes() + h * k_codec_->head_bytes());
+      v_codec_->encode(
+          h, vals.data() + t0 * s.head_dim_v, s.page_tokens,
+          v_pool_.get() + page_ids_[p] * v_codec_->slice_bytes() + h * v_codec_->head_bytes());
+    }
+    for (int t = 0; t < s.tail_tokens; ++t) {
+      const size_t src = static_cast<size_t>(n_pages) * s.page_tokens + t;
+      std::copy_n(keys.data() + src * s.head_dim_k, s.head_dim_k,
+                  k_tail_.data() + (h * cap + t) * s.head_dim_k);
+      std::copy_n(vals.data() + src * s.head_dim_v, s.head_dim_v,
+                  v_tail_.data() + (h * cap + t) * s.head_dim_v);
+    }
+  }
+  view_.k_codec = k_codec_.get();
+  view_.v_codec = v_codec_.get();
+  view_.k_pages = k_pool_.get();
+  view_.v_pages = v_pool_.get();
+  view_.k_page_stride = k_codec_->slice_bytes();
+  view_.v_page_stride = v_codec_->slice_bytes();
+  view_.page_ids = page_ids_;
+  view_.k_tail = k_tail_.data();
+  view_.v_tail = v_tail_.data();
+  view_.tail_tokens = s.tail_tokens;
+  view_.tail_head_stride = cap;
+  view_.n_kv_heads = s.n_kv_heads;
+  view_.head_dim_k = s.head_dim_k;
+  view_.head_dim_v = s.head_dim_v;
+  view_.page_tokens = s.page_tokens;
+}
+
+std::vector<float> PagedKv::queries(int n_new, int n_q_heads, uint64_t seed) const {
+  Rng rng(seed);
+  std::vector<float> q = gaussian(static_cast<size_t>(n_new) * n_q_heads * shape_.head_dim_k, rng);
+  if (data_ == Data::sink) {
+    for (size_t i = 0; i < q.size(); ++i) q[i] += 4.0f * bias_[i % shape_.head_dim_k];
+  }
+  return q;
+}
+
+namespace {
+
+// Bound on the logit error of one key, natural-log units: f32 rounding of the scaled dot
+// product (fold q once, dk FMAs), the query's integer rounding if the kernel uses one, and
+// tanh's 4-ulp error times the cap when soft-capping.
+struct LogitErrors {
+  double scale;
+  double softcap;
+  const attention::KernelInfo* kernel;
+
+  double operator()(const float* q, const float* k, int dk) const {
+    double abs_dot = 0;
+    for (int j = 0; j < dk; ++j) abs_dot += std::fabs(static_cast<double>(q[j]) * k[j]);
+    double err = gamma(dk + 2) * abs_dot;
+    if (kernel->query_bits > 0) {
+      const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;  // 127 for int8
+      for (int g0 = 0; g0 < dk; g0 += kernel->query_group) {
+        double qmax = 0;
+        double kabs = 0;
+        for (int j = g0; j < g0 + kernel->query_group; ++j) {
+          qmax = std::max(qmax, std::fabs(static_cast<double>(q[j])));
+          kabs += std::fabs(static_cast<double>(k[j]));
+        }
+        err += qmax / (2 * levels) * kabs * (1 + 4 * kU);
+      }
+    }
+    err *= scale;
+    if (softcap > 0) err += 5 * kU * softcap;
+    return err;
+  }
+};
+
+}  // namespace
+
+std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
+                              int n_q_heads, const attention::Params& params,
+                              const attention::KernelInfo& k_kernel) {
+  const int dk = view.head_dim_k;
+  const int dv = view.head_dim_v;
+  const int group = n_q_heads / view.n_kv_heads;
+  const int64_t n = view.n_tokens();
+  const double scale = params.scale > 0 ? params.scale : 1.0 / std::sqrt(double(dk));
+  const LogitErrors logit_error{scale, params.softcap, &k_kernel};
+  // Roundings an accumulator sees: one FMA per token, a rescale per chunk (>= 16 tokens), the
+  // split merge and the final normalisation; the softmax sum likewise.
+  const double acc_gamma = 2 * gamma(static_cast<double>(n) + n / 16.0 + 64);
+  std::vector<double> tol(static_cast<size_t>(n_new) * n_q_heads * dv);
+  std::vector<double> logit(static_cast<size_t>(n)), err(static_cast<size_t>(n));
+  for (int h = 0; h < view.n_kv_heads; ++h) {
+    const std::vector<float> k = decoded(view, h, true);
+    const std::vector<float> v = decoded(view, h, false);
+    for (int t = 0; t < n_new; ++t) {
+      const int64_t pos = n - n_new + t;
+      const int64_t lo = params.window > 0 ? std::max<int64_t>(0, pos - params.window + 1) : 0;
+      for (int i = h * group; i < (h + 1) * group; ++i) {
+        const float* qi = q + (static_cast<size_t>(t) * n_q_heads + i) * dk;
+        double m = params.sinks ? params.sinks[i] : -1e300;
+        double worst = 0;
+        for (int64_t s = lo; s <= pos; ++s) {
+          double dot = 0;
+          for (int j = 0; j < dk; ++j) dot += static_cast<double>(qi[j]) * k[s * dk + j];
+          logit[s] = params.softcap > 0 ? params.softcap * std::tanh(dot * scale / params.softcap)
+                                        : dot * scale;
+          err[s] = logit_error(qi, &k[s * dk], dk);
+          m = std::max(m, logit[s]);
+        }
+        double sum = params.sinks ? std::exp(params.sinks[i] - m) : 0;
+        for (int64_t s = lo; s <= pos; ++s) {
+          // exp's argument x - m is rounded too; exp itself is within 1 ulp.
+          worst = std::max(worst, err[s] + kU * std::fabs(logit[s] - m) + 2 * kU);
+          logit[s] = std::exp(logit[s] - m);  // now the unnormalised weight
+          sum += logit[s];
+        }
+        // Weights perturbed by factors within exp(+-worst) stay, once normalised, within
+        // exp(+-2 worst) of the reference's: |w' - w| <= w * expm1(2 worst).
+        const double spread = std::expm1(2 * worst);
+        std::vector<double> wv(static_cast<size_t>(dv), 0.0);  // sum_s w_s |v_sj|
+        for (int64_t s = lo; s <= pos; ++s) {
+          for (int j = 0; j < dv; ++j) wv[j] += logit[s] / sum * std::fabs(v[s * dv + j]);
+        }
+        double* ti = tol.data() + (static_cast<size_t>(t) * n_q_heads + i) * dv;
+        for (int j = 0; j < dv; ++j) ti[j] = (spread + acc_gamma + kU) * wv[j] + 1e-30;
+      }
+    }
+  }
+  return tol;
+}
+
+Excess excess(const std::vector<float>& a, const std::vector<float>& b,
+              const std::vector<double>& tol) {
+  Excess e;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    const double r = std::isfinite(d) ? d / tol[i] : std::numeric_limits<double>::infinity();
+    if (r > e.worst || !std::isfinite(r)) {
+      e.worst = r;
+      e.index = i;
+      if (!std::isfinite(r)) break;
+    }
+  }
+  return e;
+}
+
+}  // namespace kvpack::testing
