@@ -9,5 +9,7 @@ void add_formats_command(CLI::App& app);
 void add_bench_command(CLI::App& app);  // parent of `bench cache`, `bench attention`, ...
 void add_bench_cache_command(CLI::App& bench);
 void add_bench_attention_command(CLI::App& bench);  // bench_attention.cpp
+void add_plan_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace kvpack::cli
