@@ -11,5 +11,6 @@ void add_bench_cache_command(CLI::App& bench);
 void add_bench_attention_command(CLI::App& bench);  // bench_attention.cpp
 void add_plan_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_run_command(CLI::App& app);  // run.cpp
 
 }  // namespace kvpack::cli
