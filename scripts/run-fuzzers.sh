@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target in BUILD/fuzz for a bounded time (FUZZ_SECONDS each, default 60)
+# Runs every libFuzzer target (BUILD/fuzz/fuzz_*) for a bounded time (FUZZ_SECONDS each, default 60)
 # on a seed corpus that gguf_seeds writes with the GGUF writer (nothing is committed). Inputs
 # the fuzzer finds interesting accumulate in BUILD/fuzz-work/corpus/<fuzzer> across runs; a
 # crash stops the script with a non-zero status and leaves its reproducer in
@@ -20,8 +20,8 @@ if [[ ${#fuzzers[@]} -eq 0 ]]; then
 fi
 
 rm -rf "$work/seeds"
-mkdir -p "$work/seeds" "$work/artifacts"
-"$bin/gguf_seeds" "$work/seeds"
+mkdir -p "$work/seeds/fuzz_gguf" "$work/artifacts"
+"$bin/gguf_seeds" "$work/seeds/fuzz_gguf"
 
 for fuzzer in "${fuzzers[@]}"; do
   name=$(basename "$fuzzer")
@@ -33,7 +33,11 @@ for fuzzer in "${fuzzers[@]}"; do
   [[ -f $dict ]] && args+=(-dict="$dict")
   echo "run-fuzzers: $name for ${seconds}s"
   start=$(date +%s)
-  if ! "$fuzzer" "${args[@]}" "$corpus" "$work/seeds" >"$work/$name.log" 2>&1; then
+  # Seeds: generated ones (build/fuzz-work/seeds/<fuzzer>) and committed ones (fuzz/corpus/<name>).
+  seeds=()
+  [[ -d $work/seeds/$name ]] && seeds+=("$work/seeds/$name")
+  [[ -d $root/fuzz/corpus/${name#fuzz_} ]] && seeds+=("$root/fuzz/corpus/${name#fuzz_}")
+  if ! "$fuzzer" "${args[@]}" "$corpus" "${seeds[@]}" >"$work/$name.log" 2>&1; then
     tail -n 60 "$work/$name.log" >&2
     echo "run-fuzzers: $name FAILED; reproducer(s) in $work/artifacts" >&2
     exit 1

@@ -131,7 +131,9 @@ struct Residency {
   uint64_t shared_saved_bytes() const { return (shared_holders - shared.pages) * page_bytes; }
   // prefix hits / (hits + misses), 0 when attach_prefix() was never asked for anything.
   double prefix_hit_rate() const;
+  // The report as text: a table of the page states, then one line per group of figures.
   std::string to_table() const;
+  // The report as one JSON object (keys as the fields above; docs/cli.md lists them).
   std::string to_json(int indent = 2) const;
 };
 

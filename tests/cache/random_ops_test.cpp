@@ -128,7 +128,7 @@ class Harness {
       q.encoded = got / P;
       attached_tokens += static_cast<uint64_t>(got);
       // Whoever computed these pages may have encoded a token more than once (truncate, refill).
-      for (int64_t p = 0; p < q.encoded; ++p) add_allowance(q, p, 4.0f);
+      for (int64_t p = 0; p < q.encoded; ++p) add_allowance(q, p, true);
     }
     seqs_.push_back(q);
     verify(seqs_.back());
@@ -174,7 +174,7 @@ class Harness {
     const int64_t P = cfg_.page_tokens;
     while (static_cast<int64_t>(q.tokens.size()) - cfg_.hp_window >= (q.encoded + 1) * P) {
       std::fill_n(q.was_encoded.begin() + q.encoded * P, P, 1);
-      add_allowance(q, q.encoded, 1.0f);
+      add_allowance(q, q.encoded, false);
       ++q.encoded;
     }
     if (rng_.below(4) == 0) verify(q);
@@ -240,9 +240,11 @@ class Harness {
 
   size_t allow_stride() const { return static_cast<size_t>(cfg_.n_layers) * 2 * cfg_.n_kv_heads; }
 
-  // Adds `times` the error of encoding page p's rows (as computed, not as the cache holds them
-  // after a truncate decoded some) to each of its tokens' allowance.
-  void add_allowance(RefSeq& q, int64_t p, float times) {
+  // Updates the allowance of page p's tokens for one more encoding, whose error e is measured
+  // on the rows as computed. A token truncate decoded (allowance a) is re-encoded from rows
+  // already off by up to a, and quantizers scale their error with their input: a -> 2a + e.
+  // Attached pages get 4e: their history (how often a token was re-encoded) is not visible.
+  void add_allowance(RefSeq& q, int64_t p, bool attached) {
     if (exact_) return;
     const size_t P = static_cast<size_t>(cfg_.page_tokens), H = cfg_.n_kv_heads;
     const size_t page = static_cast<size_t>(p);
@@ -264,7 +266,8 @@ class Harness {
           float e = 0;
           for (size_t i = 0; i < x.size(); ++i) e = std::max(e, std::fabs(out[i] - x[i]));
           for (size_t t = 0; t < P; ++t) {
-            q.allow[((page * P + t) * cfg_.n_layers + l) * 2 * H + role * H + h] += times * e;
+            float& a = q.allow[((page * P + t) * cfg_.n_layers + l) * 2 * H + role * H + h];
+            a = attached ? 4 * e : 2 * a + e;
           }
         }
       }

@@ -55,7 +55,9 @@ class Simulator {
  public:
   Simulator(const Options& o, const cache::CacheConfig& config)
       : o_(o), cache_(config), rng_(o.seed), sessions_(static_cast<size_t>(o.sessions)) {
-    values_.resize(size_t{1} << 22);  // rows are drawn from here: contents do not matter
+    // Rows are drawn from here (contents do not matter); 2 MiB stays in cache, as the rows a
+    // model has just computed would.
+    values_.resize(size_t{1} << 19);
     Rng g(o.seed ^ 0xabcdef);
     for (float& x : values_) x = static_cast<float>(g.normal());
     for (int i = 0; i < o.prefix; ++i) prompt_.push_back(static_cast<int32_t>(g.below(128000)));
@@ -69,6 +71,18 @@ class Simulator {
       if (s.live) out.push_back(&s);
     }
     return out;
+  }
+
+  // Ends every other live session (as at the end of a busy period); returns how many.
+  int end_every_other() {
+    int n = 0, seen = 0;
+    for (Session& s : sessions_) {
+      if (!s.live || seen++ % 2 == 1) continue;
+      cache_.free(s.seq);
+      s = Session{};
+      ++n;
+    }
+    return n;
   }
 
   Stats run() {
@@ -131,7 +145,7 @@ class Simulator {
   }
 
   void prefill(size_t i, const std::vector<int32_t>& tokens) {
-    constexpr size_t kChunk = 512;
+    constexpr size_t kChunk = 256;
     for (size_t at = 0; at < tokens.size(); at += kChunk) {
       const size_t n = std::min(kChunk, tokens.size() - at);
       extend(i, std::span<const int32_t>(tokens).subspan(at, n));
@@ -206,6 +220,7 @@ int prompt_copies(Simulator& sim) {
 // and the machine's copy bandwidth, so the append rate can be read against both.
 struct Costs {
   double encode_us = 0, encode_f16_us = 0;  // one page, all layers, K and V
+  double decode_us = 0, decode_f16_us = 0;  // append of one decoded token, all layers
   double copy_gbs = 0;
 };
 
@@ -259,6 +274,12 @@ cache::CacheConfig make_config(const Options& o, const format::KVPolicy& policy)
   return c;
 }
 
+// What compact() and shrink() did once half of the live sessions had ended.
+struct AfterRun {
+  int live = 0, ended = 0;
+  uint64_t moved = 0, released = 0;
+};
+
 struct Report {
   const Options& o;
   const format::KVPolicy& policy;
@@ -266,7 +287,7 @@ struct Report {
   const Stats& st;
   const cache::Residency& r;
   int copies;
-  uint64_t moved, released;
+  AfterRun after;
   Costs costs;
 
   double append_s() const { return r.counters.append_ns * 1e-9; }
@@ -278,6 +299,9 @@ struct Report {
   double input_gbs() const {  // f32 K and V rows handed to append
     const double row = 2.0 * o.kv_heads * o.head_dim * sizeof(float);
     return rows_per_s() * row / 1e9;
+  }
+  double decode_input_gbs() const {  // f32 K and V rows of one token, all layers, per second
+    return 2.0 * o.layers * o.kv_heads * o.head_dim * sizeof(float) / costs.decode_us / 1e3;
   }
   double run_encode_us() const {  // one page, all layers
     const double pages = static_cast<double>(r.counters.encoded_pages) / o.layers;
@@ -314,12 +338,18 @@ void print_json(const Report& x) {
         {"seconds", x.st.seconds}}},
       {"residency", ordered_json::parse(x.r.to_json())},
       {"prompt", {{"pages", x.prompt_pages()}, {"live_copies", x.copies}}},
-      {"after_run", {{"compaction_pages_moved", x.moved}, {"shrink_bytes_released", x.released}}},
+      {"after_run",
+       {{"sessions_ended", x.after.ended},
+        {"compaction_pages_moved", x.after.moved},
+        {"shrink_bytes_released", x.after.released}}},
       {"costs",
        {{"append_us_per_token_all_layers", x.token_append_us()},
         {"append_layer_rows_per_s", x.rows_per_s()},
         {"append_input_gbs", x.input_gbs()},
         {"copy_bandwidth_gbs", x.costs.copy_gbs},
+        {"decode_append_us_per_token", x.costs.decode_us},
+        {"decode_append_us_per_token_f16", x.costs.decode_f16_us},
+        {"decode_append_input_gbs", x.decode_input_gbs()},
         {"encode_us_per_page_in_run", x.run_encode_us()},
         {"encode_us_per_page", x.costs.encode_us},
         {"encode_us_per_page_f16", x.costs.encode_f16_us}}},
@@ -346,34 +376,69 @@ void print_text(const Report& x) {
   std::printf("system prompt: %llu pages (%s) held by %zu live sessions as %d cop%s\n",
               static_cast<unsigned long long>(x.prompt_pages()),
               format_bytes(static_cast<double>(x.prompt_pages() * r.page_bytes)).c_str(),
-              x.sim.live().size(), x.copies, x.copies == 1 ? "y" : "ies");
-  std::printf("after the run: compact() moved %llu pages, shrink() released %s\n\n",
-              static_cast<unsigned long long>(x.moved),
-              format_bytes(static_cast<double>(x.released)).c_str());
+              static_cast<size_t>(x.after.live), x.copies, x.copies == 1 ? "y" : "ies");
+  std::printf(
+      "after ending %d of the %d live sessions: compact() moved %llu pages, shrink() released "
+      "%s\n\n",
+      x.after.ended, x.after.live, static_cast<unsigned long long>(x.after.moved),
+      format_bytes(static_cast<double>(x.after.released)).c_str());
   Table t({"operation", "cost", "vs f16", "vs bandwidth"});
   t.align_left(0);
-  t.add_row(
-      {"append, one token, all layers", fmt::format("{:.2f} us", x.token_append_us()), "", ""});
-  t.add_row({"append rate (layer rows)", fmt::format("{:.3g} M/s", x.rows_per_s() / 1e6), "", ""});
-  t.add_row({"append input (f32 K+V)", fmt::format("{:.2f} GB/s", x.input_gbs()), "",
-             fmt::format("{:.1f}% of {:.1f} GB/s copy", 100 * x.input_gbs() / x.costs.copy_gbs,
-                         x.costs.copy_gbs)});
-  t.add_row({"encode one page, all layers (in run, with first-touch faults)",
-             fmt::format("{:.1f} us", x.run_encode_us()), "", ""});
-  t.add_row({"encode one page, all layers (alone)", fmt::format("{:.1f} us", x.costs.encode_us),
+  const double bw = x.costs.copy_gbs;
+  t.add_row({"decode append, one token, all layers", fmt::format("{:.1f} us", x.costs.decode_us),
+             fmt::format("{:.2f}x", x.costs.decode_us / x.costs.decode_f16_us),
+             fmt::format("{:.2f} GB/s f32 in: {:.1f}% of {:.1f} GB/s copy", x.decode_input_gbs(),
+                         100 * x.decode_input_gbs() / bw, bw)});
+  t.add_row({"encode one page, all layers", fmt::format("{:.1f} us", x.costs.encode_us),
              fmt::format("{:.2f}x", x.costs.encode_us / x.costs.encode_f16_us), ""});
+  t.add_separator();
+  t.add_row({"in the run: append, one token, all layers",
+             fmt::format("{:.1f} us", x.token_append_us()), "",
+             fmt::format("{:.2f} GB/s f32 in: {:.1f}%", x.input_gbs(), 100 * x.input_gbs() / bw)});
+  t.add_row(
+      {"in the run: layer rows appended", fmt::format("{:.3g} M/s", x.rows_per_s() / 1e6), "", ""});
+  t.add_row({"in the run: encode one page (+ first-touch faults)",
+             fmt::format("{:.1f} us", x.run_encode_us()), "", ""});
   std::printf("operation costs (cache only; K/V rows are not computed)\n%s", t.to_text().c_str());
 }
 
 void print_report(const Options& o, const format::KVPolicy& policy, Simulator& sim, const Stats& st,
-                  const cache::Residency& r, int copies, uint64_t moved, uint64_t released,
+                  const cache::Residency& r, int copies, const AfterRun& after,
                   const Costs& costs) {
-  const Report x{o, policy, sim, st, r, copies, moved, released, costs};
+  const Report x{o, policy, sim, st, r, copies, after, costs};
   if (o.json) {
     print_json(x);
   } else {
     print_text(x);
   }
+}
+
+// One sequence decoding 1024 tokens one at a time into a small cache whose pages were touched
+// by a first pass: the steady cost of append (staging, finite check, encoding) per token.
+double time_decode(const Options& o, const format::KVPolicy& policy) {
+  cache::CacheConfig c = make_config(o, policy);
+  c.budget_bytes = 0;
+  c.n_pages = 33;
+  cache::Cache cache(c);
+  const size_t row = static_cast<size_t>(o.kv_heads) * o.head_dim;
+  std::vector<float> values(row * 4096);
+  Rng g(5);
+  for (float& x : values) x = static_cast<float>(g.normal());
+  double seconds = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    const cache::SeqId seq = cache.create();
+    const int n = pass == 0 ? 33 * o.page_tokens : 1024;
+    const double t0 = now_seconds();
+    for (int t = 0; t < n; ++t) {
+      const int32_t token = pass * 100000 + t;
+      cache.add_tokens(seq, std::span<const int32_t>(&token, 1));
+      const float* k = values.data() + (t % 2048) * row;
+      for (int l = 0; l < o.layers; ++l) cache.append(seq, l, k, k + 2048 * row, 1);
+    }
+    seconds = (now_seconds() - t0) / n;
+    cache.free(seq);
+  }
+  return seconds * 1e6;
 }
 
 void run_bench_cache(const Options& o) {
@@ -386,13 +451,17 @@ void run_bench_cache(const Options& o) {
   const Stats st = sim.run();
   const cache::Residency r = sim.cache().residency();
   const int copies = prompt_copies(sim);
+  const int live = static_cast<int>(sim.live().size());
+  const int ended = sim.end_every_other();
   const uint64_t moved = sim.cache().compact();
   const uint64_t released = sim.cache().shrink();
   Costs costs;
   costs.encode_us = time_encode(config, policy);
   costs.encode_f16_us = time_encode(config, format::KVPolicy());
+  costs.decode_us = time_decode(o, policy);
+  costs.decode_f16_us = time_decode(o, format::KVPolicy());
   costs.copy_gbs = copy_bandwidth();
-  print_report(o, policy, sim, st, r, copies, moved, released, costs);
+  print_report(o, policy, sim, st, r, copies, {live, ended, moved, released}, costs);
 }
 
 }  // namespace

@@ -69,8 +69,8 @@ void print_bytes_table(const std::vector<Row>& rows, const PlanSettings& s) {
     t.add_row(std::move(row));
   }
   std::printf(
-      "K+V bytes per token on full-attention layers (sliding layers add theirs only up to their "
-      "window):\n\n%s\n",
+      "K+V bytes per token on full-attention layers, per K/V format pair (sliding layers add "
+      "theirs only up\nto their window):\n\n%s\n",
       render(t, s).c_str());
 }
 
