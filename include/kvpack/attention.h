@@ -92,6 +92,9 @@ struct KernelInfo {
   // group of query_group channels) before the dot products; 0 when it stays f32.
   int query_bits = 0;
   int query_group = 0;
+  // K role: the kernel reads each key element (in the format's own basis) with at most this
+  // relative error beyond the format's decode, e.g. turbo4's centroids as an int8 table.
+  double key_rel_error = 0;
 };
 
 // The kernel decode() and prefill() use for this codec and geometry.

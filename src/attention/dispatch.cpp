@@ -10,6 +10,8 @@ namespace detail {
 const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops) {
   if (!codec_ops) {
     if (const KKernel* k = float_k_kernel(codec)) return *k;
+    if (const KKernel* k = int_k_kernel(codec)) return *k;
+    if (const KKernel* k = turbo_k_kernel(codec)) return *k;
   }
   return codec_k_kernel();
 }
@@ -17,6 +19,8 @@ const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops) {
 const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops) {
   if (!codec_ops) {
     if (const VKernel* v = float_v_kernel(codec)) return *v;
+    if (const VKernel* v = int_v_kernel(codec)) return *v;
+    if (const VKernel* v = turbo_v_kernel(codec)) return *v;
   }
   return codec_v_kernel();
 }
@@ -30,6 +34,7 @@ KernelInfo kernel_info(const format::Codec& codec) {
     out.name = std::string(k.name);
     out.query_bits = k.query_bits;
     out.query_group = k.query_group;
+    out.key_rel_error = k.key_rel_error ? k.key_rel_error(codec) : 0.0;
   } else {
     out.name = std::string(detail::select_v_kernel(codec, false).name);
   }

@@ -29,6 +29,9 @@ struct KKernel {
   // logits[r][i * page_tokens + t] = <q_r, k_t> of page i (scaled as q was).
   void (*score)(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
                 const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf);
+  // Bound on the relative error the kernel's own reading of key elements adds (e.g. an int8
+  // centroid table); nullptr = none. See attention::KernelInfo::key_rel_error.
+  double (*key_rel_error)(const format::Codec& codec) = nullptr;
 };
 
 struct VKernel {
@@ -51,6 +54,15 @@ const VKernel& codec_v_kernel();
 // geometry has none.
 const KKernel* float_k_kernel(const format::Codec& codec);
 const VKernel* float_v_kernel(const format::Codec& codec);
+
+// Integer-code K kernels (cpu/int_key_kernels.cpp: q8, q4, q4a) and V kernels
+// (cpu/int_value_kernels.cpp); nullptr when the format or geometry has none.
+const KKernel* int_k_kernel(const format::Codec& codec);
+const VKernel* int_v_kernel(const format::Codec& codec);
+
+// turbo4 kernels (cpu/turbo_kernels.cpp); nullptr when the format or geometry has none.
+const KKernel* turbo_k_kernel(const format::Codec& codec);
+const VKernel* turbo_v_kernel(const format::Codec& codec);
 
 // The Highway target the specialised kernels run on here, e.g. "AVX3_DL".
 const char* simd_target_name();

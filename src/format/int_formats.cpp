@@ -3,20 +3,27 @@
 //
 // Head block (one head of one page; T = page_tokens, d = head_dim, G = d / g groups per token,
 // b = 8 or 4 bits per code):
-//   codes  [T][d * b / 8] bytes, token-major; within a token, groups in channel order
-//   steps  f16[T][G]  at byte offset T * d * b / 8
-//   mins   f16[T][G]  right after the steps (q4a only)
+//   codes  T * d * b / 8 bytes, arranged per role (below)
+//   steps  f16[G][T]  at byte offset T * d * b / 8 (group-major: 16 tokens' steps of a group
+//                     are one contiguous vector for the SIMD kernels)
+//   mins   f16[G][T]  right after the steps (q4a only)
 // q8:  code byte = int8 k,          x = k * step,         k = round(x / step), step = amax / 127
 // q4:  code nibble u = k + 8,       x = (u - 8) * step,   k in -7..7,          step = amax / 7
 // q4a: code nibble u,               x = u * step + min,   u in 0..15,   step = (max - min) / 15
-// 4-bit codes are packed as ggml's block_q4_0.qs within each group: byte i (i < g/2) of the
-// group holds value i in its low nibble and value i + g/2 in its high nibble, so a group's code
-// bytes equal ggml's for the same grid indices.
+// Code arrangement:
+//   V role (token-major, ggml's): token t's codes are bytes [t * d * b / 8, ...), groups in
+//     channel order; 4-bit codes packed as ggml's block_q4_0.qs within each group: byte i
+//     (i < g/2) of the group holds value i in its low nibble and value i + g/2 in its high one,
+//     so a group's code bytes equal ggml's for the same grid indices.
+//   K role (channel-interleaved, for int8 dot-product instructions that sum 4 byte products per
+//     32-bit lane): q8: [d/4][T][4] bytes, byte (c, t, i) = channel 4c + i of token t; 4-bit:
+//     [d/8][T][4] bytes, byte (o, t, i) holds channel 8o + i (low nibble) and 8o + 4 + i (high
+//     nibble) of token t. One 64-byte line then holds 16 tokens x 4 (q8) or 8 (4-bit) channels.
 //
 // q4 differs from ggml's q4_0 encoder on purpose: ggml maps the group's signed extreme to -8
 // (step = max / -8), so values of the other sign can be clamped by up to a whole step at +7;
 // here step = amax / 7 and codes 1..15 are used, so every value is within half a step. The
-// decode (x = (u - 8) * step) and byte layout are ggml's. All three formats round against the
+// decode (x = (u - 8) * step) and V byte layout are ggml's. All three formats round against the
 // stored f16 step and min (see quant.h), not the unrounded ones as ggml does.
 #include <string>
 
@@ -46,12 +53,13 @@ struct Q4A {
 // The byte layout of one head block; every offset and code position is computed here.
 template <typename F>
 struct GroupLayout {
-  int d;  // head dim
-  int T;  // page tokens
-  int g;  // group size
+  int d;     // head dim
+  int T;     // page tokens
+  int g;     // group size
+  bool key;  // K role: channel-interleaved codes
 
-  GroupLayout(int head_dim, int page_tokens)
-      : d(head_dim), T(page_tokens), g(group_size(head_dim)) {}
+  GroupLayout(int head_dim, int page_tokens, Role role)
+      : d(head_dim), T(page_tokens), g(group_size(head_dim)), key(role == Role::K) {}
 
   int groups() const { return d / g; }
   size_t row_bytes() const { return static_cast<size_t>(d) * F::kBits / 8; }
@@ -61,33 +69,48 @@ struct GroupLayout {
     return F::kAsym ? mins_offset() + (mins_offset() - steps_offset()) : mins_offset();
   }
 
-  const uint8_t* row(const uint8_t* block, int t) const { return block + t * row_bytes(); }
-  uint8_t* row(uint8_t* block, int t) const { return block + t * row_bytes(); }
   // Byte offsets of token t's group gi step and min.
-  size_t step_at(int t, int gi) const { return steps_offset() + 2 * (size_t(t) * groups() + gi); }
-  size_t min_at(int t, int gi) const { return mins_offset() + 2 * (size_t(t) * groups() + gi); }
+  size_t step_at(int t, int gi) const { return steps_offset() + 2 * (size_t(gi) * T + t); }
+  size_t min_at(int t, int gi) const { return mins_offset() + 2 * (size_t(gi) * T + t); }
 
-  // Grid index of value j of a token row: signed for q8/q4, 0..15 for q4a.
-  int get(const uint8_t* r, int j) const {
+  // The byte holding value j of token t, and whether it is the high nibble (4-bit codes).
+  size_t byte_of(int t, int j, bool* high) const {
     if constexpr (F::kBits == 8) {
-      return static_cast<int8_t>(r[j]);
+      *high = false;
+      return key ? (size_t(j) / 4 * T + t) * 4 + j % 4 : size_t(t) * d + j;
     } else {
+      if (key) {
+        const int p = j % 8;
+        *high = p >= 4;
+        return (size_t(j) / 8 * T + t) * 4 + p % 4;
+      }
       const int half = g / 2, base = j - j % g, p = j % g;
-      const uint8_t byte = r[base / 2 + p % half];
-      const int u = p < half ? (byte & 0xf) : (byte >> 4);
+      *high = p >= half;
+      return size_t(t) * row_bytes() + base / 2 + p % half;
+    }
+  }
+
+  // Grid index of value j of token t: signed for q8/q4, 0..15 for q4a.
+  int get(const uint8_t* block, int t, int j) const {
+    bool high = false;
+    const uint8_t byte = block[byte_of(t, j, &high)];
+    if constexpr (F::kBits == 8) {
+      return static_cast<int8_t>(byte);
+    } else {
+      const int u = high ? (byte >> 4) : (byte & 0xf);
       return F::kAsym ? u : u - 8;
     }
   }
 
-  void put(uint8_t* r, int j, int k) const {
+  void put(uint8_t* block, int t, int j, int k) const {
+    bool high = false;
+    uint8_t& byte = block[byte_of(t, j, &high)];
     if constexpr (F::kBits == 8) {
-      r[j] = static_cast<uint8_t>(static_cast<int8_t>(k));
+      byte = static_cast<uint8_t>(static_cast<int8_t>(k));
     } else {
-      const int half = g / 2, base = j - j % g, p = j % g;
       const unsigned u = static_cast<unsigned>(F::kAsym ? k : k + 8);
-      uint8_t& byte = r[base / 2 + p % half];
-      byte = p < half ? static_cast<uint8_t>((byte & 0xf0) | u)
-                      : static_cast<uint8_t>((byte & 0x0f) | (u << 4));
+      byte = high ? static_cast<uint8_t>((byte & 0x0f) | (u << 4))
+                  : static_cast<uint8_t>((byte & 0xf0) | u);
     }
   }
 };
@@ -96,7 +119,7 @@ template <typename F>
 class GroupCodec final : public Codec {
  public:
   GroupCodec(const FormatInfo& info, const CodecConfig& config)
-      : Codec(info, config), lay_(config.head_dim, config.page_tokens) {}
+      : Codec(info, config), lay_(config.head_dim, config.page_tokens, config.role) {}
 
   // x: [n][d]. Each token's groups get their own grid.
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {
@@ -104,7 +127,6 @@ class GroupCodec final : public Codec {
     const int g = lay_.g;
     float v[32];  // one group, saturated into f16's range
     for (int t = 0; t < n; ++t) {
-      uint8_t* r = lay_.row(block, t);
       for (int gi = 0; gi < lay_.groups(); ++gi) {
         float lo = 0, hi = 0, amax = 0;
         for (int p = 0; p < g; ++p) {
@@ -128,7 +150,7 @@ class GroupCodec final : public Codec {
         for (int p = 0; p < g; ++p) {
           const int k =
               F::kAsym ? round_asym(v[p], min, step, F::kTop) : round_sym(v[p], step, F::kTop);
-          lay_.put(r, gi * g + p, k);
+          lay_.put(block, t, gi * g + p, k);
         }
       }
     }
@@ -138,14 +160,13 @@ class GroupCodec final : public Codec {
   void decode(int /*head*/, const uint8_t* block, int n, float* out) const override {
     const int g = lay_.g;
     for (int t = 0; t < n; ++t) {
-      const uint8_t* r = lay_.row(block, t);
       for (int gi = 0; gi < lay_.groups(); ++gi) {
         const float step = load_f16(block + lay_.step_at(t, gi));
         const float min = F::kAsym ? load_f16(block + lay_.min_at(t, gi)) : 0.0f;
         for (int p = 0; p < g; ++p) {
           const int j = gi * g + p;
           out[static_cast<size_t>(t) * lay_.d + j] =
-              static_cast<float>(lay_.get(r, j)) * step + min;
+              static_cast<float>(lay_.get(block, t, j)) * step + min;
         }
       }
     }
@@ -158,13 +179,12 @@ class GroupCodec final : public Codec {
     for (int i = 0; i < n_q; ++i) {
       const float* q = qp + static_cast<size_t>(i) * d;
       for (int t = 0; t < n; ++t) {
-        const uint8_t* r = lay_.row(block, t);
         double s = 0;
         for (int gi = 0; gi < lay_.groups(); ++gi) {
           double dot = 0, qsum = 0;
           for (int p = 0; p < g; ++p) {
             const int j = gi * g + p;
-            dot += static_cast<double>(q[j]) * lay_.get(r, j);
+            dot += static_cast<double>(q[j]) * lay_.get(block, t, j);
             qsum += q[j];
           }
           s += load_f16(block + lay_.step_at(t, gi)) * dot;
@@ -183,13 +203,12 @@ class GroupCodec final : public Codec {
       float* a = acc + static_cast<size_t>(i) * d;
       for (int t = 0; t < n; ++t) {
         const float wt = w[static_cast<size_t>(i) * w_stride + t];
-        const uint8_t* r = lay_.row(block, t);
         for (int gi = 0; gi < lay_.groups(); ++gi) {
           const float ws = wt * load_f16(block + lay_.step_at(t, gi));
           const float wm = F::kAsym ? wt * load_f16(block + lay_.min_at(t, gi)) : 0.0f;
           for (int p = 0; p < g; ++p) {
             const int j = gi * g + p;
-            a[j] += ws * static_cast<float>(lay_.get(r, j)) + wm;
+            a[j] += ws * static_cast<float>(lay_.get(block, t, j)) + wm;
           }
         }
       }
@@ -202,7 +221,7 @@ class GroupCodec final : public Codec {
 
 template <typename F>
 size_t group_payload(int head_dim, int page_tokens) {
-  return GroupLayout<F>(head_dim, page_tokens).payload();
+  return GroupLayout<F>(head_dim, page_tokens, Role::V).payload();
 }
 
 std::string needs_groups(const CodecConfig& config) {

@@ -3,7 +3,8 @@
 // K role: prepare_query rotates q once per head (qp = Pi q); a token's logit is
 //   stored_norm * sum_j qp_j c[idx_j]  (= <Pi q, Pi x~> = <q, x~>), read from the packed codes.
 // V role: accumulate stays in the rotated basis (acc += w * stored_norm * c[idx]); finish applies
-// Pi^T once per query head. Byte layout: turbo_layout.h and docs/formats.md.
+// Pi^T once per query head. Byte layout: turbo_layout.h and docs/formats.md (turbo4 keys use the
+// channel-interleaved code arrangement the attention kernels read with int8 dot products).
 #include <vector>
 
 #include "base/half.h"
@@ -18,7 +19,8 @@ class TurboCodec final : public Codec {
  public:
   TurboCodec(const FormatInfo& info, const CodecConfig& config, int bits)
       : Codec(info, config),
-        layout_{config.head_dim, config.page_tokens, bits, false},
+        layout_{config.head_dim, config.page_tokens, bits, false,
+                config.role == Role::K && bits == 4, config.role == Role::V && bits == 4},
         mse_(config.head_dim, bits, config.n_heads, config.seed) {}
 
   void encode(int head, const float* x, int n, uint8_t* block) const override {
@@ -29,7 +31,7 @@ class TurboCodec final : public Codec {
     for (int t = 0; t < n; ++t) {
       saturate_to_f16_range(x + static_cast<size_t>(t) * d, d, xs.data());
       layout_.set_norm(block, t, mse_.quantize(head, xs.data(), idx.data()));
-      pack_codes(idx.data(), d, layout_.bits, layout_.code_row(block, t));
+      layout_.store_codes(block, t, idx.data());
     }
   }
 
@@ -37,7 +39,7 @@ class TurboCodec final : public Codec {
     const int d = head_dim();
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
     for (int t = 0; t < n; ++t) {
-      unpack_codes(layout_.code_row(block, t), d, layout_.bits, idx.data());
+      layout_.load_codes(block, t, idx.data());
       mse_.reconstruct(head, layout_.norm(block, t), idx.data(), out + static_cast<size_t>(t) * d);
     }
   }
@@ -51,7 +53,7 @@ class TurboCodec final : public Codec {
     const int d = head_dim();
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
     for (int t = 0; t < n; ++t) {
-      unpack_codes(layout_.code_row(block, t), d, layout_.bits, idx.data());
+      layout_.load_codes(block, t, idx.data());
       const double norm = f16_to_f32(layout_.norm(block, t));
       for (int i = 0; i < n_q; ++i) {
         const double dot = mse_.dot_codes(qp + static_cast<size_t>(i) * d, idx.data());
@@ -66,7 +68,7 @@ class TurboCodec final : public Codec {
     const std::vector<float>& c = mse_.codebook().centroids;
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
     for (int t = 0; t < n; ++t) {
-      unpack_codes(layout_.code_row(block, t), d, layout_.bits, idx.data());
+      layout_.load_codes(block, t, idx.data());
       const float norm = f16_to_f32(layout_.norm(block, t));
       for (int i = 0; i < n_q; ++i) {
         const float wn = w[i * w_stride + t] * norm;

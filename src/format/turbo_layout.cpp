@@ -2,6 +2,7 @@
 #include "format/turbo_layout.h"
 
 #include "base/error.h"
+#include "kvpack/format.h"
 
 namespace kvpack::format {
 
@@ -37,6 +38,57 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
     idx[j] = static_cast<uint8_t>(acc & mask);
     acc >>= bits;
     filled -= bits;
+  }
+}
+
+void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
+  if (grouped) {
+    uint8_t* row = code_row(block, t);
+    const int g = group_size(head_dim), half = g / 2;
+    for (int base = 0; base < head_dim; base += g) {
+      for (int i = 0; i < half; ++i) {
+        row[base / 2 + i] = static_cast<uint8_t>(idx[base + i] | (idx[base + half + i] << 4));
+      }
+    }
+    return;
+  }
+  if (!interleaved) {
+    pack_codes(idx, head_dim, bits, code_row(block, t));
+    return;
+  }
+  KVPACK_DASSERT(bits == 4 && head_dim % 8 == 0, "interleaved codes are 4-bit, d % 8 == 0");
+  uint8_t* codes = block + codes_offset();
+  for (int o = 0; o < head_dim / 8; ++o) {
+    for (int i = 0; i < 4; ++i) {
+      codes[(static_cast<size_t>(o) * page_tokens + t) * 4 + i] =
+          static_cast<uint8_t>(idx[8 * o + i] | (idx[8 * o + 4 + i] << 4));
+    }
+  }
+}
+
+void TurboLayout::load_codes(const uint8_t* block, int t, uint8_t* idx) const {
+  if (grouped) {
+    const uint8_t* row = code_row(block, t);
+    const int g = group_size(head_dim), half = g / 2;
+    for (int base = 0; base < head_dim; base += g) {
+      for (int i = 0; i < half; ++i) {
+        idx[base + i] = row[base / 2 + i] & 0xf;
+        idx[base + half + i] = row[base / 2 + i] >> 4;
+      }
+    }
+    return;
+  }
+  if (!interleaved) {
+    unpack_codes(code_row(block, t), head_dim, bits, idx);
+    return;
+  }
+  const uint8_t* codes = block + codes_offset();
+  for (int o = 0; o < head_dim / 8; ++o) {
+    for (int i = 0; i < 4; ++i) {
+      const uint8_t b = codes[(static_cast<size_t>(o) * page_tokens + t) * 4 + i];
+      idx[8 * o + i] = b & 0xf;
+      idx[8 * o + 4 + i] = b >> 4;
+    }
   }
 }
 

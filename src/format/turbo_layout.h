@@ -5,7 +5,13 @@
 // Block of one head, T = page_tokens tokens, d = head_dim, b = bits of the MSE codes:
 //   norms   f16[T]                 stored norm per token (||x|| / ||c[idx]||, norm-corrected)
 //   gammas  f16[T]                 QJL only: ||r||, the norm of the MSE residual
-//   codes   u8[T][d*b/8]           per token, code j in bits [j*b, j*b + b) of the row, LSB first
+//   codes   u8[T][d*b/8]           per token, code j in bits [j*b, j*b + b) of the row, LSB first;
+//                                  turbo4 keys (interleaved): u8[d/8][T][4], byte (o, t, i)
+//                                  holds code 8o + i (low nibble) and 8o + 4 + i (high) of token
+//                                  t, for int8 dot-product instructions (as q4 keys);
+//                                  turbo4 values (grouped): per token row, per group of
+//                                  g = group_size(d) codes, byte i holds code i (low nibble)
+//                                  and code i + g/2 (high), as q4 values (ggml's order)
 //   signs   u8[T][d/8]             QJL only: bit j of the row = 1 when (S r)_j >= 0
 // then zero padding to 64 bytes. With T = 32 the norms fill exactly one cache line, so the codes
 // start cache-line aligned (the QJL gammas fill the second).
@@ -22,6 +28,8 @@ struct TurboLayout {
   int page_tokens;
   int bits;  // bits per MSE code (1..4)
   bool qjl;  // QJL variant: gammas and sign rows present
+  bool interleaved = false;  // 4-bit K codes in the channel-interleaved arrangement
+  bool grouped = false;      // 4-bit V codes in q4's nibble order (below)
 
   size_t norms_offset() const { return 0; }
   size_t gammas_offset() const { return 2 * static_cast<size_t>(page_tokens); }
@@ -50,6 +58,10 @@ struct TurboLayout {
   uint8_t* code_row(uint8_t* block, int t) const {
     return block + codes_offset() + t * code_row_bytes();
   }
+  // Token t's codes idx: [head_dim], in whichever arrangement this layout uses.
+  void store_codes(uint8_t* block, int t, const uint8_t* idx) const;
+  void load_codes(const uint8_t* block, int t, uint8_t* idx) const;
+
   const uint8_t* sign_row(const uint8_t* block, int t) const {
     return block + signs_offset() + t * sign_row_bytes();
   }

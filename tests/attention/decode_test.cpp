@@ -46,7 +46,7 @@ void check_decode(const DecodeCase& c, const Params& base, ThreadPool& pool) {
     std::vector<float> got(want.size(), -1.0f);
     decode(kv.view(), q.data(), n_q, got.data(), p, pool, ws);
     const KernelInfo info = codec_ops ? KernelInfo{} : kernel_info(*kv.view().k_codec);
-    const auto tol = testing::tolerance(kv.view(), q.data(), 1, n_q, p, info);
+    const auto tol = testing::tolerance(kv.view(), q.data(), 1, n_q, p, info, kv.max_key_norm());
     const auto e = testing::excess(got, want, tol);
     ASSERT_LT(e.worst, 1.0) << describe(c) << (codec_ops ? " codec ops" : " simd") << " at "
                             << e.index << ": got " << got[e.index] << " want " << want[e.index]
@@ -78,8 +78,10 @@ TEST(Decode, EveryFormatPairMatchesReference) {
 
 TEST(Decode, HeadDimsGroupsAndLengths) {
   ThreadPool pool(2);
-  const std::pair<FormatId, FormatId> pairs[] = {{FormatId::f16, FormatId::f16},
-                                                 {FormatId::bf16, FormatId::f32}};
+  const std::pair<FormatId, FormatId> pairs[] = {
+      {FormatId::f16, FormatId::f16}, {FormatId::bf16, FormatId::f32},
+      {FormatId::q8, FormatId::q8},   {FormatId::q4, FormatId::q8},
+      {FormatId::q4a, FormatId::q4},  {FormatId::turbo4, FormatId::turbo4}};
   for (auto [k, v] : pairs) {
     for (int dim : {64, 128, 256}) {
       for (int group : {1, 4, 8}) {
@@ -169,9 +171,28 @@ TEST(Decode, BatchMatchesReferencePerSequence) {
     std::vector<float> want(per_seq);
     reference(views[i], q.data() + i * per_seq, 1, n_q, want.data(), Params{});
     const auto tol = testing::tolerance(views[i], q.data() + i * per_seq, 1, n_q, Params{},
-                                        kernel_info(*views[i].k_codec));
+                                        kernel_info(*views[i].k_codec), seqs[i].max_key_norm());
     const std::vector<float> got(batch.begin() + i * per_seq, batch.begin() + (i + 1) * per_seq);
     EXPECT_LT(testing::excess(got, want, tol).worst, 1.0) << "sequence " << i;
+  }
+}
+
+TEST(Decode, SpecialisedKernelsServeTheirFormats) {
+  // The fast paths exist where promised (the codec kernels would also pass the tests above).
+  const struct {
+    FormatId id;
+    format::Role role;
+    const char* kernel;
+  } expect[] = {
+      {FormatId::f16, format::Role::K, "f16 simd"},   {FormatId::f16, format::Role::V, "f16 simd"},
+      {FormatId::q8, format::Role::K, "q8 int8-dot"}, {FormatId::q8, format::Role::V, "q8 simd"},
+      {FormatId::q4, format::Role::K, "q4 int8-dot"}, {FormatId::q4, format::Role::V, "q4 simd"}};
+  for (const auto& e : expect) {
+    for (int d : {64, 128, 256}) {
+      const auto codec = format::make_codec(e.id, {e.role, d, 32, 1, 0});
+      EXPECT_EQ(kernel_info(*codec).name.rfind(e.kernel, 0), 0u)
+          << format::info(e.id).name << " d=" << d << ": " << kernel_info(*codec).name;
+    }
   }
 }
 

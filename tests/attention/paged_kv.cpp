@@ -97,6 +97,12 @@ PagedKv::PagedKv(format::FormatId k, format::FormatId v, const KvShape& s, Data 
       for (int j = 0; j < s.head_dim_k; ++j) keys[j] = 40.0f * bias_[j];
       for (int j = 0; j < s.head_dim_v; ++j) vals[j] *= 10.0f;
     }
+    for (int t = 0; t < s.n_tokens; ++t) {
+      double n2 = 0;
+      for (int j = 0; j < s.head_dim_k; ++j)
+        n2 += double(keys[t * s.head_dim_k + j]) * keys[t * s.head_dim_k + j];
+      max_key_norm_ = std::max(max_key_norm_, std::sqrt(n2));
+    }
     for (int p = 0; p < n_pages; ++p) {
       const size_t t0 = static_cast<size_t>(p) * s.page_tokens;
       k_codec_->encode(
@@ -142,19 +148,63 @@ std::vector<float> PagedKv::queries(int n_new, int n_q_heads, uint64_t seed) con
 
 namespace {
 
+bool rotated(format::FormatId id) {
+  using format::FormatId;
+  return id == FormatId::turbo2 || id == FormatId::turbo3 || id == FormatId::turbo4 ||
+         id == FormatId::turbo3_qjl || id == FormatId::turbo4_qjl;
+}
+bool sketched(format::FormatId id) {
+  return id == format::FormatId::turbo3_qjl || id == format::FormatId::turbo4_qjl;
+}
+
+// Per-element error of a TurboQuant rotation computed in f32, relative to the input's 2-norm
+// (format/rotation.h): per round, 2 popcount(d) - 1 randomized Hadamards (each one rounding per
+// butterfly stage plus the 1/sqrt(n) scaling, norm-preserving) and popcount(d) - 1 Givens steps
+// (two roundings each); two rounds.
+double rotation_eps(int d) {
+  const int blocks = __builtin_popcount(static_cast<unsigned>(d));
+  int log2d = 0;
+  while ((1 << log2d) < d) ++log2d;
+  return gamma(2.0 * ((2 * blocks - 1) * (log2d + 2) + 2 * (blocks - 1)));
+}
+
+double norm2(const float* x, int n) {
+  double s = 0;
+  for (int j = 0; j < n; ++j) s += static_cast<double>(x[j]) * x[j];
+  return std::sqrt(s);
+}
+
 // Bound on the logit error of one key, natural-log units: f32 rounding of the scaled dot
 // product (fold q once, dk FMAs), the query's integer rounding if the kernel uses one, and
-// tanh's 4-ulp error times the cap when soft-capping.
+// tanh's 4-ulp error times the cap when soft-capping. Rotated key formats add both rotations'
+// f32 error (the kernel rotates q, the reference decodes k out of the rotated basis) and the
+// dot product taken in the rotated basis; sketched ones the f32 rounding of S q (u per element)
+// and its dot with d signs: gamma_{d+1} g sum|(S q)_i| <= gamma_{d+1} sqrt(pi/2)/d ||r||
+// sqrt(d) ||S q||, with the residual ||r|| <= 2 max ||x|| (||x~_mse|| = ||x||).
 struct LogitErrors {
   double scale;
   double softcap;
   const attention::KernelInfo* kernel;
+  format::FormatId k_format;
+  double sketch_bound = 0;   // per query: sqrt(pi/2)/d * 2 max||x|| * sqrt(d) * ||S q||
+  double rotated_q_max = 0;  // per query: max |(Pi q)_j| (rotated formats)
 
   double operator()(const float* q, const float* k, int dk) const {
     double abs_dot = 0;
     for (int j = 0; j < dk; ++j) abs_dot += std::fabs(static_cast<double>(q[j]) * k[j]);
     double err = gamma(dk + 2) * abs_dot;
-    if (kernel->query_bits > 0) {
+    if (rotated(k_format)) {
+      err += (2 * rotation_eps(dk) + gamma(dk + 2)) * norm2(q, dk) * norm2(k, dk);
+    }
+    if (sketched(k_format)) err += gamma(dk + 1) * sketch_bound;
+    // The kernel's own reading of key elements (relative error per element, in the format's
+    // basis): sum_j |q'_j| rho |k'_j| <= rho ||q|| ||k||, q' carrying its int8 rounding.
+    err += kernel->key_rel_error * (1 + 1.0 / 127) * norm2(q, dk) * norm2(k, dk);
+    if (kernel->query_bits > 0 && rotated(k_format)) {
+      // Rounded in the rotated basis: sum_j |dq'_j| |k'_j| <= max|q'| / 254 * sqrt(d) ||k||.
+      const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;
+      err += rotated_q_max / (2 * levels) * std::sqrt(double(dk)) * norm2(k, dk) * (1 + 4 * kU);
+    } else if (kernel->query_bits > 0) {
       const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;  // 127 for int8
       for (int g0 = 0; g0 < dk; g0 += kernel->query_group) {
         double qmax = 0;
@@ -176,13 +226,16 @@ struct LogitErrors {
 
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
                               int n_q_heads, const attention::Params& params,
-                              const attention::KernelInfo& k_kernel) {
+                              const attention::KernelInfo& k_kernel, double max_key_norm) {
   const int dk = view.head_dim_k;
   const int dv = view.head_dim_v;
   const int group = n_q_heads / view.n_kv_heads;
   const int64_t n = view.n_tokens();
   const double scale = params.scale > 0 ? params.scale : 1.0 / std::sqrt(double(dk));
-  const LogitErrors logit_error{scale, params.softcap, &k_kernel};
+  LogitErrors logit_error{scale, params.softcap, &k_kernel, view.k_codec->info().id};
+  const bool v_rotated = rotated(view.v_codec->info().id);
+  const double v_rot = 2 * rotation_eps(dv);
+  std::vector<float> qp(view.k_codec->query_floats());
   // Roundings an accumulator sees: one FMA per token, a rescale per chunk (>= 16 tokens), the
   // split merge and the final normalisation; the softmax sum likewise.
   const double acc_gamma = 2 * gamma(static_cast<double>(n) + n / 16.0 + 64);
@@ -196,6 +249,19 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
       const int64_t lo = params.window > 0 ? std::max<int64_t>(0, pos - params.window + 1) : 0;
       for (int i = h * group; i < (h + 1) * group; ++i) {
         const float* qi = q + (static_cast<size_t>(t) * n_q_heads + i) * dk;
+        if (rotated(logit_error.k_format)) {
+          view.k_codec->prepare_query(h, qi, qp.data());  // qp[0, d) = Pi q
+          logit_error.rotated_q_max = 0;
+          for (int j = 0; j < dk; ++j) {
+            logit_error.rotated_q_max =
+                std::max(logit_error.rotated_q_max, double(std::fabs(qp[j])));
+          }
+        }
+        if (sketched(logit_error.k_format)) {
+          view.k_codec->prepare_query(h, qi, qp.data());  // qp[d, 2d) = S q
+          logit_error.sketch_bound = std::sqrt(std::acos(-1.0) / 2) / dk * 2 * max_key_norm *
+                                     std::sqrt(double(dk)) * norm2(qp.data() + dk, dk);
+        }
         double m = params.sinks ? params.sinks[i] : -1e300;
         double worst = 0;
         for (int64_t s = lo; s <= pos; ++s) {
@@ -217,11 +283,17 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
         // exp(+-2 worst) of the reference's: |w' - w| <= w * expm1(2 worst).
         const double spread = std::expm1(2 * worst);
         std::vector<double> wv(static_cast<size_t>(dv), 0.0);  // sum_s w_s |v_sj|
+        double wnorm = 0;                                      // sum_s w_s ||v_s||
         for (int64_t s = lo; s <= pos; ++s) {
           for (int j = 0; j < dv; ++j) wv[j] += logit[s] / sum * std::fabs(v[s * dv + j]);
+          if (v_rotated) wnorm += logit[s] / sum * norm2(&v[s * dv], dv);
         }
+        // Rotated values: the kernel accumulates in the rotated basis (its rounding, acc_gamma
+        // per rotated element, maps through the orthogonal finish() to at most its 2-norm per
+        // element) and rotates back once; the reference rotates each token back.
+        const double rot = v_rotated ? (v_rot + acc_gamma) * wnorm : 0.0;
         double* ti = tol.data() + (static_cast<size_t>(t) * n_q_heads + i) * dv;
-        for (int j = 0; j < dv; ++j) ti[j] = (spread + acc_gamma + kU) * wv[j] + 1e-30;
+        for (int j = 0; j < dv; ++j) ti[j] = (spread + acc_gamma + kU) * wv[j] + rot + 1e-30;
       }
     }
   }

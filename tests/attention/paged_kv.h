@@ -40,10 +40,13 @@ class PagedKv {
   const KvShape& shape() const { return shape_; }
   // Queries for n_new tokens x n_q_heads, drawn to match the data kind.
   std::vector<float> queries(int n_new, int n_q_heads, uint64_t seed) const;
+  // Largest 2-norm of the keys as given (before encoding).
+  double max_key_norm() const { return max_key_norm_; }
 
  private:
   KvShape shape_;
   Data data_;
+  double max_key_norm_ = 0;
   std::vector<float> bias_;  // [head_dim_k] the direction queries share (Data::sink)
   std::unique_ptr<format::Codec> k_codec_, v_codec_;
   AlignedArray<uint8_t> k_pool_, v_pool_;
@@ -55,9 +58,10 @@ class PagedKv {
 // Per-element bound on |out - reference| for attention over `view` (same semantics as
 // attention::reference), for a kernel whose logits are exact up to f32 rounding of the dot
 // products (query_bits == 0) or also carry int8 query rounding (query_bits > 0, per group).
+// max_key_norm: PagedKv::max_key_norm() (bounds QJL residuals).
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
                               int n_q_heads, const attention::Params& params,
-                              const attention::KernelInfo& k_kernel);
+                              const attention::KernelInfo& k_kernel, double max_key_norm);
 
 // Largest |a - b| / tol over elements, and where; < 1 passes.
 struct Excess {

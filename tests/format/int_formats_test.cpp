@@ -23,8 +23,9 @@ struct IntSpec {
   bool asym;  // has a min per group
   int top;    // largest grid index magnitude (q8 127, q4 7) or level count (q4a 15)
   size_t steps_offset(int d, int T) const { return static_cast<size_t>(T) * d * bits / 8; }
+  // Steps (and mins) are group-major: f16[G][T].
   size_t step_at(int d, int T, int t, int gi) const {
-    return steps_offset(d, T) + 2 * (static_cast<size_t>(t) * (d / group_size(d)) + gi);
+    return steps_offset(d, T) + 2 * (static_cast<size_t>(gi) * T + t);
   }
   size_t min_at(int d, int T, int t, int gi) const {
     return step_at(d, T, t, gi) + 2 * static_cast<size_t>(T) * (d / group_size(d));
@@ -142,18 +143,19 @@ TEST(IntFormats, GroupsDecodeAsGgmlBlocks) {
 }
 
 TEST(IntFormats, ByteLayoutMatchesDocs) {
-  const int d = 32, T = 16;  // one group per token; steps at T*d*bits/8
+  // V role: token-major codes (ggml's within a group). One group per token; steps at T*d*bits/8.
+  const int d = 32, T = 16;
   std::vector<float> x(d, 0.0f);
   x[5] = 7.0f;
   x[21] = -7.0f;  // step 1: codes 15 and 1, sharing byte 5 (low, high nibble)
-  auto q4 = make_codec(FormatId::q4, CodecConfig{Role::K, d, T, 1, 0});
+  auto q4 = make_codec(FormatId::q4, CodecConfig{Role::V, d, T, 1, 0});
   std::vector<uint8_t> b(q4->head_bytes());
   q4->encode(0, x.data(), 1, b.data());
   for (int i = 0; i < 16; ++i) EXPECT_EQ(b[i], i == 5 ? 0x1f : 0x88) << "q4 byte " << i;
   EXPECT_EQ(b[256], 0x00);  // f16 1.0 = 0x3c00, little-endian
   EXPECT_EQ(b[257], 0x3c);
 
-  auto q8 = make_codec(FormatId::q8, CodecConfig{Role::K, d, T, 1, 0});
+  auto q8 = make_codec(FormatId::q8, CodecConfig{Role::V, d, T, 1, 0});
   x[5] = 127.0f;
   x[21] = -127.0f;
   b.assign(q8->head_bytes(), 0);
@@ -164,12 +166,49 @@ TEST(IntFormats, ByteLayoutMatchesDocs) {
 
   // q4a: x_j = (j % 16) + 2 gives min 2, step 1, codes j % 16.
   for (int j = 0; j < d; ++j) x[j] = static_cast<float>(j % 16 + 2);
-  auto q4a = make_codec(FormatId::q4a, CodecConfig{Role::K, d, T, 1, 0});
+  auto q4a = make_codec(FormatId::q4a, CodecConfig{Role::V, d, T, 1, 0});
   b.assign(q4a->head_bytes(), 0);
   q4a->encode(0, x.data(), 1, b.data());
   for (int i = 0; i < 16; ++i) EXPECT_EQ(b[i], (i << 4) | i) << "q4a byte " << i;
   EXPECT_EQ(b[256 + 1], 0x3c);       // step 1.0 = 0x3c00 at T*d/2
   EXPECT_EQ(b[256 + 32 + 1], 0x40);  // min 2.0 = 0x4000 after T*G steps
+}
+
+// K role: codes interleaved by channel quads (q8) or octets (4-bit) across the page's tokens.
+TEST(IntFormats, KeyLayoutInterleavesChannelsAcrossTokens) {
+  const int d = 32, T = 16;
+  std::vector<float> x(2 * d, 0.0f);  // two tokens
+  for (int j = 0; j < d; ++j) {
+    x[j] = static_cast<float>(j % 8 - 3);         // token 0: q4 codes j % 8 + 5 (step 1)
+    x[d + j] = static_cast<float>(-(j % 8) + 3);  // token 1
+  }
+  x[7] = 7.0f;  // pins token 0's step to 1 (amax 7); token 1's amax is 4 -> step 4/7
+  x[d + 7] = -7.0f;
+  auto q4 = make_codec(FormatId::q4, CodecConfig{Role::K, d, T, 1, 0});
+  std::vector<uint8_t> b(q4->head_bytes());
+  q4->encode(0, x.data(), 2, b.data());
+  // byte (o, t, i) = channel 8o + i (low) | channel 8o + 4 + i (high), at ((o * T) + t) * 4 + i
+  for (int o = 0; o < d / 8; ++o) {
+    for (int i = 0; i < 4; ++i) {
+      const int lo = static_cast<int>(x[8 * o + i]) + 8;
+      const int hi = static_cast<int>(x[8 * o + 4 + i]) + 8;
+      EXPECT_EQ(b[(o * T + 0) * 4 + i], (hi << 4) | lo) << "q4 octet " << o << " i " << i;
+    }
+  }
+  std::vector<float> y(2 * d);
+  q4->decode(0, b.data(), 2, y.data());
+  for (int j = 0; j < d; ++j) EXPECT_EQ(y[j], x[j]) << j;
+
+  auto q8 = make_codec(FormatId::q8, CodecConfig{Role::K, d, T, 1, 0});
+  for (int j = 0; j < d; ++j) x[j] = static_cast<float>(j * 4 - 64);  // amax 64 -> not 127...
+  x[0] = -127.0f;                                                     // ... step 1
+  b.assign(q8->head_bytes(), 0);
+  q8->encode(0, x.data(), 2, b.data());
+  // byte (c, t, i) = channel 4c + i of token t, at ((c * T) + t) * 4 + i
+  for (int j = 0; j < d; ++j) {
+    EXPECT_EQ(static_cast<int8_t>(b[(j / 4 * T + 0) * 4 + j % 4]), static_cast<int>(x[j])) << j;
+  }
+  EXPECT_EQ(b[T * d + 1], 0x3c);  // token 0's step 1.0 = 0x3c00 at T*d (f16[G][T])
 }
 
 // NaN -> 0, +-Inf and finite values beyond f16 -> +-65504, each within half a step.

@@ -171,6 +171,35 @@ TEST(Turbo, BlockLayoutIsAsDocumented) {
   for (size_t i = layout.payload_bytes(); i < block.size(); ++i) EXPECT_EQ(block[i], 0);
 }
 
+// turbo4 keys: codes interleaved by channel octets across tokens; values: rows in q4's nibble
+// order (docs/formats.md). Both decode the same numbers.
+TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
+  const int d = 64, t = 16;
+  const auto k = make_codec(FormatId::turbo4, CodecConfig{Role::K, d, t, 1, 3});
+  const auto v = make_codec(FormatId::turbo4, CodecConfig{Role::V, d, t, 1, 3});
+  const testing::Rows x = testing::gaussian_rows(3, d, 12);
+  std::vector<uint8_t> kb(k->head_bytes()), vb(v->head_bytes());
+  k->encode(0, x.x.data(), 3, kb.data());
+  v->encode(0, x.x.data(), 3, vb.data());
+  std::vector<uint8_t> idx(static_cast<size_t>(d));
+  for (int tok = 0; tok < 3; ++tok) {
+    // Values: q4's nibble order per group of 32: byte i holds code i and code i + 16.
+    const uint8_t* row = vb.data() + 2 * t + static_cast<size_t>(tok) * d / 2;
+    for (int j = 0; j < d; ++j) {
+      const uint8_t byte = row[j / 32 * 16 + j % 16];
+      idx[j] = j % 32 < 16 ? (byte & 0xf) : (byte >> 4);
+    }
+    for (int j = 0; j < d; ++j) {
+      const uint8_t byte = kb[2 * t + (static_cast<size_t>(j / 8) * t + tok) * 4 + j % 4];
+      EXPECT_EQ(j % 8 < 4 ? (byte & 0xf) : (byte >> 4), idx[j]) << "token " << tok << " j " << j;
+    }
+  }
+  std::vector<float> ko(3 * static_cast<size_t>(d)), vo(ko.size());
+  k->decode(0, kb.data(), 3, ko.data());
+  v->decode(0, vb.data(), 3, vo.data());
+  EXPECT_EQ(ko, vo);
+}
+
 TEST(TurboLayout, PacksCodesLsbFirst) {
   // 3-bit codes 1..7,0, code j at bits [3j, 3j+3) of a little-endian bit string:
   // 1 | 2<<3 | 3<<6 | 4<<9 | 5<<12 | 6<<15 | 7<<18 = 0x1f58d1.
