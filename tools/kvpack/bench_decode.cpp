@@ -90,20 +90,33 @@ nlohmann::ordered_json to_json(const Row& w) {
 
 void print_table(const std::vector<Row>& rows, const model::Model& m, const Options& o,
                  int threads) {
-  Table t({"K/V", "depth", "tok/s", "+-", "ms/tok", "KV MiB", "MiB/step", "GB/s", "%bw",
-           "limit tok/s", "speed/f16", "KV/f16"});
+  const bool prefill = o.fill == "prefill";
+  std::vector<std::string> head = {"K/V",    "depth",       "tok/s",     "+-",
+                                   "ms/tok", "KV MiB",      "MiB/step",  "GB/s",
+                                   "%bw",    "limit tok/s", "speed/f16", "KV/f16"};
+  if (prefill) head.push_back("prefill tok/s");
+  Table t(head);
   t.align_left(0);
   for (const Row& w : rows) {
     const format::LayerFormats f = w.r.policy.base();
-    t.add_row(
-        {w.r.policy.uniform() ? fmt::format("{}/{}", format::info(f.k).name, format::info(f.v).name)
-                              : w.r.policy.to_string(),
-         std::to_string(w.r.depth), fmt::format("{:.1f}", w.r.mean_tokens_per_s),
-         fmt::format("{:.1f}", w.r.stddev_tokens_per_s), fmt::format("{:.2f}", w.ms()),
-         fmt::format("{:.1f}", w.r.kv_bytes / 1048576.0),
-         fmt::format("{:.1f}", w.r.bytes_per_step / 1048576.0), fmt::format("{:.1f}", w.gbps()),
-         fmt::format("{:.0f}%", w.pct()), fmt::format("{:.0f}", w.limit()),
-         fmt::format("{:.2f}", w.speed_vs_f16()), fmt::format("{:.2f}", w.kv_vs_f16())});
+    std::vector<std::string> cells = {
+        w.r.policy.uniform() ? fmt::format("{}/{}", format::info(f.k).name, format::info(f.v).name)
+                             : w.r.policy.to_string(),
+        std::to_string(w.r.depth),
+        fmt::format("{:.1f}", w.r.mean_tokens_per_s),
+        fmt::format("{:.1f}", w.r.stddev_tokens_per_s),
+        fmt::format("{:.2f}", w.ms()),
+        fmt::format("{:.1f}", w.r.kv_bytes / 1048576.0),
+        fmt::format("{:.1f}", w.r.bytes_per_step / 1048576.0),
+        fmt::format("{:.1f}", w.gbps()),
+        fmt::format("{:.0f}%", w.pct()),
+        fmt::format("{:.0f}", w.limit()),
+        fmt::format("{:.2f}", w.speed_vs_f16()),
+        fmt::format("{:.2f}", w.kv_vs_f16())};
+    if (prefill) {
+      cells.push_back(w.r.depth > 0 ? fmt::format("{:.1f}", w.r.depth / w.r.fill_seconds) : "-");
+    }
+    t.add_row(std::move(cells));
   }
   const model::HParams& hp = m.hparams();
   std::printf("%s: %d layers, %d query / %d KV heads of dim %d, %s of weights per step\n",
