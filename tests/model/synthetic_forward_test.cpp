@@ -38,6 +38,10 @@ struct Case {
   double end_to_end;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+
 // Receives the forward's traced tensors and checks each against the reference step that makes
 // it, fed the forward's own inputs to that step.
 class StepChecker {
