@@ -3,6 +3,7 @@
 // dequantize-to-f16 baseline and llama.cpp's published figures (FACTS.md section 4).
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -181,7 +182,12 @@ void run(const Options& o) {
   c.baseline = !o.no_baseline;
   c.codec_ops = o.codec_ops;
   const uint64_t max_memory = parse_bytes(o.max_memory);
-  const auto pairs = pairs_from(o.kv);
+  auto pairs = pairs_from(o.kv);
+  // Every ratio is to f16/f16 of the same run: report that row too.
+  if (std::find(pairs.begin(), pairs.end(), std::pair{FormatId::f16, FormatId::f16}) ==
+      pairs.end()) {
+    pairs.insert(pairs.begin(), {FormatId::f16, FormatId::f16});
+  }
   const ReadProbe probe(kProbeBytes);
   std::vector<std::unique_ptr<Measurement>> f16s;
   std::vector<Row> rows;
