@@ -16,9 +16,14 @@ namespace {
 // Rows per task below which per-row work (norms, RoPE) is not worth handing to the pool.
 constexpr int kRowsPerTask = 4;
 
-// Runs fn(t) for t < n, in tasks of kRowsPerTask rows across the pool.
+// Runs fn(t) for t < n, in tasks of kRowsPerTask rows across the pool; a single task (a decode
+// step) runs inline, sparing the pool's wake-up.
 template <typename F>
 void for_rows(ThreadPool& pool, int n, F&& fn) {
+  if (n <= kRowsPerTask) {
+    for (int t = 0; t < n; ++t) fn(t);
+    return;
+  }
   pool.parallel_for((n + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task, int) {
     const int end = std::min<int>(n, static_cast<int>(task + 1) * kRowsPerTask);
     for (int t = static_cast<int>(task) * kRowsPerTask; t < end; ++t) fn(t);

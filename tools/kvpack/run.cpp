@@ -21,7 +21,7 @@ struct Options {
   std::string prompt;
   std::string prompt_file;
   int n_predict = 128;
-  std::string context = "4096";
+  std::string context;  // empty: 4096, or the model's training context if shorter
   int threads = 0;
   int batch = 256;
   int page_tokens = 32;
@@ -92,8 +92,15 @@ void run(Options o) {
         "(kvpack bench decode does not)",
         o.model);
   }
-  const int64_t context = parse_count(o.context);
+  const int64_t context = o.context.empty() ? std::min<int64_t>(4096, model->hparams().n_ctx_train)
+                                            : parse_count(o.context);
   if (context < 1) fail("-c {}: the context must be at least one token", o.context);
+  if (context > model->hparams().n_ctx_train) {
+    std::fprintf(stderr,
+                 "kvpack: warning: context %lld is beyond the %lld tokens %s was trained for\n",
+                 static_cast<long long>(context),
+                 static_cast<long long>(model->hparams().n_ctx_train), o.model.c_str());
+  }
   const std::vector<format::KVPolicy> policies = o.kv.policies({format::KVPolicy()});
   if (policies.size() != 1) fail("kvpack run takes one K/V policy, got {}", policies.size());
   const std::vector<int32_t> prompt = tokenize(*tok, read_prompt(o), context);
@@ -143,7 +150,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from this file")->excludes(p);
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
   cmd->add_option("-c,--ctx-size", o->context, "Context: tokens the cache holds (4096, 32k)")
-      ->capture_default_str();
+      ->default_str("4096, or the model's training context if shorter");
   cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
   cmd->add_option("-b,--batch-size", o->batch, "Prompt tokens per forward chunk")
       ->capture_default_str()
