@@ -38,6 +38,8 @@ class Model {
   // truncated GGUF, unsupported architecture, no tensors (vocab-only), a missing tensor, a
   // tensor of the wrong shape or an unsupported type.
   static std::unique_ptr<Model> load(const std::string& path);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   const GgufFile& file() const { return file_; }
   const HParams& hparams() const { return hp_; }
