@@ -13,6 +13,7 @@ void add_bench_command(CLI::App& app) {
   // Benchmarks add themselves below, one line each: add_bench_<name>_command(*bench);
   add_bench_cache_command(*bench);
   add_bench_attention_command(*bench);
+  add_bench_decode_command(*bench);
 }
 
 }  // namespace kvpack::cli
