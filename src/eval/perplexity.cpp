@@ -104,6 +104,7 @@ PolicyPerplexity summarise(const format::KVPolicy& policy, const Scores& s, bool
   Summary kld, dnll;
   for (double x : s.kld) kld.add(x);
   for (double x : s.dnll) dnll.add(x);
+  p.kld_values = s.kld;
   p.kld_mean = kld.mean();
   p.kld_stderr = kld.stderr_of_mean();
   p.kld_median = kld.percentile(50);

@@ -57,6 +57,7 @@ struct PolicyPerplexity {
   double dppl = 0;                   // ppl - baseline ppl
   double dnll = 0, dnll_stderr = 0;  // mean(NLL - baseline NLL) = ln(ppl / baseline ppl)
   double seconds = 0;                // forward time of this policy
+  std::vector<double> kld_values;    // per scored token (for paired comparisons; not in JSON)
 };
 
 struct PerplexityReport {

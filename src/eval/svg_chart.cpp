@@ -41,6 +41,7 @@ std::string tick_text(double v) {
   if (v == 0) return "0";
   const double a = std::fabs(v);
   if (a < 1e-3 || a >= 1e6) return fmt::format("{:.0e}", v);
+  if (v == std::round(v)) return fmt::format("{:.0f}", v);
   return fmt::format("{:.3g}", v);
 }
 
@@ -117,6 +118,50 @@ std::vector<double> ticks(const Axis& a) {
   return t;
 }
 
+// Greedy label placement: each label goes to the first of a few offsets around its point where it
+// overlaps no label placed before it (or the last offset tried).
+struct LabelBox {
+  double x0, y0, x1, y1;
+  bool overlaps(const LabelBox& o) const {
+    return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1;
+  }
+};
+
+LabelBox place_label(double px, double py, size_t chars, std::vector<LabelBox>& placed) {
+  constexpr double kCharWidth = 5.6, kLine = 11;
+  const double w = kCharWidth * static_cast<double>(chars);
+  LabelBox box{};
+  for (double dy : {-5.0, 9.0, -16.0, 20.0, -27.0, 31.0, -38.0, 42.0}) {
+    box = {px + 7, py + dy - kLine + 2, px + 7 + w, py + dy + 2};
+    if (std::none_of(placed.begin(), placed.end(),
+                     [&](const LabelBox& b) { return b.overlaps(box); })) {
+      break;
+    }
+  }
+  placed.push_back(box);
+  return box;
+}
+
+// Splits text into lines of at most `width` characters at spaces.
+std::vector<std::string> wrap(const std::string& text, size_t width) {
+  std::vector<std::string> lines;
+  std::string line;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find(' ', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string word = text.substr(at, end - at);
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      lines.push_back(line);
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    at = end + 1;
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
 }  // namespace
 
 std::vector<size_t> pareto_front(const std::vector<ChartPoint>& points, bool lower_is_better) {
@@ -136,6 +181,8 @@ std::vector<size_t> pareto_front(const std::vector<ChartPoint>& points, bool low
 }
 
 std::string render_svg(const Chart& c) {
+  const std::vector<std::string> note = wrap(c.note, 110);
+  const double height = kHeight + 14.0 * static_cast<double>(note.size() > 1 ? note.size() - 1 : 0);
   const double x0 = kLeft, x1 = kWidth - kRight, y0 = kHeight - kBottom, y1 = kTop;
   std::vector<double> xs, ys;
   for (const auto& p : c.points) {
@@ -150,7 +197,7 @@ std::string render_svg(const Chart& c) {
       "{1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{3}</text>\n",
-      kWidth, kHeight, kLeft, escape(c.title));
+      kWidth, height, kLeft, escape(c.title));
   // Grid, ticks and axis labels.
   for (double t : ticks(ax)) {
     const double px = ax.map(t);
@@ -184,6 +231,7 @@ std::string render_svg(const Chart& c) {
         "stroke-dasharray=\"5 3\"/>\n",
         pts);
   }
+  std::vector<LabelBox> placed;
   for (size_t i = 0; i < c.points.size(); ++i) {
     const ChartPoint& p = c.points[i];
     const bool on_front = std::find(front.begin(), front.end(), i) != front.end();
@@ -191,17 +239,21 @@ std::string render_svg(const Chart& c) {
     const char* fill = p.highlight ? "#d62728" : on_front ? "#2a7ab9" : "#999";
     std::string label = p.label;
     if (c.log_y && p.y <= 0) label += " (0)";
+    const LabelBox box = place_label(px, py, label.size(), placed);
     s += fmt::format(
         "<circle cx=\"{0:.1f}\" cy=\"{1:.1f}\" r=\"{2}\" fill=\"{3}\"><title>{4}: x={5:.4g}, "
         "y={6:.4g}</title></circle>\n"
         "<text x=\"{7:.1f}\" y=\"{8:.1f}\" font-size=\"10\" fill=\"#333\">{4}</text>\n",
-        px, py, p.highlight ? 6 : 4, fill, escape(label), p.x, p.y, px + 7, py - 5);
+        px, py, p.highlight ? 6 : 4, fill, escape(label), p.x, p.y, box.x0, box.y1 - 2);
+  }
+  for (size_t i = 0; i < note.size(); ++i) {
+    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text>\n",
+                     kLeft - 60, kHeight - 14 + 14.0 * static_cast<double>(i), escape(note[i]));
   }
   s += fmt::format(
-      "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text>\n"
       "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#2a7ab9\">dashed: Pareto front</text>\n"
       "</svg>\n",
-      kLeft, kHeight - 12, escape(c.note), x1 + 10, y1 + 12);
+      x1 + 10, y1 + 12);
   return s;
 }
 
