@@ -5,15 +5,43 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <numeric>
 
 #include "base/error.h"
 
 namespace kvpack::eval {
 
+namespace {
+
+// Most DP cells the default resolution may use (items x budget units): 50 MB of choices.
+constexpr double kMaxCells = 5e7;
+
+// The largest unit every cost is a whole multiple of, when costs are multiples of 1/1024 (bytes
+// per token are: head bytes are multiples of 64, pages hold 16-256 tokens); 0 otherwise. With it
+// the DP is exact, and a choice that fills the budget exactly is never rounded out of it.
+double common_unit(const std::vector<std::vector<Option>>& items) {
+  int64_t g = 0;
+  for (const auto& item : items) {
+    for (const Option& o : item) {
+      const double scaled = o.bytes_per_token * 1024;
+      const int64_t r = std::llround(scaled);
+      if (std::fabs(scaled - static_cast<double>(r)) > 1e-6 || r < 0) return 0;
+      g = std::gcd(g, r);
+    }
+  }
+  return static_cast<double>(g) / 1024;
+}
+
+}  // namespace
+
 SearchResult search_min_error(const std::vector<std::vector<Option>>& items, double budget,
                               double resolution) {
   if (items.empty()) return {};
-  if (resolution <= 0) resolution = budget / 20000.0;
+  if (resolution <= 0) {
+    const double unit = common_unit(items);
+    const double cells = unit > 0 ? budget / unit * static_cast<double>(items.size()) : INFINITY;
+    resolution = cells <= kMaxCells ? unit : budget / 20000.0;
+  }
   KVPACK_ASSERT(resolution > 0, "budget must be positive");
   const auto units = [&](double bytes) {
     return static_cast<int64_t>(std::ceil(bytes / resolution - 1e-9));

@@ -25,8 +25,9 @@ struct SearchResult {
 };
 
 // Minimises total error subject to total bytes_per_token <= budget. Costs are rounded up to
-// `resolution` bytes (default: budget / 20000), so the DP is exact at that granularity and the
-// budget is never exceeded. Throws Error when even the cheapest options exceed the budget.
+// `resolution` bytes, so the DP is exact at that granularity and the budget is never exceeded.
+// Default: the largest unit all costs are whole multiples of (exact; bytes per token always have
+// one), else budget / 20000. Throws Error when even the cheapest options exceed the budget.
 SearchResult search_min_error(const std::vector<std::vector<Option>>& items, double budget,
                               double resolution = 0);
 

@@ -34,11 +34,6 @@ void run(const Options& o) {
   po.batch = o.batch;
   po.page_tokens = o.common.page_tokens;
   po.bos = tok.add_bos() ? tok.bos() : -1;
-  if (po.context > hp.n_ctx_train) {
-    std::fprintf(stderr, "kvpack: warning: -c %lld is beyond the %lld tokens %s was trained for\n",
-                 static_cast<long long>(po.context), static_cast<long long>(hp.n_ctx_train),
-                 o.common.model.c_str());
-  }
   const format::KVPolicy baseline = format::KVPolicy::parse(o.baseline);
   std::vector<std::string> skipped;
   const std::vector<format::KVPolicy> policies =
@@ -47,6 +42,12 @@ void run(const Options& o) {
 
   const std::vector<int32_t> tokens =
       tok.encode(read_text_file(o.file), /*add_special=*/true, /*parse_special=*/false);
+  eval::perplexity_chunk_count(static_cast<int64_t>(tokens.size()), po);  // a short text fails here
+  if (po.context > hp.n_ctx_train) {
+    std::fprintf(stderr, "kvpack: warning: -c %lld is beyond the %lld tokens %s was trained for\n",
+                 static_cast<long long>(po.context), static_cast<long long>(hp.n_ctx_train),
+                 o.common.model.c_str());
+  }
   ThreadPool pool(o.common.threads);
   ProgressBar bar("ppl", !o.common.quiet);
   eval::PerplexityReport rep =
