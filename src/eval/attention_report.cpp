@@ -40,8 +40,10 @@ Table summary(const FidelityReport& r) {
          format_percent(kept, 1), fmt::format("{:+.1f}%", 100 * dw),
          fmt3(std::sqrt(p.k_only_sq / p.layers.size())),
          fmt3(std::sqrt(p.v_only_sq / p.layers.size())),
-         fmt::format("{} ({}/{} layers K)", dominant(p.k_only_sq, p.v_only_sq), p.k_dominant_layers,
-                     p.layers.size())});
+         p.k_only_sq == p.v_only_sq
+             ? std::string("-")
+             : fmt::format("{} ({}/{} layers K)", dominant(p.k_only_sq, p.v_only_sq),
+                           p.k_dominant_layers, p.layers.size())});
   }
   return t;
 }
@@ -49,7 +51,7 @@ Table summary(const FidelityReport& r) {
 Table layers(const PolicyFidelity& p, const FidelityOptions& o) {
   Table t({"layer", "K", "V", "out err", "cos mean", "cos min", "K-only err", "V-only err", "dom",
            "logit bias", "logit std", fmt::format("top-{}", o.top_k), "links", "link w", "link dw",
-           "link |dw|", "kept"});
+           "link abs dw", "kept"});
   for (size_t c : {1, 2}) t.align_left(c);
   for (const LayerFidelity& l : p.layers) {
     t.add_row(
@@ -95,7 +97,7 @@ constexpr const char* kLegend =
     "(summary: mean over layers); cos: cosine per row; logit bias / std: mean and spread of the "
     "error of q.k/sqrt(d) as the K format scores it; top-k: overlap of the k most-attended keys; "
     "link: the strongest key at least the long distance back, per query and head, when attended "
-    "above uniform (kept: still the strongest; dw, |dw|: summed change of its weight over the "
+    "above uniform (kept: still the strongest; dw, abs dw: summed change of its weight over the "
     "summed weight); K-only / V-only: output error with only "
     "that side in the policy's format (the other f32).";
 

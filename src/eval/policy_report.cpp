@@ -115,12 +115,20 @@ std::string verdict(const PolicySearchReport& r) {
                                               : " (within two standard errors: not a clear win)");
   } else {
     const ConfirmedPolicy& b = r.confirmed[r.best];
-    v = fmt::format(
-        "Not confirmed: the uniform policy {} measured a lower mean KLD than the searched one "
-        "({:+.3e} +- {} nats per token); the attention-error model misranked them on this "
-        "model, so prefer {}.",
-        policy_label(b.measured.policy), b.dkld, format_small(b.dkld_stderr),
-        b.measured.policy.to_string());
+    if (std::fabs(b.dkld) <= 2 * b.dkld_stderr) {
+      v = fmt::format(
+          "A tie: the uniform policy {} measured a lower mean KLD than the searched one by {:+.3e} "
+          "+- {} nats per token, within two standard errors over {} tokens; more --chunks would "
+          "separate them.",
+          policy_label(b.measured.policy), b.dkld, format_small(b.dkld_stderr), b.measured.tokens);
+    } else {
+      v = fmt::format(
+          "Not confirmed: the uniform policy {} measured a lower mean KLD than the searched one "
+          "({:+.3e} +- {} nats per token); the attention-error model misranked them on this "
+          "model, so prefer {}.",
+          policy_label(b.measured.policy), b.dkld, format_small(b.dkld_stderr),
+          b.measured.policy.to_string());
+    }
   }
   std::vector<double> pred, meas;
   for (const auto& c : r.confirmed) {
