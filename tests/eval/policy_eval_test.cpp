@@ -1,7 +1,7 @@
 // The policy search end to end on stories260K: sensitivity measured on a held-out chunk, the
 // searched policy within the budget and no worse (by the same error model) than any uniform
 // policy within it, and every confirmation figure present.
-#include "eval/policy_eval.h"
+#include "kvpack/eval.h"
 
 #include <gtest/gtest.h>
 
