@@ -7,6 +7,7 @@
 
 #include "cli_run.h"
 #include "model/synthetic_model.h"
+#include "poisoned_weights.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
@@ -91,6 +92,15 @@ TEST(RunCli, BadInputIsAOneLineError) {
 
   synthetic_llama(SyntheticModel{}).write(temp_path("notok.gguf"));
   expect_error(m + temp_path("notok.gguf"), "has no tokenizer");
+
+  // A broken model fails its prefill with one line, before anything is echoed.
+  const std::vector<uint8_t> poisoned = kvpack::testing::with_nan_weight(
+      std::vector<uint8_t>(bytes.begin(), bytes.end()), "blk.2.attn_v.weight");
+  std::ofstream(temp_path("nan.gguf"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(poisoned.data()),
+             static_cast<std::streamsize>(poisoned.size()));
+  expect_error(m + temp_path("nan.gguf"),
+               "non-finite V value nan in append to sequence 0, layer 2");
 
   expect_error("run -m '" + model.string() + "' -c 8 -p 'Once upon a time there was a dog'",
                "longer than the context of 8 tokens");
