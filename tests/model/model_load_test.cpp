@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "kvpack/model.h"
 #include "model/synthetic_model.h"
 #include "shared_data.h"
@@ -25,12 +26,7 @@ std::string write(const GgufWriter& w, const std::string& name) {
 
 // The message of the Error that loading `path` throws ("" when it loads).
 std::string load_error(const std::string& path) {
-  try {
-    Model::load(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return kvpack::testing::error_of([&] { Model::load(path); });
 }
 
 #define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)

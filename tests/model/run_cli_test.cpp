@@ -3,22 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "cli_run.h"
 #include "model/synthetic_model.h"
 #include "poisoned_weights.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kvpack::testing::read_text;
 
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "/run_cli_" + name;

@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <iterator>
 
 #include "error_of.h"
 #include "model/gguf_writer.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::plan {
@@ -120,9 +120,7 @@ TEST(GgufShape, WeightsFromTensorsOrBits) {
 
 TEST(GgufShape, TruncatedAndCorruptFilesAreCleanErrors) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
-  std::ifstream in(path, std::ios::binary);
-  const std::vector<uint8_t> full{std::istreambuf_iterator<char>(in),
-                                  std::istreambuf_iterator<char>()};
+  const std::vector<uint8_t> full = kvpack::testing::read_bytes(path);
   const auto tmp = std::filesystem::temp_directory_path() / "kvpack_truncated.gguf";
   {
     std::ofstream out(tmp, std::ios::binary);
