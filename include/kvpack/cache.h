@@ -155,13 +155,16 @@ struct PageInfo {
 // high-precision window. A page whose tokens are encoded in every layer is hashed into the
 // prefix index.
 //
-// Every operation either succeeds or throws kvpack::Error and changes nothing.
+// Every operation either succeeds or throws kvpack::Error and changes nothing. A step as a whole
+// can be made so too: begin_step instead of add_tokens, then commit_step when it succeeded or
+// rollback_step when something failed partway (a layer's values, a kernel, the caller's code).
 //
 // Threads: one writer per sequence -- calls naming the same sequence (fork counts for its
 // parent) must not overlap; calls on different sequences may run concurrently. Allocation, the
 // prefix index and refcounts sit behind one internal lock; compact() and shrink() wait for
-// every other call to finish and run alone. A LayerView stays valid until the next add_tokens,
-// append, truncate or free of its sequence, or the next compact().
+// every other call to finish and run alone (an open step is no call: compact() may run between
+// a step's calls). A LayerView stays valid until the next add_tokens, begin_step, append,
+// rollback_step, truncate or free of its sequence, or the next compact().
 class Cache {
  public:
   // Validates the geometry and policy, builds one codec per layer and role and reserves the
@@ -190,6 +193,21 @@ class Cache {
   // a shared tail); the layers then append their rows. Throws "kv cache full:
   // need N pages, F free, E evictable" when the arena cannot hold them.
   void add_tokens(SeqId seq, std::span<const int32_t> tokens);
+  // add_tokens as the start of a step that can be undone: until commit_step or rollback_step the
+  // sequence keeps what rollback_step needs (the shared pages and staging the step replaces with
+  // private copies, and its f32 tail rows when the step's appends could overwrite them), and
+  // pages the step completes enter the prefix index only at commit_step. The sequence must be
+  // between steps (every layer has appended every token, no step open); inside a step,
+  // add_tokens, truncate and fork are refused. Throws like add_tokens, changing nothing.
+  void begin_step(SeqId seq, std::span<const int32_t> tokens);
+  // Ends the open step: its complete pages enter the prefix index and what it kept is released.
+  void commit_step(SeqId seq);
+  // Undoes the open step however far its layers got: the sequence's token ids, page table, page
+  // holders, layer cursors and f32 tail are exactly as before begin_step, and the pages it took
+  // are free again (cached pages it evicted stay evicted; the touched arena memory and the
+  // counters keep counting the work done).
+  // Throws only for a sequence without an open step.
+  void rollback_step(SeqId seq);
   // Appends the next n tokens' K and V of one layer (post-RoPE). k: [n][n_kv_heads][head_dim_k],
   // v: [n][n_kv_heads][head_dim_v] f32. The layer must not pass the tokens added so far.
   // Non-finite values are rejected before anything changes.

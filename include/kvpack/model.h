@@ -95,9 +95,11 @@ class Forward {
   Forward(const Model& model, cache::Cache& cache, ThreadPool& pool, ForwardOptions options = {});
 
   // Runs `tokens` at the sequence's next positions (chunked) and returns the last token's logits
-  // [n_vocab], valid until the next call. Throws Error for an id outside the vocabulary or a
-  // sequence that would outgrow the context (before anything changes), and passes on the cache's
-  // errors (e.g. a full cache).
+  // [n_vocab], valid until the next call. The tokens are one cache step (Cache::begin_step): a
+  // failure anywhere leaves the sequence exactly as before the call. Throws Error for an id
+  // outside the vocabulary, a sequence that would outgrow the context or the cache ("forward: N
+  // tokens after M: kv cache full: ..."), and passes on the errors of the steps (e.g. a
+  // non-finite K/V value from a broken model) and of options().trace.
   std::span<const float> eval(cache::SeqId seq, std::span<const int32_t> tokens);
   // As eval, with every token's logits: logits [tokens.size()][n_vocab].
   void eval_all(cache::SeqId seq, std::span<const int32_t> tokens, float* logits);
@@ -112,8 +114,12 @@ class Forward {
     int n;
   };
   void check(cache::SeqId seq, std::span<const int32_t> tokens) const;
-  // One chunk of n <= max_chunk tokens; logits of its last token, or of all when `all`.
-  void chunk(cache::SeqId seq, std::span<const int32_t> tokens, float* logits, bool all);
+  // eval and eval_all: the tokens as one cache step, in chunks; logits of the last token, or of
+  // all when `all`.
+  void run(cache::SeqId seq, std::span<const int32_t> tokens, float* logits, bool all);
+  // One chunk of n <= max_chunk tokens at positions pos..pos + n - 1, already added to the cache.
+  void chunk(cache::SeqId seq, std::span<const int32_t> tokens, int64_t pos, float* logits,
+             bool all);
   void layer(cache::SeqId seq, const Step& s);
   // The steps of a layer, each on all n rows of the chunk, each traced.
   void norm(const NormWeights& w, const float* x, float* y, const Step& s);

@@ -20,16 +20,13 @@
 #include <vector>
 
 #include "kvpack/format.h"
+#include "model/model_shape.h"
 
 namespace kvpack::plan {
 
-// Attention geometry of one transformer layer.
-struct LayerShape {
-  int q_heads = 0;
-  int kv_heads = 0;      // 0: the layer holds no K/V (e.g. a recurrent layer)
-  bool sliding = false;  // attends to (and keeps) only the last `window` tokens
-  bool operator==(const LayerShape&) const = default;
-};
+// Attention geometry of one transformer layer (q_heads, kv_heads, sliding), as GGUF files state
+// it (model::read_model_shape) and presets give it.
+using LayerShape = model::LayerShape;
 
 // What the planner knows about a model.
 struct ModelShape {
@@ -79,8 +76,10 @@ const Preset& find_preset(std::string_view name);
 // weight_bits in (0, 64]; weights = params x weight_bits / 8.
 ModelShape preset_shape(const Preset& preset, double weight_bits = kDefaultWeightBits);
 
-// Reads a GGUF's metadata and tensor infos, never tensor data. Weights are the tensors' sizes,
-// or params x weight_bits / 8 when weight_bits is given. Throws Error naming the file and key.
+// The shape model::read_model_shape() reads from a GGUF's metadata (any architecture in
+// llama.cpp's key conventions), with weights sized from its tensor infos, never tensor data:
+// the tensors' sizes, or params x weight_bits / 8 when weight_bits is given. Throws Error naming
+// the file and key.
 ModelShape gguf_shape(const std::string& path, std::optional<double> weight_bits = std::nullopt);
 
 // Bytes of one session's K/V for a model, a policy and a page size.

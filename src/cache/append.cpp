@@ -142,7 +142,7 @@ void Cache::append(SeqId id, int layer, const float* k, const float* v, int n) {
       c.start = tail == 0 ? 0 : c.start + P;
     }
   }
-  if (c.encoded != encoded_before) {
+  if (c.encoded != encoded_before && !q.step) {  // a step's pages are hashed at commit_step
     std::lock_guard lock(s.pool_mutex);
     s.register_complete_pages(q);
   }

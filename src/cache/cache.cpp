@@ -61,11 +61,11 @@ Staging::Staging(size_t floats) {
   data.reset(static_cast<float*>(p));
 }
 
-bool Sequence::in_sync() const {
+bool Sequence::between_steps() const {
   for (const LayerCursor& c : layers) {
     if (c.n != static_cast<int64_t>(tokens.size())) return false;
   }
-  return true;
+  return !step;
 }
 
 Cache::State::State(const CacheConfig& c) : config(c) {
@@ -126,20 +126,11 @@ void Cache::State::release_pages(Sequence& q, size_t first_page) {
 
 std::unique_ptr<Staging> Cache::State::clone_staging(const Sequence& q) const {
   auto st = std::make_unique<Staging>(staging_floats);
-  for (int l = 0; l < config.n_layers; ++l) {
-    const LayerCursor& c = q.layers[l];
-    const int64_t tail = c.n - static_cast<int64_t>(c.encoded) * page_tokens();
-    if (tail == 0) continue;
-    for (int pass = 0; pass < 2; ++pass) {
-      const int d = pass == 0 ? config.head_dim_k : config.head_dim_v;
-      const float* from = pass == 0 ? k_stage(*q.staging, l) : v_stage(*q.staging, l);
-      float* to = pass == 0 ? k_stage(*st, l) : v_stage(*st, l);
-      for (int h = 0; h < config.n_kv_heads; ++h) {
-        const size_t row = static_cast<size_t>(h) * tail_cap + c.start;
-        std::memcpy(to + row * d, from + row * d, static_cast<size_t>(tail) * d * sizeof(float));
-      }
-    }
-  }
+  const float* from = q.staging->data.get();
+  float* to = st->data.get();
+  for_each_tail_run(q.layers, [&](size_t offset, size_t floats) {
+    std::memcpy(to + offset, from + offset, floats * sizeof(float));
+  });
   return st;
 }
 
@@ -191,7 +182,7 @@ SeqId Cache::create(std::string_view salt) {
 SeqId Cache::fork(SeqId parent) {
   std::shared_lock world(s_->world);
   const Sequence& p = s_->seq(parent);
-  if (!p.in_sync()) fail("kv cache: fork of sequence {} in the middle of a step", parent);
+  if (!p.between_steps()) fail("kv cache: fork of sequence {} in the middle of a step", parent);
   auto child = std::make_unique<Sequence>();
   child->salt = p.salt;
   child->tokens = p.tokens;
@@ -214,7 +205,10 @@ void Cache::free(SeqId id) {
   Sequence& q = s_->seq(id);
   std::lock_guard lock(s_->pool_mutex);
   s_->release_pages(q, 0);
-  s_->seqs[id].reset();  // drops one holder of the staging
+  if (q.step) {
+    for (const auto& [index, page] : q.step->displaced) s_->pool->unref(page);
+  }
+  s_->seqs[id].reset();  // drops one holder of the staging (two with a step's displaced one)
   s_->free_slots.push_back(id);
 }
 
@@ -254,11 +248,18 @@ int64_t Cache::attach_prefix(SeqId id, std::span<const int32_t> tokens) {
 void Cache::add_tokens(SeqId id, std::span<const int32_t> tokens) {
   std::shared_lock world(s_->world);
   Sequence& q = s_->seq(id);
+  if (q.step) {
+    fail("kv cache: add_tokens on sequence {} inside a step (commit_step or rollback_step first)",
+         id);
+  }
   if (tokens.empty()) return;
-  const size_t P = static_cast<size_t>(s_->page_tokens());
-  const size_t n_pages = (q.tokens.size() + tokens.size() + P - 1) / P;
-  std::vector<uint32_t> fresh;
   std::lock_guard lock(s_->pool_mutex);
+  s_->extend(q, tokens, nullptr);
+}
+
+void Cache::State::extend(Sequence& q, std::span<const int32_t> tokens, StepUndo* undo) {
+  const size_t P = static_cast<size_t>(page_tokens());
+  const size_t n_pages = (q.tokens.size() + tokens.size() + P - 1) / P;
   // Heap work first, so that nothing after the page allocation can fail.
   q.tokens.reserve(q.tokens.size() + tokens.size());
   q.pages.reserve(n_pages);
@@ -270,20 +271,36 @@ void Cache::add_tokens(SeqId id, std::span<const int32_t> tokens) {
   for (const LayerCursor& c : q.layers) complete = std::min(complete, c.encoded);
   std::vector<size_t> unshare;
   for (size_t p = complete; p < q.pages.size(); ++p) {
-    if (s_->pool->refcount(q.pages[p]) > 1 || s_->pool->hashed(q.pages[p])) unshare.push_back(p);
+    if (pool->refcount(q.pages[p]) > 1 || pool->hashed(q.pages[p])) unshare.push_back(p);
   }
   std::unique_ptr<Staging> copy;
-  if (q.staging.use_count() > 1) copy = s_->clone_staging(q);
+  if (q.staging.use_count() > 1) copy = clone_staging(q);
+  if (undo != nullptr) {
+    undo->n_tokens = q.tokens.size();
+    undo->n_pages = q.pages.size();
+    undo->layers = q.layers;
+    undo->displaced.reserve(unshare.size());
+    if (!copy) keep_tail_rows(q, tokens.size(), *undo);
+  }
   const size_t n_new = n_pages - q.pages.size();
-  s_->pool->allocate(static_cast<uint32_t>(n_new + unshare.size()), fresh);  // may throw
+  std::vector<uint32_t> fresh;
+  pool->allocate(static_cast<uint32_t>(n_new + unshare.size()), fresh);  // may throw
   // Commit (nothing here throws).
   for (size_t i = 0; i < unshare.size(); ++i) {
-    s_->pool->unref(q.pages[unshare[i]]);
+    const uint32_t old = q.pages[unshare[i]];
+    if (undo != nullptr) {
+      undo->displaced.emplace_back(unshare[i], old);  // keeps the reference the table held
+    } else {
+      pool->unref(old);
+    }
     q.pages[unshare[i]] = fresh[n_new + i];
   }
   q.pages.insert(q.pages.end(), fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(n_new));
-  if (copy) q.staging = std::move(copy);
-  if (copy || !unshare.empty()) ++s_->counters.copy_on_writes;
+  if (copy) {
+    if (undo != nullptr) undo->displaced_staging = std::move(q.staging);
+    q.staging = std::move(copy);
+  }
+  if (!unshare.empty()) ++counters.copy_on_writes;
   q.tokens.insert(q.tokens.end(), tokens.begin(), tokens.end());
 }
 
@@ -294,7 +311,7 @@ void Cache::truncate(SeqId id, int64_t n) {
   if (n < 0 || n > total) {
     fail("kv cache: cannot drop {} tokens from sequence {} of {}", n, id, total);
   }
-  if (!q.in_sync()) fail("kv cache: truncate of sequence {} in the middle of a step", id);
+  if (!q.between_steps()) fail("kv cache: truncate of sequence {} in the middle of a step", id);
   if (n == 0) return;
   const int64_t P = s_->page_tokens();
   const int64_t keep = total - n;

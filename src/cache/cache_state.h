@@ -15,6 +15,8 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "base/aligned.h"
@@ -41,6 +43,24 @@ struct LayerCursor {
   int32_t start = 0;     // staging row of the first unencoded token
 };
 
+// What rollback_step needs to return a sequence exactly to where its open step began (step.cpp).
+// The step's own changes need no record: its pages are the table's entries from n_pages on, and
+// the pages it completes are hashed only at commit_step. What the step replaced or may
+// overwrite is kept here until the step ends.
+struct StepUndo {
+  size_t n_tokens = 0;              // tokens before the step
+  size_t n_pages = 0;               // page table entries before the step
+  std::vector<LayerCursor> layers;  // [n_layers] cursors before the step
+  // Table entries add_tokens gave a private page: (index, the shared or hashed page they held).
+  // This record holds those pages' references until the step ends.
+  std::vector<std::pair<size_t, uint32_t>> displaced;
+  // The shared staging add_tokens replaced with a private copy (its rows stay untouched there).
+  std::shared_ptr<Staging> displaced_staging;
+  // Otherwise, the unencoded rows of every layer as the step began, [layer][K|V][head][tail][dim],
+  // when the step's appends can wrap past the staging's end and overwrite them; else empty.
+  std::vector<float> tail_rows;
+};
+
 struct Sequence {
   uint64_t salt = 0;
   std::vector<int32_t> tokens;      // [n_tokens] ids added so far
@@ -48,9 +68,11 @@ struct Sequence {
   std::vector<uint64_t> hashes;     // [pages complete in every layer] chained page keys
   std::vector<LayerCursor> layers;  // [n_layers]
   std::shared_ptr<Staging> staging;
+  std::unique_ptr<StepUndo> step;  // between begin_step and commit_step / rollback_step
 
-  // Every layer has appended every token added (the state fork and truncate need).
-  bool in_sync() const;
+  // No step is open and every layer has appended every token added (the state fork, truncate
+  // and begin_step need).
+  bool between_steps() const;
 };
 
 struct Cache::State {
@@ -89,8 +111,19 @@ struct Cache::State {
 
   float* k_stage(Staging& st, int layer) const;
   float* v_stage(Staging& st, int layer) const;
+  // Calls fn(offset, floats) for the unencoded rows of every layer, role and head of a staging
+  // laid out for `layers`, in [layer][K|V][head] order; offset counts floats from its start.
+  template <typename F>
+  void for_each_tail_run(const std::vector<LayerCursor>& layers, F&& fn) const;
   // A private copy of q's staging holding its unencoded rows (heap allocation only).
   std::unique_ptr<Staging> clone_staging(const Sequence& q) const;
+  // Extends q by `tokens`, taking the pages they need and un-sharing q's filling pages and
+  // staging (add_tokens and begin_step). With `undo`, fills it and keeps in it what the step
+  // replaces instead of releasing it. All or nothing; pool_mutex held.
+  void extend(Sequence& q, std::span<const int32_t> tokens, StepUndo* undo);
+  // Copies q's unencoded rows into undo.tail_rows when appending n_tokens more can overwrite
+  // them (step.cpp).
+  void keep_tail_rows(const Sequence& q, size_t n_tokens, StepUndo& undo) const;
   // Decodes tokens [0, n) of page index p of q at every layer into staging rows [0, n).
   void decode_into_staging(Sequence& q, Staging& st, size_t p, int n) const;
   // Encodes page q.layers[layer].encoded of one layer from staging rows [start, start + P)
@@ -99,5 +132,20 @@ struct Cache::State {
   // Registers q's pages that every layer has encoded in the prefix index. pool_mutex held.
   void register_complete_pages(Sequence& q);
 };
+
+template <typename F>
+void Cache::State::for_each_tail_run(const std::vector<LayerCursor>& layers, F&& fn) const {
+  const size_t H = static_cast<size_t>(config.n_kv_heads), C = static_cast<size_t>(tail_cap);
+  const size_t dk = static_cast<size_t>(config.head_dim_k);
+  const size_t dv = static_cast<size_t>(config.head_dim_v);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const LayerCursor& c = layers[l];
+    const auto tail = static_cast<size_t>(c.n - static_cast<int64_t>(c.encoded) * page_tokens());
+    if (tail == 0) continue;
+    const size_t k_base = l * H * C * (dk + dv), v_base = k_base + H * C * dk;
+    for (size_t h = 0; h < H; ++h) fn(k_base + (h * C + c.start) * dk, tail * dk);
+    for (size_t h = 0; h < H; ++h) fn(v_base + (h * C + c.start) * dv, tail * dv);
+  }
+}
 
 }  // namespace kvpack::cache

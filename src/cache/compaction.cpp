@@ -17,6 +17,9 @@ uint64_t Cache::compact() {
     for (const auto& q : s.seqs) {
       if (!q) continue;
       for (uint32_t& page : q->pages) page = remap[page];
+      if (q->step) {
+        for (auto& [index, page] : q->step->displaced) page = remap[page];
+      }
     }
   }
   ++s.counters.compactions;

@@ -45,6 +45,7 @@ Residency Cache::residency() const {
     r.tail_unused_slots +=
         q->pages.size() * static_cast<uint64_t>(r.page_tokens) - q->tokens.size();
     stagings.insert(q->staging.get());
+    if (q->step && q->step->displaced_staging) stagings.insert(q->step->displaced_staging.get());
   }
   r.staging_bytes = stagings.size() * s.staging_floats * sizeof(float);
   r.counters = s.counters;
@@ -191,10 +192,18 @@ void Cache::check_invariants() const {
       }
     }
     ++staging_holders[q->staging.get()];
+    if (q->step) {  // an open step holds what it replaced
+      for (const auto& [index, id] : q->step->displaced) {
+        KVPACK_ASSERT(id < holders.size(), "displaced page id {} outside the arena", id);
+        ++holders[id];
+      }
+      if (q->step->displaced_staging) ++staging_holders[q->step->displaced_staging.get()];
+    }
   }
   for (uint32_t id = 0; id < holders.size(); ++id) {
-    KVPACK_ASSERT(s.pool->refcount(id) == holders[id], "page {}: refcount {}, {} page tables", id,
-                  s.pool->refcount(id), holders[id]);
+    KVPACK_ASSERT(s.pool->refcount(id) == holders[id],
+                  "page {}: refcount {}, {} page tables and steps", id, s.pool->refcount(id),
+                  holders[id]);
   }
   for (const auto& q : s.seqs) {
     if (q) KVPACK_ASSERT(q->staging.use_count() == staging_holders[q->staging.get()], "staging");

@@ -25,6 +25,13 @@ std::span<const ArchTraits> all_architectures() {
   return kArchitectures;
 }
 
+const ArchTraits* find_architecture(std::string_view name) {
+  for (const ArchTraits& a : kArchitectures) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
 std::string supported_architectures() {
   std::string out;
   for (const ArchTraits& a : kArchitectures) {
@@ -36,15 +43,15 @@ std::string supported_architectures() {
 }
 
 const ArchTraits& require_architecture(std::string_view name, std::string_view source) {
-  for (const ArchTraits& a : kArchitectures) {
-    if (a.name != name) continue;
-    if (!a.supported) {
-      fail("{}: architecture '{}' is not supported yet (supported: {})", source, name,
-           supported_architectures());
-    }
-    return a;
+  const ArchTraits* a = find_architecture(name);
+  if (a == nullptr) {
+    fail("{}: unknown architecture '{}' (supported: {})", source, name, supported_architectures());
   }
-  fail("{}: unknown architecture '{}' (supported: {})", source, name, supported_architectures());
+  if (!a->supported) {
+    fail("{}: architecture '{}' is not supported yet (supported: {})", source, name,
+         supported_architectures());
+  }
+  return *a;
 }
 
 }  // namespace kvpack::model

@@ -29,6 +29,8 @@ struct ArchTraits {
 
 // Every architecture kvpack knows, supported or not.
 std::span<const ArchTraits> all_architectures();
+// The row for `name`, supported or not; nullptr for an architecture kvpack does not know.
+const ArchTraits* find_architecture(std::string_view name);
 // The row for `name`; throws Error for a known row that is not supported yet ("architecture
 // 'gemma3' is not supported yet (supported: llama)") and for an unknown name. `source` (a file
 // name) prefixes the message.

@@ -144,10 +144,9 @@ void Forward::trace(std::string_view name, const Step& s, int64_t cols, const fl
   options_.trace({full, s.layer, s.pos, s.n, cols, data});
 }
 
-void Forward::chunk(cache::SeqId seq, std::span<const int32_t> tokens, float* logits, bool all) {
+void Forward::chunk(cache::SeqId seq, std::span<const int32_t> tokens, int64_t pos, float* logits,
+                    bool all) {
   const int n = static_cast<int>(tokens.size());
-  const int64_t pos = cache_.n_tokens(seq);
-  cache_.add_tokens(seq, tokens);  // takes every page the chunk needs before any layer writes
   get_rows(w_.token_embd, tokens.data(), n, x_.get());
   trace("token_embd", {-1, pos, n}, hp_.n_embd, x_.get());
   for (int l = 0; l < hp_.n_layers; ++l) layer(seq, {l, pos, n});
@@ -174,21 +173,35 @@ void Forward::check(cache::SeqId seq, std::span<const int32_t> tokens) const {
   }
 }
 
-std::span<const float> Forward::eval(cache::SeqId seq, std::span<const int32_t> tokens) {
+void Forward::run(cache::SeqId seq, std::span<const int32_t> tokens, float* logits, bool all) {
   check(seq, tokens);
-  for (size_t at = 0; at < tokens.size(); at += static_cast<size_t>(options_.max_chunk)) {
-    const size_t n = std::min(tokens.size() - at, static_cast<size_t>(options_.max_chunk));
-    chunk(seq, tokens.subspan(at, n), logits_.get(), /*all=*/false);
+  const int64_t start = cache_.n_tokens(seq);
+  try {
+    cache_.begin_step(seq, tokens);  // takes every page the tokens need before any layer writes
+  } catch (const Error& e) {
+    fail("forward: {} tokens after {}: {}", tokens.size(), start, e.what());
   }
+  try {
+    const auto max_chunk = static_cast<size_t>(options_.max_chunk);
+    for (size_t at = 0; at < tokens.size(); at += max_chunk) {
+      const size_t n = std::min(tokens.size() - at, max_chunk);
+      float* out = all ? logits + at * hp_.n_vocab : logits;
+      chunk(seq, tokens.subspan(at, n), start + static_cast<int64_t>(at), out, all);
+    }
+  } catch (...) {
+    cache_.rollback_step(seq);  // whatever failed (a value, a kernel, the trace callback)
+    throw;
+  }
+  cache_.commit_step(seq);
+}
+
+std::span<const float> Forward::eval(cache::SeqId seq, std::span<const int32_t> tokens) {
+  run(seq, tokens, logits_.get(), /*all=*/false);
   return {logits_.get(), static_cast<size_t>(hp_.n_vocab)};
 }
 
 void Forward::eval_all(cache::SeqId seq, std::span<const int32_t> tokens, float* logits) {
-  check(seq, tokens);
-  for (size_t at = 0; at < tokens.size(); at += static_cast<size_t>(options_.max_chunk)) {
-    const size_t n = std::min(tokens.size() - at, static_cast<size_t>(options_.max_chunk));
-    chunk(seq, tokens.subspan(at, n), logits + at * hp_.n_vocab, /*all=*/true);
-  }
+  run(seq, tokens, logits, /*all=*/true);
 }
 
 }  // namespace kvpack::model

@@ -1,153 +1,87 @@
 #include "model/hparams.h"
 
-#include <cmath>
-#include <filesystem>
-
 #include "base/error.h"
+#include "model/arch_keys.h"
 #include "model/gguf.h"
+#include "model/model_shape.h"
 
 namespace kvpack::model {
 namespace {
 
-constexpr int64_t kMaxLayers = 4096;
-constexpr int64_t kMaxWidth = int64_t{1} << 20;  // n_embd, n_ff, head dims, heads, vocab
-constexpr int64_t kMaxContext = int64_t{1} << 40;
-
-// Reads {arch}.<suffix> keys of one file with range checks; errors name the file and the key.
-class KeyReader {
- public:
-  KeyReader(const GgufFile& f, std::string_view arch) : f_(f), prefix_(std::string(arch) + ".") {}
-
-  std::string key(std::string_view suffix) const { return prefix_ + std::string(suffix); }
-
-  int64_t require(std::string_view suffix, int64_t lo, int64_t hi) const {
-    const auto v = optional(suffix, lo, hi);
-    if (!v) fail("{}: missing metadata '{}'", f_.path(), key(suffix));
-    return *v;
-  }
-
-  // A scalar, or a per-layer array whose entries all agree (per-layer counts that differ are
-  // not supported yet); nullopt when absent.
-  std::optional<int64_t> optional(std::string_view suffix, int64_t lo, int64_t hi) const {
-    const std::string k = key(suffix);
-    const GgufValue* v = f_.find(k);
-    if (v == nullptr) return std::nullopt;
-    int64_t x = 0;
-    if (v->type == GgufType::array) {
-      const std::vector<int64_t>& a = *f_.get_ints(k);
-      if (a.empty()) fail("{}: metadata '{}' is an empty array", f_.path(), k);
-      for (int64_t e : a) {
-        if (e != a[0]) {
-          fail("{}: metadata '{}' differs between layers, which kvpack does not support yet",
-               f_.path(), k);
-        }
-      }
-      x = a[0];
-    } else {
-      x = *f_.get_int(k);
+// The one value of a per-layer count, which the forward pass needs equal in every layer.
+int same_in_every_layer(const ArchKeys& keys, std::string_view suffix,
+                        const std::vector<int>& values, int64_t lo, int64_t hi) {
+  for (int v : values) {
+    if (v != values[0]) {
+      fail("{}: metadata '{}' differs between layers, which kvpack does not support yet",
+           keys.file().path(), keys.key(suffix));
     }
-    if (x < lo || x > hi)
-      fail("{}: metadata '{}' is {}, expected {} to {}", f_.path(), k, x, lo, hi);
-    return x;
   }
-
-  std::optional<double> real(std::string_view suffix) const {
-    const auto v = f_.get_float(key(suffix));
-    if (v && !std::isfinite(*v)) fail("{}: metadata '{}' is {}", f_.path(), key(suffix), *v);
-    return v;
-  }
-
- private:
-  const GgufFile& f_;
-  std::string prefix_;
-};
-
-std::string display_name(const GgufFile& f) {
-  if (auto name = f.get_string("general.name"); name && !name->empty()) return *name;
-  return std::filesystem::path(f.path()).filename().string();
+  return static_cast<int>(keys.in_range(suffix, values[0], lo, hi));
 }
 
-// {arch}.rope.*: dimensions, base, and linear or YaRN scaling.
-RopeConfig read_rope(const GgufFile& f, const KeyReader& r, const HParams& hp) {
+std::vector<int> per_layer(const ModelShape& shape, int LayerShape::*field) {
+  std::vector<int> out;
+  for (const LayerShape& l : shape.layers) out.push_back(l.*field);
+  return out;
+}
+
+// The attention geometry the forward pass runs: the same heads in every layer, grouped-query
+// attention, no sliding window.
+void read_attention(const ArchKeys& keys, const ModelShape& shape, HParams& hp) {
+  const std::string& path = keys.file().path();
+  hp.n_layers = shape.n_layers();
+  hp.n_heads = same_in_every_layer(keys, "attention.head_count",
+                                   per_layer(shape, &LayerShape::q_heads), 1, kMaxHeads);
+  hp.n_kv_heads = same_in_every_layer(keys, "attention.head_count_kv",
+                                      per_layer(shape, &LayerShape::kv_heads), 1, kMaxHeads);
+  if (hp.n_heads % hp.n_kv_heads != 0) {
+    fail("{}: {} query heads are not a multiple of {} KV heads ({})", path, hp.n_heads,
+         hp.n_kv_heads, keys.key("attention.head_count_kv"));
+  }
+  if (const int n = sliding_layers(shape.layers); n > 0) {
+    fail("{}: {} of {} layers use sliding-window attention ({}), which kvpack does not run yet",
+         path, n, hp.n_layers, keys.key("attention.sliding_window_pattern"));
+  }
+  hp.head_dim_k = shape.head_dim_k;
+  hp.head_dim_v = shape.head_dim_v;
+}
+
+// {arch}.rope.*: dimensions, base, and the scaling the shape read (linear or YaRN).
+RopeConfig read_rope(const ArchKeys& keys, const ModelShape& shape, const HParams& hp) {
+  const std::string& path = keys.file().path();
   RopeConfig c;
   c.ordering = hp.arch->rope;
   c.n_dims = static_cast<int>(
-      r.optional("rope.dimension_count", 2, hp.head_dim_k).value_or(hp.head_dim_k));
+      keys.optional("rope.dimension_count", 2, hp.head_dim_k).value_or(hp.head_dim_k));
   if (c.n_dims % 2 != 0) {
-    fail("{}: metadata '{}' is {}, expected an even number", f.path(),
-         r.key("rope.dimension_count"), c.n_dims);
+    fail("{}: metadata '{}' is {}, expected an even number", path, keys.key("rope.dimension_count"),
+         c.n_dims);
   }
-  c.freq_base = r.real("rope.freq_base").value_or(10000.0);
-  if (c.freq_base <= 1)
-    fail("{}: metadata '{}' is {}, expected > 1", f.path(), r.key("rope.freq_base"), c.freq_base);
-
-  std::string type = f.get_string(r.key("rope.scaling.type")).value_or("");
-  double factor = r.real("rope.scaling.factor").value_or(0.0);
-  if (const auto linear = r.real("rope.scale_linear"); linear && type.empty()) {
-    type = "linear";  // the older key
-    factor = *linear;
+  c.freq_base = keys.real("rope.freq_base").value_or(10000.0);
+  if (c.freq_base <= 1) {
+    fail("{}: metadata '{}' is {}, expected > 1", path, keys.key("rope.freq_base"), c.freq_base);
   }
-  if (factor == 0.0) factor = 1.0;  // llama.cpp writes 0 for "unset"
-  if (factor < 1.0 || factor > 1024.0) {
-    fail("{}: metadata '{}' is {}, expected 1 to 1024", f.path(), r.key("rope.scaling.factor"),
-         factor);
-  }
-  if (type.empty() || type == "none" || factor == 1.0) return c;
-  c.scale_factor = factor;
+  const std::string& type = shape.rope_scaling;
+  if (type.empty() || type == "none" || shape.rope_factor == 1.0) return c;
+  c.scale_factor = shape.rope_factor;
   if (type == "linear") {
     c.scaling = RopeScaling::linear;
   } else if (type == "yarn") {
     c.scaling = RopeScaling::yarn;
-    c.original_context =
-        r.optional("rope.scaling.original_context_length", 1, kMaxContext).value_or(hp.n_ctx_train);
-    c.yarn_attn_factor = r.real("rope.scaling.attn_factor").value_or(1.0);
-    c.yarn_beta_fast = r.real("rope.scaling.yarn_beta_fast").value_or(32.0);
-    c.yarn_beta_slow = r.real("rope.scaling.yarn_beta_slow").value_or(1.0);
+    c.original_context = shape.rope_original_context;
+    c.yarn_attn_factor = keys.real("rope.scaling.attn_factor").value_or(1.0);
+    c.yarn_beta_fast = keys.real("rope.scaling.yarn_beta_fast").value_or(32.0);
+    c.yarn_beta_slow = keys.real("rope.scaling.yarn_beta_slow").value_or(1.0);
   } else {
-    fail("{}: RoPE scaling '{}' ({}) is not supported yet (supported: none, linear, yarn)",
-         f.path(), type, r.key("rope.scaling.type"));
+    fail("{}: RoPE scaling '{}' ({}) is not supported yet (supported: none, linear, yarn)", path,
+         type, keys.key("rope.scaling.type"));
   }
   return c;
 }
 
-}  // namespace
-
-HParams read_hparams(const GgufFile& f) {
-  HParams hp;
-  const std::string arch = f.require_string("general.architecture");
-  hp.arch = &require_architecture(arch, f.path());
-  hp.name = display_name(f);
-  const KeyReader r(f, arch);
-  hp.n_layers = static_cast<int>(r.require("block_count", 1, kMaxLayers));
-  hp.n_embd = static_cast<int>(r.require("embedding_length", 1, kMaxWidth));
-  hp.n_ff = static_cast<int>(r.require("feed_forward_length", 1, kMaxWidth));
-  hp.n_heads = static_cast<int>(r.require("attention.head_count", 1, kMaxWidth));
-  hp.n_kv_heads =
-      static_cast<int>(r.optional("attention.head_count_kv", 1, kMaxWidth).value_or(hp.n_heads));
-  if (hp.n_heads % hp.n_kv_heads != 0) {
-    fail("{}: {} query heads are not a multiple of {} KV heads ({})", f.path(), hp.n_heads,
-         hp.n_kv_heads, r.key("attention.head_count_kv"));
-  }
-  auto dk = r.optional("attention.key_length", 1, kMaxWidth);
-  if (!dk) {
-    if (hp.n_embd % hp.n_heads != 0) {
-      fail("{}: cannot derive the head dim: embedding_length {} over {} heads (and no {})",
-           f.path(), hp.n_embd, hp.n_heads, r.key("attention.key_length"));
-    }
-    dk = hp.n_embd / hp.n_heads;
-  }
-  hp.head_dim_k = static_cast<int>(*dk);
-  hp.head_dim_v =
-      static_cast<int>(r.optional("attention.value_length", 1, kMaxWidth).value_or(*dk));
-  hp.n_ctx_train = r.require("context_length", 1, kMaxContext);
-  const double eps = r.real("attention.layer_norm_rms_epsilon").value_or(1e-5);
-  if (!(eps > 0 && eps < 1)) {
-    fail("{}: metadata '{}' is {}, expected 0 < eps < 1", f.path(),
-         r.key("attention.layer_norm_rms_epsilon"), eps);
-  }
-  hp.norm_eps = static_cast<float>(eps);
-  hp.rope = read_rope(f, r, hp);
-
+// n_vocab from token_embd.weight's shape [n_embd, n_vocab].
+int read_vocab_size(const GgufFile& f, int n_embd) {
   if (f.tensors().empty()) {
     fail(
         "{}: has no tensors (a vocab-only GGUF?); a model needs its weights, e.g. "
@@ -156,11 +90,37 @@ HParams read_hparams(const GgufFile& f) {
   }
   const GgufTensor* embd = f.find_tensor("token_embd.weight");
   if (embd == nullptr) fail("{}: missing tensor 'token_embd.weight'", f.path());
-  if (embd->shape.size() < 2 || embd->shape[0] != hp.n_embd || embd->shape[1] < 1 ||
+  if (embd->shape.size() < 2 || embd->shape[0] != n_embd || embd->shape[1] < 1 ||
       embd->shape[1] > kMaxWidth * 4) {
-    fail("{}: tensor 'token_embd.weight' should be [{}, n_vocab]", f.path(), hp.n_embd);
+    fail("{}: tensor 'token_embd.weight' should be [{}, n_vocab]", f.path(), n_embd);
   }
-  hp.n_vocab = static_cast<int>(embd->shape[1]);
+  return static_cast<int>(embd->shape[1]);
+}
+
+}  // namespace
+
+HParams read_hparams(const GgufFile& f) {
+  HParams hp;
+  // The architecture first: an unsupported one is the clearest message for its file.
+  hp.arch = &require_architecture(f.require_string("general.architecture"), f.path());
+  const ModelShape shape = read_model_shape(f);
+  const ArchKeys keys(f, shape.arch);
+  hp.name = shape.name;
+  read_attention(keys, shape, hp);
+  if (shape.n_embd == 0) fail("{}: missing metadata '{}'", f.path(), keys.key("embedding_length"));
+  hp.n_embd = shape.n_embd;
+  const auto ff = keys.per_layer("feed_forward_length", hp.n_layers, 1, kMaxWidth);
+  if (!ff) fail("{}: missing metadata '{}'", f.path(), keys.key("feed_forward_length"));
+  hp.n_ff = same_in_every_layer(keys, "feed_forward_length", *ff, 1, kMaxWidth);
+  hp.n_ctx_train = shape.n_ctx_train;
+  const double eps = keys.real("attention.layer_norm_rms_epsilon").value_or(1e-5);
+  if (!(eps > 0 && eps < 1)) {
+    fail("{}: metadata '{}' is {}, expected 0 < eps < 1", f.path(),
+         keys.key("attention.layer_norm_rms_epsilon"), eps);
+  }
+  hp.norm_eps = static_cast<float>(eps);
+  hp.rope = read_rope(keys, shape, hp);
+  hp.n_vocab = read_vocab_size(f, hp.n_embd);
   return hp;
 }
 

@@ -1,7 +1,7 @@
-// A model's hyperparameters from GGUF metadata, in llama.cpp's key conventions
-// ({arch}.block_count, {arch}.attention.*, {arch}.rope.*). The architecture's row in arch.h says
-// how the families differ; this struct holds the numbers. The planner can read model shapes
-// from here too.
+// What the engine needs of a model's GGUF metadata: its shape (model_shape.h, read in llama.cpp's
+// key conventions) as the forward pass runs it, plus RoPE, FFN width, norm epsilon and the
+// vocabulary size. The architecture's row in arch.h says how the families differ; this struct
+// holds the numbers.
 #pragma once
 
 #include <cstdint>
@@ -36,9 +36,10 @@ struct HParams {
   int att_dim() const { return n_heads * head_dim_v; }   // width of the attention output
 };
 
-// Reads and checks the hyperparameters. Throws Error naming the file and the key for a missing
-// or out-of-range value, and for an architecture the forward pass does not support. n_vocab comes
-// from token_embd.weight's shape (tensor infos only; no tensor data is read).
+// Reads and checks the hyperparameters on top of read_model_shape(). Throws Error naming the file
+// and the key for a missing or out-of-range value, and for what the forward pass does not run
+// yet: an unsupported architecture, head counts that differ between layers, sliding-window
+// layers. n_vocab comes from token_embd.weight's shape (tensor infos only; no tensor data).
 HParams read_hparams(const GgufFile& file);
 
 }  // namespace kvpack::model

@@ -27,6 +27,14 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
 
 Tokenizer::~Tokenizer() = default;
 
+int32_t Tokenizer::unknown_token(std::string_view text) const {
+  if (vocab_.unk == kNoToken) {
+    fail("{}: cannot encode {:?}: no token covers it and the vocabulary has no unknown token",
+         vocab_.source, std::string(text));
+  }
+  return vocab_.unk;
+}
+
 bool Tokenizer::is_special(int32_t id) const {
   if (!vocab_.valid(id)) return false;
   const TokenType t = vocab_.type[id];

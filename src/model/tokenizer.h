@@ -83,6 +83,9 @@ class Tokenizer {
   // the input or follows a special token (where SentencePiece inserts its dummy prefix).
   virtual void encode_text(std::string_view text, bool at_boundary,
                            std::vector<int32_t>& out) const = 0;
+  // The unknown token, for `text` that no token covers; Error naming the text when the
+  // vocabulary has none.
+  int32_t unknown_token(std::string_view text) const;
   // Fills pieces_; `normal_piece` maps the text of a normal/unused/undefined token to its bytes.
   template <typename F>
   void build_pieces(F normal_piece);

@@ -3,11 +3,11 @@
 // never contain raw spaces or control bytes); then the pair with the lowest merge rank
 // (tokenizer.ggml.merges order, leftmost on ties) is merged until no listed pair is left.
 #include <array>
-#include <queue>
 #include <unordered_map>
 
 #include "base/error.h"
 #include "model/gguf.h"
+#include "model/pair_merge.h"
 #include "model/pretokenize.h"
 #include "model/tokenizer.h"
 #include "model/utf8.h"
@@ -72,32 +72,12 @@ class BpeTokenizer final : public Tokenizer {
     int32_t rank;
     int32_t id;  // the merged token
   };
-  // One symbol of the word being merged: the word's bytes [start, start + length) as token id.
-  struct Symbol {
-    int32_t id;
-    uint32_t length;  // 0 once merged into its left neighbour
-    int32_t prev;
-    int32_t next;  // -1 at either end
-  };
-  struct Bigram {
-    int32_t left;
-    int32_t right;
-    int32_t left_id;  // ids when queued; the pair is stale once either symbol changed
-    int32_t right_id;
-    Merge merge;
-    // Priority: lowest rank first, then the leftmost pair.
-    bool operator<(const Bigram& o) const {
-      return merge.rank > o.merge.rank || (merge.rank == o.merge.rank && left > o.left);
-    }
-  };
-
   static uint64_t pair_key(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
            static_cast<uint32_t>(right);
   }
   void read_merges(const GgufFile& file);
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
-  void emit(int32_t id, std::string_view bytes, std::vector<int32_t>& out) const;
 
   std::array<int32_t, 256> byte_ids_{};         // token of each byte's character, or kNoToken
   std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) -> rank and result
@@ -139,17 +119,6 @@ void BpeTokenizer::read_merges(const GgufFile& file) {
   }
 }
 
-void BpeTokenizer::emit(int32_t id, std::string_view bytes, std::vector<int32_t>& out) const {
-  if (id != kNoToken) {
-    out.push_back(id);
-  } else if (vocab_.unk != kNoToken) {
-    out.push_back(vocab_.unk);
-  } else {
-    fail("{}: cannot encode {:?}: the vocabulary has no token for it and no unknown token",
-         vocab_.source, std::string(bytes));
-  }
-}
-
 void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
   if (vocab_.ignore_merges) {  // llama3: a word that is a token stays whole
@@ -161,44 +130,23 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out)
     }
   }
 
-  // symbols: (word bytes) one per byte, as each byte is one byte-level character.
-  std::vector<Symbol> symbols(word.size());
+  // symbols: (word bytes) one per byte, as each byte is one byte-level character. Adjacent
+  // symbols merge when tokenizer.ggml.merges lists their pair, lowest rank first.
+  std::vector<MergeSymbol> symbols;
+  symbols.reserve(word.size());
   for (size_t i = 0; i < word.size(); ++i) {
-    const auto index = static_cast<int32_t>(i);
-    symbols[i] = {byte_ids_[static_cast<uint8_t>(word[i])], 1, index - 1,
-                  i + 1 < word.size() ? index + 1 : -1};
+    symbols.push_back({static_cast<uint32_t>(i), 1, byte_ids_[static_cast<uint8_t>(word[i])]});
   }
+  merge_pairs(symbols, [&](const MergeSymbol& l, const MergeSymbol& r) -> std::optional<PairMerge> {
+    if (l.id == kNoToken || r.id == kNoToken) return std::nullopt;
+    const auto it = merges_.find(pair_key(l.id, r.id));
+    if (it == merges_.end()) return std::nullopt;
+    return PairMerge{-static_cast<double>(it->second.rank), it->second.id};
+  });
 
-  std::priority_queue<Bigram> queue;
-  auto try_pair = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
-    const int32_t l = symbols[left].id;
-    const int32_t r = symbols[right].id;
-    if (l == kNoToken || r == kNoToken) return;
-    const auto it = merges_.find(pair_key(l, r));
-    if (it != merges_.end()) queue.push({left, right, l, r, it->second});
-  };
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_pair(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& left = symbols[b.left];
-    Symbol& right = symbols[b.right];
-    if (left.length == 0 || right.length == 0 || left.id != b.left_id || right.id != b.right_id) {
-      continue;  // stale
-    }
-    left.id = b.merge.id;
-    left.length += right.length;
-    right.length = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = b.left;
-    try_pair(left.prev, b.left);
-    try_pair(b.left, left.next);
-  }
-
-  for (int32_t i = 0, start = 0; i >= 0; start += symbols[i].length, i = symbols[i].next) {
-    emit(symbols[i].id, word.substr(start, symbols[i].length), out);
+  for (int32_t i = 0; i >= 0; i = symbols[i].next) {
+    const MergeSymbol& s = symbols[i];
+    out.push_back(s.id != kNoToken ? s.id : unknown_token(word.substr(s.start, s.length)));
   }
 }
 

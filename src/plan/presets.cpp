@@ -49,14 +49,11 @@ std::string heads_text(const std::vector<LayerShape>& layers, int LayerShape::*f
 }  // namespace
 
 int ModelShape::kv_layers() const {
-  return static_cast<int>(
-      std::count_if(layers.begin(), layers.end(), [](const LayerShape& l) { return l.kv_heads; }));
+  return model::kv_layers(layers);
 }
 
 int ModelShape::sliding_layers() const {
-  return static_cast<int>(std::count_if(layers.begin(), layers.end(), [](const LayerShape& l) {
-    return l.kv_heads > 0 && l.sliding;
-  }));
+  return model::sliding_layers(layers);
 }
 
 std::string ModelShape::kv_heads_text() const {
@@ -89,8 +86,7 @@ ModelShape preset_shape(const Preset& p, double weight_bits) {
   m.source = "preset";
   m.arch = std::string(p.arch);
   for (int l = 0; l < p.layers; ++l) {
-    const bool sliding = p.swa_period > 0 && l % p.swa_period != p.swa_period - 1;
-    m.layers.push_back({p.q_heads, p.kv_heads, sliding});
+    m.layers.push_back({p.q_heads, p.kv_heads, model::slides(l, p.swa_period)});
   }
   m.head_dim_k = p.head_dim;
   m.head_dim_v = p.head_dim;

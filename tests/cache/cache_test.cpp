@@ -2,6 +2,8 @@
 // pages are taken, errors that change nothing, truncate, fork, free, compaction and shrink.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "cache_test_util.h"
@@ -167,6 +169,97 @@ TEST(Cache, MisuseIsAnErrorNamingTheProblem) {
             std::string::npos);
   EXPECT_NE(error_of([&] { cache.attach_prefix(s, tokens); }).find("needs an empty sequence"),
             std::string::npos);
+}
+
+// The cache's state a rolled-back step must restore: residency without its counters and the
+// touched high-water mark, and every page's holders and hash.
+std::string state_of(const Cache& cache) {
+  Residency r = cache.residency();
+  r.counters = {};
+  r.touched_bytes = 0;
+  std::string s = r.to_json(-1);
+  for (uint32_t p = 0; p < cache.n_pages(); ++p) {
+    const PageInfo info = cache.page_info(p);
+    s += fmt::format(" {}{}", info.refcount, info.hashed ? "h" : "");
+  }
+  return s;
+}
+
+// A step that fails partway, after a fork (so it un-shares a page and the staging) and with
+// more tokens than the staging holds (so its rows wrap over the old tail): rolled back, both
+// sequences are exactly as before; committed, its complete pages enter the prefix index only
+// then.
+TEST(Cache, RolledBackStepRestoresTheSequenceExactly) {
+  Cache cache(small_config(12));
+  const SeqId a = cache.create();
+  const auto tokens = iota_tokens(40);
+  extend(cache, a, tokens, 0, 40);  // pages 0, 1 full, page 2 holds 8 staged tokens
+  const SeqId b = cache.fork(a);
+  const std::string before = state_of(cache);
+  const auto table = cache.page_table(b);
+
+  const auto more = iota_tokens(70);
+  const std::span<const int32_t> step = std::span(more).subspan(40, 30);
+  cache.begin_step(b, step);
+  EXPECT_NE(cache.page_table(b)[2], table[2]);  // b's filling page is its own now
+  const auto r0 = rows_for(cache.config(), 0, more, 40, 70);
+  cache.append(b, 0, r0.k.data(), r0.v.data(), 30);  // layer 0 encodes page 2 and stages 6 rows
+  auto r1 = rows_for(cache.config(), 1, more, 40, 70);
+  r1.k[3] = NAN;  // layer 1 fails
+  EXPECT_NE(error_of([&] { cache.append(b, 1, r1.k.data(), r1.v.data(), 30); }), "");
+  cache.check_invariants();  // the open step's kept page and staging are counted as holders
+  EXPECT_NE(error_of([&] { cache.add_tokens(b, step); }).find("inside a step"), std::string::npos);
+  EXPECT_NE(error_of([&] { cache.truncate(b, 1); }).find("middle of a step"), std::string::npos);
+  EXPECT_NE(error_of([&] { cache.fork(b); }).find("middle of a step"), std::string::npos);
+  EXPECT_NE(error_of([&] { cache.begin_step(b, step); }).find("middle of a step"),
+            std::string::npos);
+  cache.rollback_step(b);
+  EXPECT_EQ(state_of(cache), before);
+  EXPECT_EQ(cache.page_table(b), table);
+  EXPECT_EQ(cache.token_ids(b), tokens);
+  expect_reads_back(cache, b, tokens);
+  expect_reads_back(cache, a, tokens);
+  EXPECT_NE(error_of([&] { cache.rollback_step(b); }).find("without a step"), std::string::npos);
+  EXPECT_NE(error_of([&] { cache.commit_step(b); }).find("without a step"), std::string::npos);
+  cache.check_invariants();
+
+  // Without a fork, with the staging's rows wrapping: the same.
+  cache.free(a);
+  const std::string alone = state_of(cache);
+  cache.begin_step(b, step);
+  for (int l = 0; l < 2; ++l) {
+    const auto r = rows_for(cache.config(), l, more, 40, 70);
+    cache.append(b, l, r.k.data(), r.v.data(), 30);
+  }
+  cache.rollback_step(b);
+  EXPECT_EQ(state_of(cache), alone);
+  expect_reads_back(cache, b, tokens);
+
+  // Committed, the step is as add_tokens and appends would have left it.
+  cache.begin_step(b, step);
+  for (int l = 0; l < 2; ++l) {
+    const auto r = rows_for(cache.config(), l, more, 40, 70);
+    cache.append(b, l, r.k.data(), r.v.data(), 30);
+  }
+  const uint32_t completed = cache.page_table(b)[2];
+  EXPECT_FALSE(cache.page_info(completed).hashed);  // not before commit_step
+  cache.commit_step(b);
+  EXPECT_TRUE(cache.page_info(completed).hashed);
+  expect_reads_back(cache, b, more);
+  cache.check_invariants();
+}
+
+TEST(Cache, AFullCacheFailsBeginStepAndChangesNothing) {
+  Cache cache(small_config(3));
+  const SeqId a = cache.create();
+  extend(cache, a, iota_tokens(40), 0, 40);
+  const std::string before = cache.residency().to_json();
+  EXPECT_EQ(error_of([&] { cache.begin_step(a, iota_tokens(20)); }),
+            "kv cache full: need 1 page, 0 free, 0 evictable");
+  EXPECT_EQ(cache.residency().to_json(), before);
+  cache.begin_step(a, iota_tokens(8));  // no step is left open by the failure
+  cache.rollback_step(a);
+  expect_reads_back(cache, a, iota_tokens(40));
 }
 
 TEST(Cache, ConfigErrorsNameTheField) {

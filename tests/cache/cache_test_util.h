@@ -8,13 +8,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "error_of.h"
 #include "kvpack/cache.h"
 
 namespace kvpack::cache::testing {
@@ -113,14 +113,7 @@ inline Rows read_back(const LayerView& view) {
   return r;
 }
 
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using kvpack::testing::error_of;
 
 inline std::vector<int32_t> iota_tokens(size_t n, int32_t first = 1000) {
   std::vector<int32_t> t(n);

@@ -1,6 +1,7 @@
 // Concurrent sessions: one writer per sequence on its own thread, sharing a system prompt
-// through the prefix index, forking and truncating, under a budget that runs out; one more
-// thread reads the residency report and compacts. Run under TSan in CI (.ci/run).
+// through the prefix index, forking and truncating, stepping (some steps rolled back) under a
+// budget that runs out; one more thread reads the residency report and compacts. Run under TSan
+// in CI (.ci/run).
 //
 // The thread model (docs/cache.md) lets calls on different sequences overlap; compact() runs
 // alone but views taken before it are invalid after it, so -- as an engine would between
@@ -35,21 +36,29 @@ struct Shared {
   std::barrier<> session_end{kWorkers};
   std::atomic<uint64_t> prefix_tokens_reused{0};
   std::atomic<uint64_t> full_errors{0};
+  std::atomic<uint64_t> rollbacks{0};
 };
 
-// One decode step of one token: add it, then append its rows at every layer.
-bool step(Shared& sh, SeqId seq, const std::vector<int32_t>& tokens, size_t at) {
-  try {
-    sh.cache.add_tokens(seq, std::span<const int32_t>(tokens).subspan(at, 1));
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("kv cache full", 0), 0u) << e.what();
-    ++sh.full_errors;
-    return false;
+// One decode step of one token as a cache step: add it, append its rows at every layer, commit.
+// A quarter of the steps first fail once after layer 0 and are rolled back.
+bool step(Shared& sh, SeqId seq, const std::vector<int32_t>& tokens, size_t at, Rng& rng) {
+  for (bool fail = rng.below(4) == 0;; fail = false) {
+    try {
+      sh.cache.begin_step(seq, std::span<const int32_t>(tokens).subspan(at, 1));
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("kv cache full", 0), 0u) << e.what();
+      ++sh.full_errors;
+      return false;
+    }
+    for (int l = 0; l < (fail ? 1 : sh.cache.config().n_layers); ++l) {
+      const auto r = rows_for(sh.cache.config(), l, tokens, at, at + 1);
+      sh.cache.append(seq, l, r.k.data(), r.v.data(), 1);
+    }
+    if (!fail) break;
+    sh.cache.rollback_step(seq);
+    ++sh.rollbacks;
   }
-  for (int l = 0; l < sh.cache.config().n_layers; ++l) {
-    const auto r = rows_for(sh.cache.config(), l, tokens, at, at + 1);
-    sh.cache.append(seq, l, r.k.data(), r.v.data(), 1);
-  }
+  sh.cache.commit_step(seq);
   return true;
 }
 
@@ -75,7 +84,7 @@ void worker(Shared& sh, int index) {
     const int64_t reused = sh.cache.attach_prefix(seq, tokens);
     sh.prefix_tokens_reused += static_cast<uint64_t>(reused);
     size_t n = static_cast<size_t>(reused);
-    while (n < tokens.size() && step(sh, seq, tokens, n)) ++n;
+    while (n < tokens.size() && step(sh, seq, tokens, n, rng)) ++n;
     expect_reads_back(sh, seq, tokens, n);
     if (rng.coin() && n > 10) {  // fork, truncate the child and let it diverge
       const SeqId child = sh.cache.fork(seq);
@@ -83,7 +92,7 @@ void worker(Shared& sh, int index) {
       std::vector<int32_t> alt(tokens.begin(), tokens.begin() + static_cast<long>(n - 7));
       for (int i = 0; i < 30; ++i) alt.push_back(-1 - index * 1000 - i);
       size_t m = n - 7;
-      while (m < alt.size() && step(sh, child, alt, m)) ++m;
+      while (m < alt.size() && step(sh, child, alt, m, rng)) ++m;
       expect_reads_back(sh, child, alt, m);
       expect_reads_back(sh, seq, tokens, n);
       sh.cache.free(child);
@@ -127,6 +136,7 @@ TEST(Concurrent, SessionsOnSeparateThreadsShareAPromptAndKeepTheirOwnRows) {
   EXPECT_EQ(r.sequences, 0u);
   EXPECT_EQ(r.active.pages + r.shared.pages, 0u);
   EXPECT_GT(r.counters.compactions, 0u);
+  EXPECT_GT(sh.rollbacks.load(), 100u);
   // Every session found the prompt's 4 whole pages, unless it had been evicted under pressure.
   EXPECT_GT(sh.prefix_tokens_reused.load(), 64u * kWorkers * 6);
   EXPECT_EQ(r.counters.prefix_hit_tokens, sh.prefix_tokens_reused.load());

@@ -1,7 +1,8 @@
 // Randomized operation sequences checked against a plain reference model: every sequence reads
 // back what was appended (f32 exactly; other formats as their codec stores a row, or within a
 // bound for formats that quantize across a page); holders equal refcounts; a failed allocation
-// changes nothing; compaction preserves contents; no page leaks once every sequence is freed.
+// changes nothing; a rolled-back step leaves the cache as it was; compaction preserves contents;
+// no page leaks once every sequence is freed.
 //
 // K/V rows depend only on the salt and the token prefix, as a model's do, so a page handed out
 // by attach_prefix must hold exactly the rows the new holder would have computed.
@@ -74,7 +75,7 @@ class Harness {
     finish();
   }
 
-  uint64_t failed_allocations = 0, attached_tokens = 0, nan_rejections = 0;
+  uint64_t failed_allocations = 0, attached_tokens = 0, nan_rejections = 0, rollbacks = 0;
 
  private:
   void step() {
@@ -134,8 +135,15 @@ class Harness {
     verify(seqs_.back());
   }
 
-  std::string snapshot() const {
-    std::string s = cache_.residency().to_json(-1);
+  // Residency, page tables and page states; for a rolled-back step without the counters and the
+  // touched high-water mark (they keep counting the work it did).
+  std::string snapshot(bool counters = true) const {
+    Residency r = cache_.residency();
+    if (!counters) {
+      r.counters = {};
+      r.touched_bytes = 0;
+    }
+    std::string s = r.to_json(-1);
     for (const RefSeq& q : seqs_) s += fmt::format("|{}", fmt::join(cache_.page_table(q.id), " "));
     for (uint32_t p = 0; p < cache_.n_pages(); ++p) {
       const PageInfo i = cache_.page_info(p);
@@ -157,20 +165,31 @@ class Harness {
     // the slow part of this test, so it is taken only when it can matter).
     const Residency r = cache_.residency();
     const bool may_fail = r.free.pages + r.cached.pages < 8;
-    const std::string before = may_fail ? snapshot() : "";
-    const std::string err = error_of([&] { cache_.add_tokens(q.id, add); });
+    // A third of the extensions are steps; half of those fail partway and are rolled back.
+    const bool step = rng_.below(3) == 0, roll_back = step && rng_.coin();
+    const std::string before = may_fail || roll_back ? snapshot(/*counters=*/!roll_back) : "";
+    const std::string err = error_of([&] {
+      if (step) {
+        cache_.begin_step(q.id, add);
+      } else {
+        cache_.add_tokens(q.id, add);
+      }
+    });
     if (!err.empty()) {
       ASSERT_TRUE(may_fail) << err;
       ASSERT_EQ(err.rfind("kv cache full: need ", 0), 0u) << err;
-      ASSERT_EQ(snapshot(), before) << "a failed add_tokens changed the cache";
+      ASSERT_EQ(snapshot(!roll_back), before) << "a failed add_tokens changed the cache";
       ++failed_allocations;
       return verify(q);
     }
+    if (roll_back) return fail_step(q, add, before, r.counters.evictions);
     q.on_doc = on_doc;
     const size_t from = q.tokens.size();
     q.tokens.insert(q.tokens.end(), add.begin(), add.end());
     q.was_encoded.resize(q.tokens.size(), 0);
-    append_layers(q, from);
+    append_layers(q, from,
+                  std::vector<size_t>(static_cast<size_t>(cfg_.n_layers), q.tokens.size()));
+    if (step) cache_.commit_step(q.id);
     const int64_t P = cfg_.page_tokens;
     while (static_cast<int64_t>(q.tokens.size()) - cfg_.hp_window >= (q.encoded + 1) * P) {
       std::fill_n(q.was_encoded.begin() + q.encoded * P, P, 1);
@@ -180,15 +199,41 @@ class Harness {
     if (rng_.below(4) == 0) verify(q);
   }
 
-  // Appends tokens [from, end) at every layer, in random chunks interleaved across layers,
-  // sometimes first trying a chunk with a NaN in it (rejected, nothing changes).
-  void append_layers(RefSeq& q, size_t from) {
-    const size_t to = q.tokens.size();
+  // An open step's layers append part of its tokens (each layer as far as it gets), the cache
+  // is sometimes compacted meanwhile, and the step is rolled back: everything must be as before
+  // begin_step, except pages the step evicted (free now rather than cached) and page ids that
+  // compaction moved.
+  void fail_step(RefSeq& q, const std::vector<int32_t>& add, const std::string& before,
+                 uint64_t evictions_before) {
+    RefSeq trial = q;
+    trial.tokens.insert(trial.tokens.end(), add.begin(), add.end());
+    std::vector<size_t> until;
+    for (int l = 0; l < cfg_.n_layers; ++l)
+      until.push_back(q.tokens.size() + rng_.below(add.size() + 1));
+    append_layers(trial, q.tokens.size(), until);
+    const bool compacted = rng_.below(4) == 0;
+    if (compacted) {
+      cache_.compact();
+      cache_.check_invariants();
+    }
+    cache_.rollback_step(q.id);
+    ++rollbacks;
+    if (!compacted && cache_.residency().counters.evictions == evictions_before) {
+      ASSERT_EQ(snapshot(/*counters=*/false), before) << "a rolled-back step changed the cache";
+    }
+    ASSERT_EQ(cache_.token_ids(q.id), q.tokens);
+    verify(q);
+  }
+
+  // Appends tokens [from, until[layer]) at every layer, in random chunks interleaved across
+  // layers, sometimes first trying a chunk with a NaN in it (rejected, nothing changes).
+  void append_layers(RefSeq& q, size_t from, const std::vector<size_t>& until) {
     std::vector<size_t> done(static_cast<size_t>(cfg_.n_layers), from);
     std::vector<float> k, v;
     for (bool left = true; left;) {
       left = false;
       for (int l = 0; l < cfg_.n_layers; ++l) {
+        const size_t to = until[l];
         if (done[l] == to) continue;
         const size_t n = std::min(to - done[l], 1 + rng_.below(12));
         rows(q, l, done[l], done[l] + n, k, v);
@@ -368,6 +413,7 @@ TEST(RandomOps, F32MatchesTheReferenceModel) {
     EXPECT_GT(h.failed_allocations, 10u) << "seed " << seed;
     EXPECT_GT(h.attached_tokens, 1000u) << "seed " << seed;
     EXPECT_GT(h.nan_rejections, 10u) << "seed " << seed;
+    EXPECT_GT(h.rollbacks, 1000u) << "seed " << seed;
   }
 }
 

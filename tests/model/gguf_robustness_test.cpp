@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
 
@@ -11,12 +12,7 @@ namespace kvpack::model {
 namespace {
 
 std::string parse_error(const std::vector<uint8_t>& bytes) {
-  try {
-    GgufFile::parse(bytes, "bad.gguf");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return kvpack::testing::error_of([&] { GgufFile::parse(bytes, "bad.gguf"); });
 }
 
 // Rewrites the shape of the only tensor of a writer-made file (its info is the file's tail

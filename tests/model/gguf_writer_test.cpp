@@ -5,25 +5,18 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <functional>
 #include <limits>
 #include <numeric>
 
 #include "base/error.h"
+#include "error_of.h"
 
 namespace kvpack::model {
 namespace {
 
 using T = GgufType;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using kvpack::testing::error_of;
 
 GgufWriter every_type_writer(uint64_t alignment, uint32_t version) {
   GgufWriter w(alignment, version);

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "kvpack/model.h"
 #include "model/synthetic_model.h"
 #include "shared_data.h"
@@ -25,12 +26,7 @@ std::string write(const GgufWriter& w, const std::string& name) {
 
 // The message of the Error that loading `path` throws ("" when it loads).
 std::string load_error(const std::string& path) {
-  try {
-    Model::load(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return kvpack::testing::error_of([&] { Model::load(path); });
 }
 
 #define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
@@ -111,6 +107,30 @@ TEST(ModelLoad, UnsupportedArchitecture) {
   EXPECT_HAS(load_error(write(w, "mamba9")), "unknown architecture 'mamba9' (supported: llama)");
 }
 
+// The shape reader takes per-layer counts and sliding layers (the planner sizes such models);
+// the forward pass runs one head count for every layer and no sliding window yet.
+TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
+  GgufWriter w = synthetic_llama(SyntheticModel{});  // 2 layers, 4 query heads, 2 KV heads
+  w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 2}));
+  w.set("llama.feed_forward_length", gguf_int_array(GgufType::u32, {96, 96}));
+  EXPECT_EQ(Model::load(write(w, "equal_arrays"))->hparams().n_kv_heads, 2);
+
+  w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 1}));
+  EXPECT_HAS(load_error(write(w, "kv_differs")),
+             "metadata 'llama.attention.head_count_kv' differs between layers, which kvpack does "
+             "not support yet");
+  w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 0}));
+  EXPECT_HAS(load_error(write(w, "kv_zero")), "differs between layers");
+  w.set("llama.attention.head_count_kv", gguf_uint(GgufType::u32, 3));
+  EXPECT_HAS(load_error(write(w, "kv_group")), "4 query heads are not a multiple of 3 KV heads");
+  w.set("llama.attention.head_count_kv", gguf_uint(GgufType::u32, 2));
+
+  w.set("llama.attention.sliding_window_pattern", gguf_uint(GgufType::u32, 2));
+  w.set("llama.attention.sliding_window", gguf_uint(GgufType::u32, 512));
+  EXPECT_HAS(load_error(write(w, "sliding")),
+             "1 of 2 layers use sliding-window attention (llama.attention.sliding_window_pattern)");
+}
+
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
   SyntheticModel m;
   m.n_embd = 256;  // Q4_K blocks hold 256 values
@@ -139,6 +159,14 @@ TEST(ModelLoad, MissingMetadataIsNamed) {
   GgufWriter w = synthetic_llama(SyntheticModel{});
   w.set("llama.block_count", gguf_string("two"));
   EXPECT_HAS(load_error(write(w, "meta")), "llama.block_count");
+  // What only the engine needs is checked on top of the shape.
+  GgufWriter no_ff = synthetic_llama(SyntheticModel{});
+  no_ff.set("llama.feed_forward_length", gguf_uint(GgufType::u32, 0));
+  EXPECT_HAS(load_error(write(no_ff, "ff")),
+             "metadata 'llama.feed_forward_length' is 0, expected 1 to 1048576");
+  GgufWriter eps = synthetic_llama(SyntheticModel{});
+  eps.set("llama.attention.layer_norm_rms_epsilon", gguf_float(GgufType::f32, 2.0));
+  EXPECT_HAS(load_error(write(eps, "eps")), "llama.attention.layer_norm_rms_epsilon' is 2");
 }
 
 TEST(ModelLoad, ContextAndVocabularyLimits) {

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "model/matmul.h"
 #include "model/quant_ref.h"
 #include "model/simd_targets.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
@@ -36,10 +36,7 @@ struct Reference {
   }
 };
 
-std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using kvpack::testing::read_bytes;
 
 std::vector<uint8_t> from_hex(const std::string& hex) {
   std::vector<uint8_t> out(hex.size() / 2);

@@ -3,21 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "cli_run.h"
 #include "model/synthetic_model.h"
+#include "poisoned_weights.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kvpack::testing::read_text;
 
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "/run_cli_" + name;
@@ -91,6 +87,15 @@ TEST(RunCli, BadInputIsAOneLineError) {
 
   synthetic_llama(SyntheticModel{}).write(temp_path("notok.gguf"));
   expect_error(m + temp_path("notok.gguf"), "has no tokenizer");
+
+  // A broken model fails its prefill with one line, before anything is echoed.
+  const std::vector<uint8_t> poisoned = kvpack::testing::with_nan_weight(
+      std::vector<uint8_t>(bytes.begin(), bytes.end()), "blk.2.attn_v.weight");
+  std::ofstream(temp_path("nan.gguf"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(poisoned.data()),
+             static_cast<std::streamsize>(poisoned.size()));
+  expect_error(m + temp_path("nan.gguf"),
+               "non-finite V value nan in append to sequence 0, layer 2");
 
   expect_error("run -m '" + model.string() + "' -c 8 -p 'Once upon a time there was a dog'",
                "longer than the context of 8 tokens");

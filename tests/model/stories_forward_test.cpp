@@ -4,22 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "kvpack/model.h"
 #include "model/sampler.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kvpack::testing::read_text;
 
 TEST(StoriesForward, BosLogitsMatchReference) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");

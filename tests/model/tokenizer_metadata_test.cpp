@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "gguf_metadata_builder.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
@@ -70,13 +71,9 @@ struct Loaded {
 };
 
 std::string load_error(const GgufMetadataBuilder& b) {
-  try {
-    Loaded loaded(b);
-  } catch (const Error& e) {
-    if (std::getenv("KVPACK_PRINT_ERRORS")) std::printf("%s\n", e.what());
-    return e.what();
-  }
-  return "(no error)";
+  const std::string e = kvpack::testing::error_of([&] { Loaded loaded(b); });
+  if (!e.empty() && std::getenv("KVPACK_PRINT_ERRORS")) std::printf("%s\n", e.c_str());
+  return e.empty() ? "(no error)" : e;
 }
 
 TEST(TokenizerSpecial, SpmMergesByScoreWithDummyPrefix) {

@@ -3,22 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
 namespace {
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kvpack::testing::read_text;
 
 std::unique_ptr<Tokenizer> load(const std::filesystem::path& p) {
   return Tokenizer::from_gguf(GgufFile::open(p.string()));
@@ -50,11 +45,11 @@ TEST(TokenizerStories, GreedyIdsDecodeToExpectedText) {
   KVPACK_SHARED_FILE(text_path, "models/stories260K.greedy200.expected.txt");
   const auto tok = load(path);
   std::vector<int32_t> ids;
-  std::istringstream in(read_file(ids_path));
+  std::istringstream in(read_text(ids_path));
   for (int32_t id; in >> id;) ids.push_back(id);
   ASSERT_EQ(ids.size(), 201u);  // BOS, then one id per position of llama2.c's `-n 200` run
   ASSERT_EQ(ids[0], tok->bos());
-  const std::string expected = read_file(text_path);
+  const std::string expected = read_text(text_path);
   EXPECT_EQ(tok->decode(ids), expected);
 
   StreamDecoder stream(*tok);
@@ -76,7 +71,7 @@ TEST(TokenizerStories, PiecesMatchLlama2cExport) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
   KVPACK_SHARED_FILE(bin_path, "models/tok512.bin");
   const auto tok = load(path);
-  const std::string bin = read_file(bin_path);
+  const std::string bin = read_text(bin_path);
   size_t at = 4;  // max_token_length
   for (int32_t id = 0; id < 512; ++id) {
     ASSERT_LE(at + 8, bin.size());

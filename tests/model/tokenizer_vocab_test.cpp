@@ -3,22 +3,17 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <sstream>
 
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
 namespace {
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kvpack::testing::read_text;
 
 struct VocabCase {
   std::string text;
@@ -29,8 +24,8 @@ struct VocabCase {
 // newline before the separator). .out: one line per input, the ids separated by spaces, without
 // BOS (tokenized with add_special = false, parse_special = false).
 std::vector<VocabCase> read_cases(const std::filesystem::path& gguf) {
-  const std::string inp = read_file(gguf.string() + ".inp");
-  const std::string out = read_file(gguf.string() + ".out");
+  const std::string inp = read_text(gguf.string() + ".inp");
+  const std::string out = read_text(gguf.string() + ".out");
   constexpr std::string_view kSep = "\n__ggml_vocab_test__\n";
   std::vector<VocabCase> cases;
   for (size_t at = 0; at < inp.size();) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "model/gguf.h"
 #include "shared_data.h"
 
@@ -13,12 +14,7 @@ namespace kvpack::model {
 namespace {
 
 std::string error_of(const GgufTensor& t) {
-  try {
-    WeightMatrix::from_tensor(t);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return kvpack::testing::error_of([&] { WeightMatrix::from_tensor(t); });
 }
 
 GgufTensor tensor(std::string name, GgmlType type, std::vector<int64_t> shape,

@@ -1,11 +1,11 @@
 // Presets, budgets and whole plans.
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <regex>
 #include <set>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "kvpack/plan.h"
 
 namespace kvpack::plan {
@@ -13,14 +13,7 @@ namespace {
 
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using kvpack::testing::error_of;
 
 TEST(Presets, NamesAndShapesFollowThePublicConfigs) {
   std::set<std::string> names;

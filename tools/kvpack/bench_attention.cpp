@@ -81,19 +81,6 @@ std::vector<std::pair<FormatId, FormatId>> pairs_from(const std::vector<std::str
   return out;
 }
 
-std::vector<int64_t> contexts_from(const std::vector<std::string>& texts) {
-  std::vector<int64_t> out;
-  for (const auto& t : texts) {
-    std::string_view rest = t;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      out.push_back(parse_count(rest.substr(0, comma)));
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
-  }
-  return out;
-}
-
 // One measured pair with the figures derived from it and the run's f16 pair.
 struct Row {
   Measurement m;
@@ -191,7 +178,7 @@ void run(const Options& o) {
   const ReadProbe probe(kProbeBytes);
   std::vector<std::unique_ptr<Measurement>> f16s;
   std::vector<Row> rows;
-  for (int64_t ctx : contexts_from(o.contexts)) {
+  for (int64_t ctx : parse_counts(o.contexts)) {
     c.context = ctx;
     if (memory_needed(FormatId::f16, FormatId::f16, c) > max_memory) {
       std::fprintf(stderr, "kvpack: skipping context %s: needs more than --max-memory %s\n",

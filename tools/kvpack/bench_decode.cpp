@@ -38,15 +38,7 @@ struct Options {
 };
 
 std::vector<int64_t> parse_depths(const std::vector<std::string>& texts) {
-  std::vector<int64_t> out;
-  for (const auto& t : texts) {
-    std::string_view rest = t;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      out.push_back(parse_count(rest.substr(0, comma)));
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
-  }
+  std::vector<int64_t> out = parse_counts(texts);
   if (out.empty()) fail("bench decode: -d needs at least one depth");
   return out;
 }

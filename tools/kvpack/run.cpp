@@ -115,12 +115,13 @@ void run(Options o) {
   model::StreamDecoder stream(*tok);
   const cache::SeqId seq = cache.create();
 
-  for (int32_t id : prompt) write_out(stream.push(id));
   Timings t;
   double start = now_seconds();
   std::span<const float> logits = fwd.eval(seq, prompt);
   t.prefill_s = now_seconds() - start;
   t.prefill_tokens = static_cast<int64_t>(prompt.size());
+  // The prompt is echoed once it is in the cache, so a failed prefill is only its error line.
+  for (int32_t id : prompt) write_out(stream.push(id));
 
   std::vector<int32_t> history = prompt;
   for (int i = 0; i < o.n_predict; ++i) {
