@@ -14,21 +14,39 @@
 
 namespace kvpack::attention::detail {
 
-// Shapes: blocks[i] is one head's block of page i of the chunk (i < n_pages, every page full:
-// page_tokens tokens); logits and weights are [rows][stride] with page i's tokens at columns
-// i * page_tokens ...; acc is [rows][codec.acc_floats()].
+// The blocks one kernel call reads: pages [0, n_pages) of a chunk x KV heads [h0, h0 + n_heads).
+// A page slice holds its heads' blocks back to back, so block (i, h) is slices[i] + (h0 + h) *
+// head_bytes and the heads of one page are one contiguous range: kernels visit blocks page-major
+// (page i's heads in order, then page i + 1's), which is memory order.
+struct BlockSet {
+  const uint8_t* const* slices = nullptr;  // [n_pages] page slice starts of this role
+  int n_pages = 0;
+  int h0 = 0;
+  int n_heads = 1;
+  size_t head_bytes = 0;
+
+  const uint8_t* at(int page, int head) const {
+    return slices[page] + static_cast<size_t>(h0 + head) * head_bytes;
+  }
+};
+
+// Shapes: `rows` query rows per head; row h * rows + r is head h's row r. logits and weights are
+// [n_heads * rows][stride] with page i's tokens at columns i * page_tokens ...; qbuf is
+// [n_heads * rows][query_bytes]; acc is [n_heads * rows][codec.acc_floats()]. Every page is full
+// (page_tokens tokens).
 struct KKernel {
   std::string_view name;
   int query_bits = 0;   // see attention::KernelInfo
   int query_group = 0;  // channels per query scale when query_bits > 0
   // Bytes of one prepared query row.
   size_t (*query_bytes)(const format::Codec& codec);
-  // qbuf: [rows][query_bytes] from q: [rows][q_stride] f32, already multiplied by the logit scale.
+  // qbuf: [rows][query_bytes] from q: [rows][q_stride] f32 rows of KV head `head`, already
+  // multiplied by the logit scale.
   void (*prepare)(const format::Codec& codec, int head, const float* q, int rows, size_t q_stride,
                   uint8_t* qbuf);
-  // logits[r][i * page_tokens + t] = <q_r, k_t> of page i (scaled as q was).
-  void (*score)(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf);
+  // logits[h * rows + r][i * page_tokens + t] = <q_hr, k_t> of block (i, h) (scaled as q was).
+  void (*score)(const format::Codec& codec, const BlockSet& blocks, const uint8_t* qbuf, int rows,
+                float* logits, size_t stride, Prefetcher& pf);
   // Bound on the relative error the kernel's own reading of key elements adds (e.g. an int8
   // centroid table); nullptr = none. See attention::KernelInfo::key_rel_error.
   double (*key_rel_error)(const format::Codec& codec) = nullptr;
@@ -36,9 +54,10 @@ struct KKernel {
 
 struct VKernel {
   std::string_view name;
-  // acc[r][:] += sum over the chunk's tokens t of w[r][t] * v_t (in the codec's acc basis).
-  void (*accumulate)(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                     const float* w, size_t w_stride, int rows, float* acc, Prefetcher& pf);
+  // acc[h * rows + r][:] += sum over the tokens t of block (i, h) of w[h * rows + r][i * T + t] *
+  // v_t (in the codec's acc basis).
+  void (*accumulate)(const format::Codec& codec, const BlockSet& blocks, const float* w,
+                     size_t w_stride, int rows, float* acc, Prefetcher& pf);
 };
 
 // The kernels for this codec: the format's specialised kernel when it has one for the codec's

@@ -41,6 +41,7 @@ struct Options {
   double min_time = 0.5;
   bool no_baseline = false;
   bool codec_ops = false;
+  bool shuffle_pages = false;
   bool json = false;
 };
 
@@ -159,11 +160,13 @@ void print_table(const std::vector<Row>& rows, const MeasureConfig& c, int threa
   for (const Row& r : rows) t.add_row(table_cells(r));
   std::printf("%s", t.to_text().c_str());
   std::printf(
-      "\n%d query heads, %d KV heads, head dim %d, %d-token pages, %d threads; %%bw: of the read "
+      "\n%d query heads, %d KV heads, head dim %d, %d-token pages (%s ids), %d threads; %%bw: of "
+      "the read "
       "bandwidth measured beside each row; target: time/f16 must be <= 1.3 x bytes/f16; vs "
       "dequant: speedup over dequantizing to an f16 copy and attending over it; vs llama.cpp: "
       "over FACTS.md section 4.\n",
-      c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.page_tokens, threads);
+      c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.page_tokens,
+      c.shuffle_pages ? "shuffled" : "ascending", threads);
 }
 
 size_t memory_needed(FormatId k, FormatId v, const MeasureConfig& c) {
@@ -181,6 +184,7 @@ void run(const Options& o) {
   c.min_seconds = o.min_time;
   c.baseline = !o.no_baseline;
   c.codec_ops = o.codec_ops;
+  c.shuffle_pages = o.shuffle_pages;
   const uint64_t max_memory = parse_bytes(o.max_memory);
   auto pairs = pairs_from(o.kv);
   // Every ratio is to f16/f16 of the same run: report that row too.
@@ -220,6 +224,7 @@ void run(const Options& o) {
                                     {"page_tokens", c.shape.page_tokens}}},
                                   {"threads", pool.size()},
                                   {"working_set_bytes", c.working_set},
+                                  {"page_order", c.shuffle_pages ? "shuffled" : "ascending"},
                                   {"results", nlohmann::ordered_json::array()}};
     for (const Row& r : rows) out["results"].push_back(to_json(r));
     std::printf("%s\n", out.dump(2).c_str());
@@ -257,6 +262,9 @@ void add_bench_attention_command(CLI::App& bench) {
   cmd->add_flag("--no-baseline", o->no_baseline, "Skip the (slow) dequantize-to-f16 baseline");
   cmd->add_flag("--codec-ops", o->codec_ops,
                 "Read every format through its codec's generic role operations");
+  cmd->add_flag("--shuffle-pages", o->shuffle_pages,
+                "Scatter page ids as a fragmented pool would (default: ascending, as the cache "
+                "allocates one sequence on a fresh or compacted pool)");
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   cmd->callback([o] { run(*o); });
 }

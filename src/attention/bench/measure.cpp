@@ -47,7 +47,7 @@ Measurement measure_pair(format::FormatId k, format::FormatId v, const MeasureCo
   m.k = k;
   m.v = v;
   m.context = c.context;
-  const SyntheticLayers layers(k, v, c.shape, c.context, c.working_set, 42);
+  const SyntheticLayers layers(k, v, c.shape, c.context, c.working_set, 42, c.shuffle_pages);
   m.layers = layers.n_layers();
   m.bytes_per_call = layers.bytes_per_call();
   Params p;

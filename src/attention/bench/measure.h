@@ -20,6 +20,7 @@ struct MeasureConfig {
   double min_seconds = 0.5;              // per measurement (at least 3 rounds over the layers)
   bool baseline = true;                  // also time the dequantize-to-f16 baseline
   bool codec_ops = false;                // force the codecs' generic role operations
+  bool shuffle_pages = false;            // scattered page ids (a fragmented pool)
 };
 
 struct Measurement {

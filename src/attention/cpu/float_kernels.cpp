@@ -76,26 +76,34 @@ HWY_INLINE void ScorePage(const T* k, int d, int pt, const float* q, int qs, flo
   for (; t0 < pt; t0 += N) ScoreTile<T, R, 1>(k, d, pt, t0, q, qs, logits, stride, pf);
 }
 
+// R-row tiles of one block's rows q: [rows][d] into out: [rows][stride].
 template <typename T>
-void ScoreFloat(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* q, int rows,
-                float* logits, size_t stride, Prefetcher& pf) {
-  for (int i = 0; i < n_pages; ++i) {
-    const T* k = reinterpret_cast<const T*>(blocks[i]);
-    float* out = logits + i * pt;
-    int r = 0;
-    Prefetcher* first = &pf;  // only the first row tile advances the cursor
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      ScorePage<T, kMaxRows>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+HWY_INLINE void ScoreBlock(const T* k, int d, int pt, const float* q, int rows, float* out,
+                           size_t stride, Prefetcher& pf) {
+  int r = 0;
+  Prefetcher* first = &pf;  // only the first row tile advances the cursor
+  for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+    ScorePage<T, kMaxRows>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+  }
+  if (r + 4 <= rows && kMaxRows > 4) {
+    ScorePage<T, 4>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+    r += 4, first = nullptr;
+  }
+  if (r + 2 <= rows) {
+    ScorePage<T, 2>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+    r += 2, first = nullptr;
+  }
+  if (r < rows) ScorePage<T, 1>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+}
+
+template <typename T>
+void ScoreFloat(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,
+                size_t stride, Prefetcher& pf) {
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      ScoreBlock<T>(reinterpret_cast<const T*>(b.at(i, h)), d, pt, q + h * rows * d, rows,
+                    logits + h * rows * stride + i * pt, stride, pf);
     }
-    if (r + 4 <= rows && kMaxRows > 4) {
-      ScorePage<T, 4>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
-      r += 4, first = nullptr;
-    }
-    if (r + 2 <= rows) {
-      ScorePage<T, 2>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
-      r += 2, first = nullptr;
-    }
-    if (r < rows) ScorePage<T, 1>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
   }
 }
 
@@ -142,37 +150,44 @@ HWY_INLINE void AccPage(const T* v, int d, int pt, const float* w, size_t ws, fl
 }
 
 template <typename T>
-void AccumulateFloat(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* w,
-                     size_t ws, int rows, float* acc, Prefetcher& pf) {
-  for (int i = 0; i < n_pages; ++i) {
-    const T* v = reinterpret_cast<const T*>(blocks[i]);
-    const float* wi = w + i * pt;
-    int r = 0;
-    Prefetcher* first = &pf;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      AccPage<T, kMaxRows>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
+HWY_INLINE void AccBlock(const T* v, int d, int pt, const float* w, size_t ws, int rows, float* acc,
+                         Prefetcher& pf) {
+  int r = 0;
+  Prefetcher* first = &pf;
+  for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+    AccPage<T, kMaxRows>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+  }
+  if (r + 4 <= rows && kMaxRows > 4) {
+    AccPage<T, 4>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+    r += 4, first = nullptr;
+  }
+  if (r + 2 <= rows) {
+    AccPage<T, 2>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+    r += 2, first = nullptr;
+  }
+  if (r < rows) AccPage<T, 1>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+}
+
+template <typename T>
+void AccumulateFloat(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows,
+                     float* acc, Prefetcher& pf) {
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      AccBlock<T>(reinterpret_cast<const T*>(b.at(i, h)), d, pt, w + h * rows * ws + i * pt, ws,
+                  rows, acc + h * rows * d, pf);
     }
-    if (r + 4 <= rows && kMaxRows > 4) {
-      AccPage<T, 4>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
-      r += 4, first = nullptr;
-    }
-    if (r + 2 <= rows) {
-      AccPage<T, 2>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
-      r += 2, first = nullptr;
-    }
-    if (r < rows) AccPage<T, 1>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
   }
 }
 
 // Per-format entry points (one exported function per element type and role).
-#define KVPACK_FLOAT_KERNELS(NAME, T)                                                             \
-  void Score##NAME(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* q,      \
-                   int rows, float* logits, size_t stride, Prefetcher& pf) {                      \
-    ScoreFloat<T>(blocks, n_pages, d, pt, q, rows, logits, stride, pf);                           \
-  }                                                                                               \
-  void Accumulate##NAME(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* w, \
-                        size_t ws, int rows, float* acc, Prefetcher& pf) {                        \
-    AccumulateFloat<T>(blocks, n_pages, d, pt, w, ws, rows, acc, pf);                             \
+#define KVPACK_FLOAT_KERNELS(NAME, T)                                                          \
+  void Score##NAME(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,  \
+                   size_t stride, Prefetcher& pf) {                                            \
+    ScoreFloat<T>(b, d, pt, q, rows, logits, stride, pf);                                      \
+  }                                                                                            \
+  void Accumulate##NAME(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows, \
+                        float* acc, Prefetcher& pf) {                                          \
+    AccumulateFloat<T>(b, d, pt, w, ws, rows, acc, pf);                                        \
   }
 KVPACK_FLOAT_KERNELS(F32, float)
 KVPACK_FLOAT_KERNELS(F16, hwy::float16_t)
@@ -214,16 +229,16 @@ void float_prepare(const format::Codec& codec, int /*head*/, const float* q, int
 }
 
 #define KVPACK_FLOAT_ENTRY(NAME)                                                                   \
-  void score_##NAME(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,         \
-                    const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf) { \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,  \
+                    float* logits, size_t stride, Prefetcher& pf) {                                \
     HWY_DYNAMIC_DISPATCH(Score##NAME)                                                              \
-    (blocks, n_pages, codec.head_dim(), codec.page_tokens(), reinterpret_cast<const float*>(qbuf), \
-     rows, logits, stride, pf);                                                                    \
+    (b, codec.head_dim(), codec.page_tokens(), reinterpret_cast<const float*>(qbuf), rows, logits, \
+     stride, pf);                                                                                  \
   }                                                                                                \
-  void accumulate_##NAME(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,    \
-                         const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {        \
+  void accumulate_##NAME(const format::Codec& codec, const BlockSet& b, const float* w, size_t ws, \
+                         int rows, float* acc, Prefetcher& pf) {                                   \
     HWY_DYNAMIC_DISPATCH(Accumulate##NAME)                                                         \
-    (blocks, n_pages, codec.head_dim(), codec.page_tokens(), w, ws, rows, acc, pf);                \
+    (b, codec.head_dim(), codec.page_tokens(), w, ws, rows, acc, pf);                              \
   }
 KVPACK_FLOAT_ENTRY(F32)
 KVPACK_FLOAT_ENTRY(F16)

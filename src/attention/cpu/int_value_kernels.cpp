@@ -159,39 +159,40 @@ HWY_INLINE void AccRows(const ValueArgs& a, const float* w, size_t ws, float* ac
 }
 
 template <Code C>
-void AccumulateInt(const uint8_t* const* blocks, int n_pages, int T, int d, int group,
-                   size_t block_bytes, const float* w, size_t ws, int rows, float* acc,
-                   Prefetcher& pf) {
+void AccumulateInt(const BlockSet& b, int T, int d, int group, const float* w, size_t ws, int rows,
+                   float* acc, Prefetcher& pf) {
   const size_t steps = static_cast<size_t>(T) * d * (C == Code::q8 ? 8 : 4) / 8;
-  for (int i = 0; i < n_pages; ++i) {
-    const ValueArgs a{blocks[i],
-                      T,
-                      d,
-                      group,
-                      block_bytes,
-                      steps,
-                      steps + 2 * static_cast<size_t>(T) * (d / group)};
-    const float* wi = w + i * T;
-    Prefetcher* first = &pf;
-    int r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      AccRows<C, kMaxRows>(a, wi + r * ws, ws, acc + r * d, first);
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const ValueArgs a{b.at(i, h),
+                        T,
+                        d,
+                        group,
+                        b.head_bytes,
+                        steps,
+                        steps + 2 * static_cast<size_t>(T) * (d / group)};
+      const float* wi = w + h * rows * ws + i * T;
+      float* ah = acc + h * rows * d;
+      Prefetcher* first = &pf;
+      int r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+        AccRows<C, kMaxRows>(a, wi + r * ws, ws, ah + r * d, first);
+      }
+      if (kMaxRows > 4 && r + 4 <= rows) {
+        AccRows<C, 4>(a, wi + r * ws, ws, ah + r * d, first);
+        r += 4, first = nullptr;
+      }
+      if (r + 2 <= rows)
+        AccRows<C, 2>(a, wi + r * ws, ws, ah + r * d, first), r += 2, first = nullptr;
+      if (r < rows) AccRows<C, 1>(a, wi + r * ws, ws, ah + r * d, first);
     }
-    if (kMaxRows > 4 && r + 4 <= rows) {
-      AccRows<C, 4>(a, wi + r * ws, ws, acc + r * d, first);
-      r += 4, first = nullptr;
-    }
-    if (r + 2 <= rows)
-      AccRows<C, 2>(a, wi + r * ws, ws, acc + r * d, first), r += 2, first = nullptr;
-    if (r < rows) AccRows<C, 1>(a, wi + r * ws, ws, acc + r * d, first);
   }
 }
 
-#define KVPACK_INT_ACC(NAME, CODE)                                                           \
-  void Accumulate##NAME(const uint8_t* const* blocks, int n_pages, int T, int d, int group,  \
-                        size_t block_bytes, const float* w, size_t ws, int rows, float* acc, \
-                        Prefetcher& pf) {                                                    \
-    AccumulateInt<CODE>(blocks, n_pages, T, d, group, block_bytes, w, ws, rows, acc, pf);    \
+#define KVPACK_INT_ACC(NAME, CODE)                                                             \
+  void Accumulate##NAME(const BlockSet& b, int T, int d, int group, const float* w, size_t ws, \
+                        int rows, float* acc, Prefetcher& pf) {                                \
+    AccumulateInt<CODE>(b, T, d, group, w, ws, rows, acc, pf);                                 \
   }
 KVPACK_INT_ACC(Q8, Code::q8)
 KVPACK_INT_ACC(Q4, Code::q4)
@@ -212,11 +213,11 @@ HWY_EXPORT(AccumulateQ4A);
 namespace {
 
 #define KVPACK_INT_ENTRY(NAME)                                                                     \
-  void accumulate_##NAME(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,    \
-                         const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {        \
+  void accumulate_##NAME(const format::Codec& codec, const BlockSet& b, const float* w, size_t ws, \
+                         int rows, float* acc, Prefetcher& pf) {                                   \
     HWY_DYNAMIC_DISPATCH(Accumulate##NAME)                                                         \
-    (blocks, n_pages, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), \
-     codec.head_bytes(), w, ws, rows, acc, pf);                                                    \
+    (b, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), w, ws, rows,  \
+     acc, pf);                                                                                     \
   }
 KVPACK_INT_ENTRY(Q8)
 KVPACK_INT_ENTRY(Q4)

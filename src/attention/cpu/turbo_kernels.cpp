@@ -148,22 +148,26 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
   }
 }
 
-KVPACK_VNNI void ScoreTurbo4(const uint8_t* const* blocks, int n_pages, int T, int d, int group,
-                             size_t block_bytes, const uint8_t* qbuf, int rows, float* logits,
-                             size_t stride, Prefetcher& pf) {
+KVPACK_VNNI void ScoreTurbo4(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf,
+                             int rows, float* logits, size_t stride, Prefetcher& pf) {
   const TurboTable& table = turbo4_table(d);
-  for (int i = 0; i < n_pages; ++i) {
-    const KeyArgs a{blocks[i], T, d, group, block_bytes, &table, IntQueryLayout{d, group}, qbuf};
-    float* out = logits + i * T;
-    Prefetcher* first = &pf;
-    int r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      ScoreRows<kMaxRows>(a, r, out, stride, first);
+  const IntQueryLayout ql{d, group};
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const KeyArgs a{
+          b.at(i, h),   T,      d,  group,
+          b.head_bytes, &table, ql, qbuf + static_cast<size_t>(h) * rows * ql.row_bytes()};
+      float* out = logits + h * rows * stride + i * T;
+      Prefetcher* first = &pf;
+      int r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+        ScoreRows<kMaxRows>(a, r, out, stride, first);
+      }
+      if (kMaxRows > 4 && r + 4 <= rows)
+        ScoreRows<4>(a, r, out, stride, first), r += 4, first = nullptr;
+      if (r + 2 <= rows) ScoreRows<2>(a, r, out, stride, first), r += 2, first = nullptr;
+      if (r < rows) ScoreRows<1>(a, r, out, stride, first);
     }
-    if (kMaxRows > 4 && r + 4 <= rows)
-      ScoreRows<4>(a, r, out, stride, first), r += 4, first = nullptr;
-    if (r + 2 <= rows) ScoreRows<2>(a, r, out, stride, first), r += 2, first = nullptr;
-    if (r < rows) ScoreRows<1>(a, r, out, stride, first);
   }
 }
 
@@ -259,26 +263,30 @@ HWY_INLINE void AccRows(const uint8_t* block, int T, int d, size_t bytes, const 
   }
 }
 
-void AccumulateTurbo4(const uint8_t* const* blocks, int n_pages, int T, int d, size_t block_bytes,
-                      const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {
+void AccumulateTurbo4(const BlockSet& b, int T, int d, const float* w, size_t ws, int rows,
+                      float* acc, Prefetcher& pf) {
   const float* table = turbo4_table(d).centroids;
-  for (int i = 0; i < n_pages; ++i) {
-    const float* wi = w + i * T;
-    Prefetcher* first = &pf;
-    int r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      AccRows<kMaxRows>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
+  const size_t bytes = b.head_bytes;
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const uint8_t* block = b.at(i, h);
+      const float* wi = w + h * rows * ws + i * T;
+      float* ah = acc + h * rows * d;
+      Prefetcher* first = &pf;
+      int r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+        AccRows<kMaxRows>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
+      }
+      if (kMaxRows > 4 && r + 4 <= rows) {
+        AccRows<4>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
+        r += 4, first = nullptr;
+      }
+      if (r + 2 <= rows) {
+        AccRows<2>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
+        r += 2, first = nullptr;
+      }
+      if (r < rows) AccRows<1>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
     }
-    if (kMaxRows > 4 && r + 4 <= rows) {
-      AccRows<4>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
-      r += 4, first = nullptr;
-    }
-    if (r + 2 <= rows) {
-      AccRows<2>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
-      r += 2, first = nullptr;
-    }
-    if (r < rows)
-      AccRows<1>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
   }
 }
 
@@ -315,18 +323,17 @@ void turbo_prepare(const format::Codec& codec, int head, const float* q, int row
   }
 }
 
-void score_turbo4(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                  const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf) {
+void score_turbo4(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
+                  float* logits, size_t stride, Prefetcher& pf) {
   HWY_DYNAMIC_DISPATCH(ScoreTurbo4)
-  (blocks, n_pages, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()),
-   codec.head_bytes(), qbuf, rows, logits, stride, pf);
+  (b, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), qbuf, rows,
+   logits, stride, pf);
 }
 
-void accumulate_turbo4(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                       const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {
+void accumulate_turbo4(const format::Codec& codec, const BlockSet& b, const float* w, size_t ws,
+                       int rows, float* acc, Prefetcher& pf) {
   HWY_DYNAMIC_DISPATCH(AccumulateTurbo4)
-  (blocks, n_pages, codec.page_tokens(), codec.head_dim(), codec.head_bytes(), w, ws, rows, acc,
-   pf);
+  (b, codec.page_tokens(), codec.head_dim(), w, ws, rows, acc, pf);
 }
 
 double turbo4_key_error(const format::Codec& codec) {
