@@ -8,12 +8,15 @@ namespace kvpack::attention::detail {
 
 CallContext::CallContext(const cache::LayerView& view, int n_q_heads, const Params& params)
     : k(&select_k_kernel(*view.k_codec, params.codec_ops)),
-      v(&select_v_kernel(*view.v_codec, params.codec_ops)),
+      v(&select_v_kernel(*view.v_codec, params.codec_ops, params.exact_value_weights)),
       softcap(params.softcap),
       window(params.window),
       group(n_q_heads / view.n_kv_heads) {
   const double scale = logit_scale(view, params);
-  fold = static_cast<float>(params.softcap > 0 ? scale / params.softcap : scale);
+  // Softmax works in log2 units (kernels.h: softmax_step): fold log2(e) into q, except under a
+  // soft cap, which the softmax step applies (and scales) before the exponentials.
+  constexpr double kLog2e = 1.4426950408889634;
+  fold = static_cast<float>(params.softcap > 0 ? scale / params.softcap : scale * kLog2e);
 }
 
 QueryRows load_rows(const cache::LayerView& view, const CallContext& ctx, int h0, int n_heads,

@@ -15,7 +15,9 @@ namespace kvpack::attention::detail {
 struct CallContext {
   const KKernel* k = nullptr;
   const VKernel* v = nullptr;
-  float fold = 1.0f;  // q multiplier: the logit scale, divided by softcap when capping
+  // q multiplier: the logit scale times log2(e) (softmax in log2 units), or the logit scale
+  // divided by softcap when capping.
+  float fold = 1.0f;
   float softcap = 0.0f;
   int window = 0;
   int group = 1;  // query heads per KV head

@@ -58,12 +58,17 @@ struct VKernel {
   // v_t (in the codec's acc basis).
   void (*accumulate)(const format::Codec& codec, const BlockSet& blocks, const float* w,
                      size_t w_stride, int rows, float* acc, Prefetcher& pf);
+  int weight_bits = 0;  // see attention::KernelInfo
+  // Bound on the relative error of the kernel's own reading of value elements; nullptr = none.
+  double (*value_rel_error)(const format::Codec& codec) = nullptr;
 };
 
 // The kernels for this codec: the format's specialised kernel when it has one for the codec's
 // geometry, else the codec kernels. `codec_ops` forces the codec kernels.
+// exact_weights: the value kernel keeps weights in f32 (Params::exact_value_weights).
 const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops);
-const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops);
+const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops,
+                               bool exact_weights = false);
 
 // The kernels that call the codec's role operations (codec_kernels.cpp).
 const KKernel& codec_k_kernel();
@@ -74,14 +79,16 @@ const VKernel& codec_v_kernel();
 const KKernel* float_k_kernel(const format::Codec& codec);
 const VKernel* float_v_kernel(const format::Codec& codec);
 
-// Integer-code K kernels (cpu/int_key_kernels.cpp: q8, q4, q4a) and V kernels
-// (cpu/int_value_kernels.cpp); nullptr when the format or geometry has none.
+// Integer-code K kernels (cpu/int_key_kernels.cpp: q8, q4, q4a); nullptr when the format or
+// geometry has none.
 const KKernel* int_k_kernel(const format::Codec& codec);
-const VKernel* int_v_kernel(const format::Codec& codec);
 
-// turbo4 kernels (cpu/turbo_kernels.cpp); nullptr when the format or geometry has none.
+// turbo4 K kernel (cpu/turbo_kernels.cpp); nullptr when the format or geometry has none.
 const KKernel* turbo_k_kernel(const format::Codec& codec);
-const VKernel* turbo_v_kernel(const format::Codec& codec);
+
+// V kernels of the integer and table codes in token quads (cpu/value_kernels.cpp: q8, q4, q4a,
+// turbo4), integer weights or exact f32 ones; nullptr when the format or geometry has none.
+const VKernel* value_kernel(const format::Codec& codec, bool exact_weights);
 
 // The Highway target the specialised kernels run on here, e.g. "AVX3_DL".
 const char* simd_target_name();
@@ -93,11 +100,14 @@ void score_tail(const float* k, size_t row_stride, int n, int dim, const float* 
 void accumulate_tail(const float* v, size_t row_stride, int n, int dim, const float* w,
                      size_t w_stride, int rows, float* acc);
 
-// The online-softmax step for one chunk (cpu/softmax.cpp). For each row r: optionally soft-caps
-// the logits (x = softcap * tanh(x)), masks columns outside [lo[r], hi[r]) to weight 0, then
-// turns logits into weights exp(x - m_new) in place with m_new = max(m[r], max x), and updates
-// l[r] = l[r] * alpha[r] + sum(weights) where alpha[r] = exp(m[r] - m_new) is written out for the
-// caller to rescale acc. Rows with no unmasked column keep m, l and get alpha 1 and zero weights.
+// The online-softmax step for one chunk (cpu/softmax.cpp), in log2 units: logits are
+// log2(e) * scaled <q, k> (the query carries the factor; CallContext::fold). For each row r:
+// optionally soft-caps the logits (x = log2(e) * softcap * tanh(x), x arriving divided by the
+// cap), masks columns outside [lo[r], hi[r]) to weight 0, then turns logits into weights
+// 2^(x - m_new) in place with m_new = max(m[r], max x), and updates l[r] = l[r] * alpha[r] +
+// sum(weights) where alpha[r] = 2^(m[r] - m_new) is written out for the caller to rescale acc.
+// Rows with no unmasked column keep m, l and get alpha 1 and zero weights. The weights carry a
+// relative error below attention::kExpRelError.
 void softmax_step(float* logits, size_t stride, int rows, int n, const int* lo, const int* hi,
                   float softcap, float* m, float* l, float* alpha);
 

@@ -64,7 +64,7 @@ struct SpanArgs {
   int n_heads = 1;
   const KKernel* k = nullptr;
   const VKernel* v = nullptr;
-  float softcap = 0.0f;  // q was scaled by scale / softcap when this is non-zero
+  float softcap = 0.0f;  // q was scaled by scale / softcap when this is non-zero (call.h)
 };
 
 // Rows against encoded pages [page_begin, page_end) of the heads, into `out` (codec acc basis).

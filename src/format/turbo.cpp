@@ -19,8 +19,12 @@ class TurboCodec final : public Codec {
  public:
   TurboCodec(const FormatInfo& info, const CodecConfig& config, int bits)
       : Codec(info, config),
-        layout_{config.head_dim, config.page_tokens, bits, false,
-                config.role == Role::K && bits == 4, config.role == Role::V && bits == 4},
+        layout_{config.head_dim,
+                config.page_tokens,
+                bits,
+                false,
+                config.role == Role::K && bits == 4,
+                config.role == Role::V && bits == 4},
         mse_(config.head_dim, bits, config.n_heads, config.seed) {}
 
   void encode(int head, const float* x, int n, uint8_t* block) const override {

@@ -1,6 +1,8 @@
 // Bit packing for the TurboQuant blocks (layout in turbo_layout.h).
 #include "format/turbo_layout.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 #include "kvpack/format.h"
 
@@ -41,14 +43,20 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
   }
 }
 
+size_t TurboLayout::quad_byte(int t, int j, bool* high) const {
+  const int block = j / 32, p = j % 32, half = std::min(32, head_dim - 32 * block) / 2;
+  *high = p >= half;
+  return codes_offset() +
+         (static_cast<size_t>(t) / 4 * (head_dim / 2) + 16 * block + p % half) * 4 + t % 4;
+}
+
 void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
-  if (grouped) {
-    uint8_t* row = code_row(block, t);
-    const int g = group_size(head_dim), half = g / 2;
-    for (int base = 0; base < head_dim; base += g) {
-      for (int i = 0; i < half; ++i) {
-        row[base / 2 + i] = static_cast<uint8_t>(idx[base + i] | (idx[base + half + i] << 4));
-      }
+  if (quads) {
+    for (int j = 0; j < head_dim; ++j) {
+      bool high = false;
+      uint8_t& byte = block[quad_byte(t, j, &high)];
+      byte = high ? static_cast<uint8_t>((byte & 0x0f) | (idx[j] << 4))
+                  : static_cast<uint8_t>((byte & 0xf0) | idx[j]);
     }
     return;
   }
@@ -67,14 +75,11 @@ void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
 }
 
 void TurboLayout::load_codes(const uint8_t* block, int t, uint8_t* idx) const {
-  if (grouped) {
-    const uint8_t* row = code_row(block, t);
-    const int g = group_size(head_dim), half = g / 2;
-    for (int base = 0; base < head_dim; base += g) {
-      for (int i = 0; i < half; ++i) {
-        idx[base + i] = row[base / 2 + i] & 0xf;
-        idx[base + half + i] = row[base / 2 + i] >> 4;
-      }
+  if (quads) {
+    for (int j = 0; j < head_dim; ++j) {
+      bool high = false;
+      const uint8_t byte = block[quad_byte(t, j, &high)];
+      idx[j] = high ? byte >> 4 : byte & 0xf;
     }
     return;
   }

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "base/half.h"
 #include "base/rng.h"
 
 namespace kvpack::testing {
@@ -175,8 +176,9 @@ double norm2(const float* x, int n) {
 }
 
 // Bound on the logit error of one key, natural-log units: f32 rounding of the scaled dot
-// product (fold q once, dk FMAs), the query's integer rounding if the kernel uses one, and
-// tanh's 4-ulp error times the cap when soft-capping. Rotated key formats add both rotations'
+// product (the fold constant scale * log2(e) and q times it, dk FMAs), the query's integer
+// rounding if the kernel uses one, and tanh's 4-ulp error plus two roundings (the cap in log2
+// units, the product) times the cap when soft-capping. Rotated key formats add both rotations'
 // f32 error (the kernel rotates q, the reference decodes k out of the rotated basis) and the
 // dot product taken in the rotated basis; sketched ones the f32 rounding of S q (u per element)
 // and its dot with d signs: gamma_{d+1} g sum|(S q)_i| <= gamma_{d+1} sqrt(pi/2)/d ||r||
@@ -192,7 +194,7 @@ struct LogitErrors {
   double operator()(const float* q, const float* k, int dk) const {
     double abs_dot = 0;
     for (int j = 0; j < dk; ++j) abs_dot += std::fabs(static_cast<double>(q[j]) * k[j]);
-    double err = gamma(dk + 2) * abs_dot;
+    double err = gamma(dk + 3) * abs_dot;
     if (rotated(k_format)) {
       err += (2 * rotation_eps(dk) + gamma(dk + 2)) * norm2(q, dk) * norm2(k, dk);
     }
@@ -217,16 +219,74 @@ struct LogitErrors {
       }
     }
     err *= scale;
-    if (softcap > 0) err += 5 * kU * softcap;
+    if (softcap > 0) err += 6 * kU * softcap;
     return err;
   }
 };
 
+double f16_at(const uint8_t* p) {
+  return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8)));
+}
+
+// The value kernel's integer weights (KernelInfo::weight_bits = b): per page, scale group and
+// row, the products w_t a_t (a: the token's step, turbo4's norm) are rounded against
+// c = max_t w_t a_t / (2^b - 1), so each carries an error of at most c/2 (plus f32 rounding of
+// the product and of the rounding itself, 4u relative), and the page's sum for channel j is off
+// by at most c/2 sum_t |e_tj|, e the integer element: |v_tj| / a_t for q8 and q4 (v = e a
+// exactly), |v_tj - m_t| / a_t for q4a. turbo4 sums in the rotated basis; its error vector
+// there has 2-norm at most c/2 sum_t ||e_t|| sigma <= c/2 sum_t ||v_t|| / norm_t (1 + rho)
+// (rho: the int8 table's relative error), which bounds every element after the rotation back.
+// w: one row's normalised weights over all tokens (0 outside its range), grown by `spread`;
+// v: the head's decoded values [n][dv]. Adds the bound to err[0, dv).
+void add_weight_rounding(const cache::LayerView& view, int head, const std::vector<double>& w,
+                         double spread, const std::vector<float>& v,
+                         const attention::KernelInfo& info, double* err) {
+  using format::FormatId;
+  const FormatId id = view.v_codec->info().id;
+  const int dv = view.head_dim_v, T = view.page_tokens;
+  const double levels = std::ldexp(1.0, info.weight_bits) - 1;
+  const bool turbo = id == FormatId::turbo4;
+  const int g = turbo ? dv : format::group_size(dv);
+  const size_t T4 = (static_cast<size_t>(T) + 3) / 4 * 4;
+  const size_t steps = turbo ? 0 : T4 * dv * (id == FormatId::q8 ? 8 : 4) / 8;
+  const size_t mins = steps + 2 * static_cast<size_t>(T) * (dv / g);
+  for (size_t p = 0; p < view.page_ids.size(); ++p) {
+    const uint8_t* block = view.v_block(p, head);
+    for (int g0 = 0; g0 < dv; g0 += g) {
+      const auto unit = [&](int t) { return f16_at(block + steps + 2 * ((g0 / g) * T + t)); };
+      double c = 0;
+      for (int t = 0; t < T; ++t) c = std::max(c, w[p * T + t] * (1 + spread) * unit(t));
+      c /= levels;
+      if (c == 0) continue;
+      const double half = c / 2 * (1 + 4 * kU);
+      if (turbo) {
+        double sum = 0;
+        for (int t = 0; t < T; ++t) {
+          const double n = unit(t);
+          if (n > 0) sum += norm2(&v[(p * T + t) * dv], dv) / n;
+        }
+        for (int j = 0; j < dv; ++j) err[j] += half * sum * (1 + info.value_rel_error);
+        continue;
+      }
+      for (int j = g0; j < g0 + g; ++j) {
+        double sum = 0;
+        for (int t = 0; t < T; ++t) {
+          const double a = unit(t);
+          const double m = id == FormatId::q4a ? f16_at(block + mins + 2 * ((g0 / g) * T + t)) : 0;
+          if (a > 0) sum += std::fabs(v[(p * T + t) * dv + j] - m) / a;
+        }
+        err[j] += half * sum;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
-                              int n_q_heads, const attention::Params& params,
-                              const attention::KernelInfo& k_kernel, double max_key_norm) {
+                              int n_q_heads, const attention::Params& params, double max_key_norm) {
+  const attention::KernelInfo k_kernel = attention::kernel_info(*view.k_codec, params);
+  const attention::KernelInfo v_kernel = attention::kernel_info(*view.v_codec, params);
   const int dk = view.head_dim_k;
   const int dv = view.head_dim_v;
   const int group = n_q_heads / view.n_kv_heads;
@@ -274,8 +334,9 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
         }
         double sum = params.sinks ? std::exp(params.sinks[i] - m) : 0;
         for (int64_t s = lo; s <= pos; ++s) {
-          // exp's argument x - m is rounded too; exp itself is within 1 ulp.
-          worst = std::max(worst, err[s] + kU * std::fabs(logit[s] - m) + 2 * kU);
+          // exp's argument x - m is rounded too; the kernels' exp2 is within kExpRelError.
+          worst =
+              std::max(worst, err[s] + kU * std::fabs(logit[s] - m) + kU + attention::kExpRelError);
           logit[s] = std::exp(logit[s] - m);  // now the unnormalised weight
           sum += logit[s];
         }
@@ -290,10 +351,16 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
         }
         // Rotated values: the kernel accumulates in the rotated basis (its rounding, acc_gamma
         // per rotated element, maps through the orthogonal finish() to at most its 2-norm per
-        // element) and rotates back once; the reference rotates each token back.
-        const double rot = v_rotated ? (v_rot + acc_gamma) * wnorm : 0.0;
+        // element) and rotates back once; the reference rotates each token back. A value table
+        // with relative error rho adds at most rho * sum_s w_s ||v_s|| the same way.
+        const double rot = v_rotated ? (v_rot + acc_gamma + v_kernel.value_rel_error) * wnorm : 0.0;
         double* ti = tol.data() + (static_cast<size_t>(t) * n_q_heads + i) * dv;
         for (int j = 0; j < dv; ++j) ti[j] = (spread + acc_gamma + kU) * wv[j] + rot + 1e-30;
+        if (v_kernel.weight_bits > 0 && view.encoded_tokens() > 0) {
+          std::vector<double> w(static_cast<size_t>(view.encoded_tokens()), 0.0);
+          for (int64_t s = lo; s <= pos && s < view.encoded_tokens(); ++s) w[s] = logit[s] / sum;
+          add_weight_rounding(view, h, w, spread, v, v_kernel, ti);
+        }
       }
     }
   }

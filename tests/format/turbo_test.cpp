@@ -136,10 +136,11 @@ TEST(Turbo, NonFiniteInputSaturatesAsDocumented) {
   codec->decode(0, a.data(), 1, out.data());
   // ||x|| / ||c|| is far beyond f16: the stored norm is 65504, so the decoded norm is
   // 65504 * ||c[idx]||.
-  const TurboLayout layout{d, 16, 4, false};
+  TurboLayout layout{d, 16, 4, false};
+  layout.quads = true;  // turbo4 values: token quads
   EXPECT_EQ(layout.norm(a.data(), 0), f32_to_f16(kF16Max));
   std::vector<uint8_t> idx(static_cast<size_t>(d));
-  unpack_codes(layout.code_row(a.data(), 0), d, 4, idx.data());
+  layout.load_codes(a.data(), 0, idx.data());
   double c2 = 0;
   for (uint8_t i : idx) c2 += codebook(d, 4).centroids[i] * codebook(d, 4).centroids[i];
   EXPECT_NEAR(std::sqrt(sq_norm(out.data(), d)), kF16Max * std::sqrt(c2), 1e-5 * kF16Max);
@@ -171,8 +172,8 @@ TEST(Turbo, BlockLayoutIsAsDocumented) {
   for (size_t i = layout.payload_bytes(); i < block.size(); ++i) EXPECT_EQ(block[i], 0);
 }
 
-// turbo4 keys: codes interleaved by channel octets across tokens; values: rows in q4's nibble
-// order (docs/formats.md). Both decode the same numbers.
+// turbo4 keys: codes interleaved by channel octets across tokens; values: token quads in q4's
+// value arrangement (docs/formats.md). Both decode the same numbers.
 TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   const int d = 64, t = 16;
   const auto k = make_codec(FormatId::turbo4, CodecConfig{Role::K, d, t, 1, 3});
@@ -183,10 +184,10 @@ TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   v->encode(0, x.x.data(), 3, vb.data());
   std::vector<uint8_t> idx(static_cast<size_t>(d));
   for (int tok = 0; tok < 3; ++tok) {
-    // Values: q4's nibble order per group of 32: byte i holds code i and code i + 16.
-    const uint8_t* row = vb.data() + 2 * t + static_cast<size_t>(tok) * d / 2;
+    // Values: token quads; per block of 32 codes, lane l holds code l and code l + 16.
     for (int j = 0; j < d; ++j) {
-      const uint8_t byte = row[j / 32 * 16 + j % 16];
+      const uint8_t byte =
+          vb[2 * t + (static_cast<size_t>(tok / 4) * (d / 2) + j / 32 * 16 + j % 16) * 4 + tok % 4];
       idx[j] = j % 32 < 16 ? (byte & 0xf) : (byte >> 4);
     }
     for (int j = 0; j < d; ++j) {

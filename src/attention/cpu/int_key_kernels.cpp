@@ -18,6 +18,8 @@
 #undef KVPACK_VNNI
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
+
+#include "attention/cpu/vnni.h"
 #define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 #else
 #define KVPACK_VNNI
@@ -73,7 +75,7 @@ KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, in
       for (int r = 0; r < R; ++r) {
         int32_t quad;
         __builtin_memcpy(&quad, q[r].codes + 4 * slab, 4);
-        acc[r] = _mm512_dpbusd_epi32(acc[r], u, _mm512_set1_epi32(quad));
+        dpbusd(acc[r], u, _mm512_set1_epi32(quad));
       }
     } else {
       const __m512i lo = _mm512_and_si512(v, low4);
@@ -82,8 +84,8 @@ KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, in
         int32_t q0, q1;
         __builtin_memcpy(&q0, q[r].codes + 8 * slab, 4);
         __builtin_memcpy(&q1, q[r].codes + 8 * slab + 4, 4);
-        acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(q0));
-        acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(q1));
+        dpbusd(acc[r], lo, _mm512_set1_epi32(q0));
+        dpbusd(acc[r], hi, _mm512_set1_epi32(q1));
       }
     }
   }

@@ -1,10 +1,8 @@
-// turbo4 kernels. Keys (channel-interleaved 4-bit codes, docs/formats.md): the rotated query is
+// turbo4 K kernel. Keys (channel-interleaved 4-bit codes, docs/formats.md): the rotated query is
 // rounded to int8 per group, the codes map to int8 centroids through a 16-entry table (PSHUFB),
 // and per group of channels the integer dot products are summed exactly (VPDPBUSD on AVX-512
 // VNNI; f32 sums of integers elsewhere); logit = norm * table scale * sum_g qscale_g * dot_g.
-// Values (rows in q4's nibble order): each token's codes become f32 centroids by a lane table
-// lookup and are added, times weight x norm, into the rotated-basis accumulator; finish() rotates
-// back.
+// turbo4 values are read by cpu/value_kernels.cpp.
 #define HWY_WANT_AVX3_DL 1
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/turbo_kernels.cpp"
@@ -19,6 +17,8 @@
 #undef KVPACK_VNNI
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
+
+#include "attention/cpu/vnni.h"
 #define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 #else
 #define KVPACK_VNNI
@@ -63,8 +63,8 @@ KVPACK_VNNI HWY_INLINE void GroupDots(const KeyArgs& a, const IntQueryRow* q, in
       int32_t q0, q1;
       __builtin_memcpy(&q0, q[r].codes + 8 * o, 4);
       __builtin_memcpy(&q1, q[r].codes + 8 * o + 4, 4);
-      acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(q0));
-      acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(q1));
+      dpbusd(acc[r], lo, _mm512_set1_epi32(q0));
+      dpbusd(acc[r], hi, _mm512_set1_epi32(q1));
     }
   }
   for (int r = 0; r < R; ++r) out[r] = VF{_mm512_cvtepi32_ps(acc[r])};
@@ -171,125 +171,6 @@ KVPACK_VNNI void ScoreTurbo4(const BlockSet& b, int T, int d, int group, const u
   }
 }
 
-// ---- values ----
-
-constexpr int kAccRegs = HWY_MAX_BYTES >= 64 ? 16 : 8;
-constexpr int kMaxPageTokens = 256;
-
-#if HWY_TARGET != HWY_SCALAR
-// f32 centroids of the codes in idx (each lane < 16).
-HWY_INLINE VF Centroids(hn::Vec<hn::RebindToSigned<DF>> idx, const float* table) {
-  const DF df;
-  const hn::RebindToSigned<DF> di;
-  const int N = static_cast<int>(hn::Lanes(df));
-  if (N >= 16) return hn::TableLookupLanes(hn::LoadU(df, table), hn::IndicesFromVec(df, idx));
-  const auto lane = hn::And(idx, hn::Set(di, N - 1));
-  VF out = hn::Zero(df);
-  for (int k = 0; k < 16; k += N) {
-    const VF sub = hn::TableLookupLanes(hn::LoadU(df, table + k), hn::IndicesFromVec(df, lane));
-    out = hn::IfThenElse(hn::RebindMask(df, hn::Eq(hn::Sub(idx, lane), hn::Set(di, k))), sub, out);
-  }
-  return out;
-}
-#endif
-
-// Centroids of codes [j, j + N) of a token row in q4's nibble order (groups of 32: byte i
-// holds code i low and code i + 16 high; docs/formats.md).
-#if HWY_TARGET == HWY_SCALAR
-HWY_INLINE VF CentroidsAt(const uint8_t* row, int j, int p, const float* table) {
-  const uint8_t b = row[j / 32 * 16 + j % 16];
-  return hn::Set(DF(), table[p < 16 ? (b & 0xf) : (b >> 4)]);
-}
-#else
-// p = j % 32 (a compile-time constant in aligned tiles).
-HWY_INLINE VF CentroidsAt(const uint8_t* row, int j, int p, const float* table) {
-  const hn::Rebind<uint8_t, DF> du8;
-  const hn::RebindToUnsigned<DF> du;
-  const hn::RebindToSigned<DF> di;
-  const auto wide = hn::PromoteTo(du, hn::LoadU(du8, row + j / 32 * 16 + p % 16));
-  const auto codes = p < 16 ? hn::And(wide, hn::Set(du, 0xfu)) : hn::ShiftRight<4>(wide);
-  return Centroids(hn::BitCast(di, codes), table);
-}
-#endif
-
-template <int R, int DC, bool kAligned>
-HWY_INLINE void AccTile(const uint8_t* codes, int T, int d, int j0, const float* table,
-                        const float (*wn)[kMaxPageTokens], float* acc, LineSchedule* pf) {
-  const DF df;
-  const int N = static_cast<int>(hn::Lanes(df));
-  VF v[R][DC];
-  for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < DC; ++c) v[r][c] = hn::LoadU(df, acc + r * d + j0 + c * N);
-  }
-  for (int t = 0; t < T; ++t) {
-    VF x[DC];
-    const uint8_t* row = codes + static_cast<size_t>(t) * (d / 2);
-    for (int c = 0; c < DC; ++c) {
-      x[c] = CentroidsAt(row, j0 + c * N, kAligned ? (c * N) % 32 : (j0 + c * N) % 32, table);
-    }
-    for (int r = 0; r < R; ++r) {
-      const VF w = hn::Set(df, wn[r][t]);
-      for (int c = 0; c < DC; ++c) v[r][c] = hn::MulAdd(w, x[c], v[r][c]);
-    }
-    if (pf != nullptr) pf->step();
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < DC; ++c) hn::StoreU(v[r][c], df, acc + r * d + j0 + c * N);
-  }
-}
-
-template <int R>
-HWY_INLINE void AccRows(const uint8_t* block, int T, int d, size_t bytes, const float* table,
-                        const float* w, size_t ws, float* acc, Prefetcher* pf) {
-  const DF df;
-  const int N = static_cast<int>(hn::Lanes(df));
-  constexpr int DC = kAccRegs / R >= 8 ? 8 : kAccRegs / R;
-  float wn[R][kMaxPageTokens];  // weight x stored norm per row and token
-  for (int t = 0; t < T; t += N) {
-    const VF norm = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(block) + t);
-    for (int r = 0; r < R; ++r)
-      hn::StoreU(hn::Mul(hn::LoadU(df, w + r * ws + t), norm), df, wn[r] + t);
-  }
-  const uint8_t* lines[512];
-  LineSchedule prefetch(lines, pf ? pf->take_lines(bytes, lines, 512) : 0, T);
-  const uint8_t* codes = block + 2 * static_cast<size_t>(T);
-  LineSchedule* first = &prefetch;
-  int j0 = 0;
-  for (; j0 + DC * N <= d; j0 += DC * N, first = nullptr) {
-    AccTile<R, DC, (DC * hn::MaxLanes(DF())) % 32 == 0>(codes, T, d, j0, table, wn, acc, first);
-  }
-  for (; j0 < d; j0 += N, first = nullptr) {
-    AccTile<R, 1, false>(codes, T, d, j0, table, wn, acc, first);
-  }
-}
-
-void AccumulateTurbo4(const BlockSet& b, int T, int d, const float* w, size_t ws, int rows,
-                      float* acc, Prefetcher& pf) {
-  const float* table = turbo4_table(d).centroids;
-  const size_t bytes = b.head_bytes;
-  for (int i = 0; i < b.n_pages; ++i) {
-    for (int h = 0; h < b.n_heads; ++h) {
-      const uint8_t* block = b.at(i, h);
-      const float* wi = w + h * rows * ws + i * T;
-      float* ah = acc + h * rows * d;
-      Prefetcher* first = &pf;
-      int r = 0;
-      for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-        AccRows<kMaxRows>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
-      }
-      if (kMaxRows > 4 && r + 4 <= rows) {
-        AccRows<4>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
-        r += 4, first = nullptr;
-      }
-      if (r + 2 <= rows) {
-        AccRows<2>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
-        r += 2, first = nullptr;
-      }
-      if (r < rows) AccRows<1>(block, T, d, bytes, table, wi + r * ws, ws, ah + r * d, first);
-    }
-  }
-}
-
 }  // namespace HWY_NAMESPACE
 }  // namespace kvpack::attention::detail
 HWY_AFTER_NAMESPACE();
@@ -300,7 +181,6 @@ HWY_AFTER_NAMESPACE();
 namespace kvpack::attention::detail {
 
 HWY_EXPORT(ScoreTurbo4);
-HWY_EXPORT(AccumulateTurbo4);
 
 namespace {
 
@@ -330,17 +210,9 @@ void score_turbo4(const format::Codec& codec, const BlockSet& b, const uint8_t* 
    logits, stride, pf);
 }
 
-void accumulate_turbo4(const format::Codec& codec, const BlockSet& b, const float* w, size_t ws,
-                       int rows, float* acc, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(AccumulateTurbo4)
-  (b, codec.page_tokens(), codec.head_dim(), w, ws, rows, acc, pf);
-}
-
 double turbo4_key_error(const format::Codec& codec) {
   return turbo4_table(codec.head_dim()).rel_error;
 }
-
-const VKernel kV{"turbo4 simd", accumulate_turbo4};
 
 bool fast_geometry(const format::Codec& codec) {
   const int d = codec.head_dim();
@@ -355,10 +227,6 @@ const KKernel* turbo_k_kernel(const format::Codec& codec) {
   static const KKernel k32{"turbo4 int8-dot", 8, 32, turbo_query_bytes, turbo_prepare, score_turbo4,
                            turbo4_key_error};
   return &k32;  // d % 32 == 0: query groups of 32
-}
-
-const VKernel* turbo_v_kernel(const format::Codec& codec) {
-  return fast_geometry(codec) ? &kV : nullptr;
 }
 
 }  // namespace kvpack::attention::detail
