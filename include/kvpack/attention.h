@@ -104,11 +104,13 @@ struct KernelInfo {
   // K role: the kernel reads each key element (in the format's own basis) with at most this
   // relative error beyond the format's decode, e.g. turbo4's centroids as an int8 table.
   double key_rel_error = 0;
-  // V role: per query row, page and scale group (the format's groups of 32 channels, or all
-  // channels for turbo4), the products weight x step (or x norm) are rounded to unsigned
-  // integers of this many bits against their maximum: an absolute error of at most half of
-  // max / (2^weight_bits - 1) per token. 0: f32 weights.
+  // V role: per query row, scale group (the format's groups of 32 channels, or all channels for
+  // turbo4) and chunk of up to weight_span_pages consecutive pages, the products weight x step
+  // (or x norm) are rounded to unsigned integers of this many bits against c = the chunk's
+  // largest weight x its largest step / (2^weight_bits - 1): an absolute error of at most c/2
+  // per token. 0: f32 weights.
   int weight_bits = 0;
+  int weight_span_pages = 0;
   // V role: like key_rel_error, for value elements (turbo4's int8 centroid table).
   double value_rel_error = 0;
 };

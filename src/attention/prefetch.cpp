@@ -20,6 +20,7 @@ Prefetcher::Prefetcher(const cache::LayerView& view, int h0, int n_heads, size_t
 
 bool Prefetcher::next_block() {
   const size_t n = std::min(chunk_pages_, page_end_ - chunk_begin_);
+  const size_t heads = static_cast<size_t>(n_heads_);
   if (++index_ >= 2 * n) {
     chunk_begin_ += n;
     index_ = 0;
@@ -29,11 +30,11 @@ bool Prefetcher::next_block() {
     }
   }
   const size_t m = std::min(chunk_pages_, page_end_ - chunk_begin_);
-  const bool keys = index_ < m;
+  const bool keys = index_ < m;  // K pages, then V pages, each page's heads as one range
   const size_t page = chunk_begin_ + (keys ? index_ : index_ - m);
   const format::Codec& codec = keys ? *view_->k_codec : *view_->v_codec;
   cur_ = keys ? view_->k_block(page, h0_) : view_->v_block(page, h0_);
-  end_ = cur_ + codec.head_bytes() * static_cast<size_t>(n_heads_);
+  end_ = cur_ + codec.head_bytes() * heads;
   return true;
 }
 

@@ -25,8 +25,8 @@ class Prefetcher {
   Prefetcher() = default;
 
   // The work item reads, per chunk of `chunk_pages` pages in [page_begin, page_end), the K blocks
-  // of KV heads [h0, h0 + n_heads) of the chunk's pages (page by page) and then their V blocks.
-  // Issues the first kPrefetchDistance bytes.
+  // of KV heads [h0, h0 + n_heads) of the chunk's pages (page by page) and then their V blocks
+  // (likewise). Issues the first kPrefetchDistance bytes.
   Prefetcher(const cache::LayerView& view, int h0, int n_heads, size_t page_begin, size_t page_end,
              size_t chunk_pages);
 

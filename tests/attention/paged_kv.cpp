@@ -228,14 +228,17 @@ double f16_at(const uint8_t* p) {
   return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8)));
 }
 
-// The value kernel's integer weights (KernelInfo::weight_bits = b): per page, scale group and
-// row, the products w_t a_t (a: the token's step, turbo4's norm) are rounded against
-// c = max_t w_t a_t / (2^b - 1), so each carries an error of at most c/2 (plus f32 rounding of
-// the product and of the rounding itself, 4u relative), and the page's sum for channel j is off
-// by at most c/2 sum_t |e_tj|, e the integer element: |v_tj| / a_t for q8 and q4 (v = e a
-// exactly), |v_tj - m_t| / a_t for q4a. turbo4 sums in the rotated basis; its error vector
-// there has 2-norm at most c/2 sum_t ||e_t|| sigma <= c/2 sum_t ||v_t|| / norm_t (1 + rho)
-// (rho: the int8 table's relative error), which bounds every element after the rotation back.
+// The value kernel's integer weights (KernelInfo::weight_bits = b): per chunk of up to
+// s = weight_span_pages pages, scale group and row, the products w_t a_t (a: the token's step,
+// turbo4's norm) are rounded against c = max w * max a / L over the chunk, L = 2^b - 1, so each
+// carries an error of at most c/2 plus the f32 rounding of W = w L / max w, A = a / max a and
+// W A (5 roundings of a number <= L: 5uL in units of c). Chunks start wherever a work item's
+// page range does, so a page's c is bounded by the maxima over the 2s - 1 pages around it.
+// The page's sum for channel j is then off by at most c/2 sum_t |e_tj|, e the integer element:
+// |v_tj| / a_t for q8 and q4 (v = e a exactly), |v_tj - m_t| / a_t for q4a. turbo4 sums in the
+// rotated basis; its error vector there has 2-norm at most c/2 sum_t ||e_t|| sigma <=
+// c/2 sum_t ||v_t|| / norm_t (1 + rho) (rho: the int8 table's relative error), which bounds
+// every element after the rotation back.
 // w: one row's normalised weights over all tokens (0 outside its range), grown by `spread`;
 // v: the head's decoded values [n][dv]. Adds the bound to err[0, dv).
 void add_weight_rounding(const cache::LayerView& view, int head, const std::vector<double>& w,
@@ -250,19 +253,28 @@ void add_weight_rounding(const cache::LayerView& view, int head, const std::vect
   const size_t T4 = (static_cast<size_t>(T) + 3) / 4 * 4;
   const size_t steps = turbo ? 0 : T4 * dv * (id == FormatId::q8 ? 8 : 4) / 8;
   const size_t mins = steps + 2 * static_cast<size_t>(T) * (dv / g);
-  for (size_t p = 0; p < view.page_ids.size(); ++p) {
-    const uint8_t* block = view.v_block(p, head);
+  const int64_t n_pages = static_cast<int64_t>(view.page_ids.size());
+  const int64_t span = std::max(1, info.weight_span_pages);
+  const auto unit = [&](int64_t p, int g0, int t) {
+    return f16_at(view.v_block(static_cast<size_t>(p), head) + steps + 2 * ((g0 / g) * T + t));
+  };
+  for (int64_t p = 0; p < n_pages; ++p) {
+    const uint8_t* block = view.v_block(static_cast<size_t>(p), head);
     for (int g0 = 0; g0 < dv; g0 += g) {
-      const auto unit = [&](int t) { return f16_at(block + steps + 2 * ((g0 / g) * T + t)); };
-      double c = 0;
-      for (int t = 0; t < T; ++t) c = std::max(c, w[p * T + t] * (1 + spread) * unit(t));
-      c /= levels;
+      double wmax = 0, amax = 0;
+      for (int64_t q = std::max<int64_t>(0, p - span + 1); q < std::min(n_pages, p + span); ++q) {
+        for (int t = 0; t < T; ++t) {
+          wmax = std::max(wmax, w[q * T + t] * (1 + spread));
+          amax = std::max(amax, unit(q, g0, t));
+        }
+      }
+      const double c = wmax * amax / levels;
       if (c == 0) continue;
-      const double half = c / 2 * (1 + 4 * kU);
+      const double half = c * (0.5 + 6 * kU * levels);
       if (turbo) {
         double sum = 0;
         for (int t = 0; t < T; ++t) {
-          const double n = unit(t);
+          const double n = unit(p, g0, t);
           if (n > 0) sum += norm2(&v[(p * T + t) * dv], dv) / n;
         }
         for (int j = 0; j < dv; ++j) err[j] += half * sum * (1 + info.value_rel_error);
@@ -271,7 +283,7 @@ void add_weight_rounding(const cache::LayerView& view, int head, const std::vect
       for (int j = g0; j < g0 + g; ++j) {
         double sum = 0;
         for (int t = 0; t < T; ++t) {
-          const double a = unit(t);
+          const double a = unit(p, g0, t);
           const double m = id == FormatId::q4a ? f16_at(block + mins + 2 * ((g0 / g) * T + t)) : 0;
           if (a > 0) sum += std::fabs(v[(p * T + t) * dv + j] - m) / a;
         }

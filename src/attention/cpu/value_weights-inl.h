@@ -1,9 +1,14 @@
-// Per-target helper of the value kernels: the weights of one V block for a block of query rows.
-// For row r and scale group g the page's products p_t = w[r][t] * a[g][t] (a: the token's step,
-// or turbo4's norm) are either kept in f32 (exact weights) or rounded to unsigned integers
-// u_t = round(p_t / c) of kBits bits against c = max_t p_t / (2^kBits - 1), so the page adds
-// c * sum_t u_t e_tj to channel j (e: the integer code element). 16-bit weights are stored as a
-// high and a low byte for two 8-bit dot-product passes.
+// Per-target helper of the value kernels: the weights of one head's V blocks in a chunk of
+// pages (FACTS.md section 5 item 4: per-page work amortised over the chunk) for a block of query
+// rows. For row r and scale group g the products w[r][c] * a[g][c] over the chunk's tokens c (a:
+// the token's step, or turbo4's norm) are either kept in f32 (exact weights) or rounded to
+// unsigned integers of kBits bits, u = round(W[r][c] * A[g][c]) with W = w * L / max_c w and
+// A = a / max_c a (L = 2^kBits - 1), i.e. against c_rg = max w * max a / L, so the chunk adds
+// c_rg * sum_c u_c e_cj to channel j (e: the integer code element) and the integer sums run over
+// the whole chunk. The scale is separable so that the per-token work is one multiply (no max of
+// the products per row and group); it is coarser than max (w a) / L by up to the spread of the
+// weights and steps over the chunk, which the measured errors (docs/results.md) include. 16-bit
+// weights are stored as a high and a low byte for two 8-bit dot-product passes.
 // Included by Highway kernel files after <hwy/highway.h> (re-included once per target).
 #if defined(KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_
@@ -27,127 +32,136 @@ namespace hwn = hwy::HWY_NAMESPACE;
 // Query rows per block of the value kernels (register tiles hold 4 rows).
 constexpr int kValueRows = 4;
 constexpr int kValueGroups = 8;    // scale groups per head: d <= 256 at 32 channels per group
-constexpr int kValueTokens = 256;  // page tokens
+constexpr int kValueTokens = 256;  // tokens per chunk (kChunkTokens, or one page of up to 256)
+constexpr int kValuePages = 8;     // pages per chunk (128 tokens of 16-token pages)
 
-// One V block's weights for up to kValueRows rows. Only [rows][groups][T] is written.
+// The weights of one head's blocks in a chunk (all its pages: token c = page * T + t) for up to
+// kValueRows rows. Only [rows][groups][tokens] is written.
 struct ValueWeights {
   alignas(64) uint8_t hi[kValueRows][kValueGroups][kValueTokens];   // u, or its high byte
   alignas(64) uint8_t lo[kValueRows][kValueGroups][kValueTokens];   // low byte (16-bit weights)
-  alignas(64) float exact[kValueRows][kValueGroups][kValueTokens];  // p_t (exact weights)
-  float scale[kValueRows][kValueGroups];                            // c (1 for exact weights)
-  float mins[kValueRows][kValueGroups];  // sum_t w_t m[g][t] (q4a), else 0
+  alignas(64) float exact[kValueRows][kValueGroups][kValueTokens];  // w a (exact weights)
+  alignas(64) float unit[kValueGroups][kValueTokens];  // A = a / max a (a itself when exact)
+  alignas(64) float row[kValueTokens];                 // W of the current row
+  float amax[kValueGroups];                            // max a per group
+  float scale[kValueRows][kValueGroups];               // c (1 for exact weights)
+  float mins[kValueRows][kValueGroups];                // sum_c w_c m[g][c] (q4a), else 0
 };
 
-// The per-token factors of one block: f16 a[g][t] at `units` (groups x T, group-major, as the
-// formats' steps and norms are stored) and optionally f16 mins[g][t].
+// The per-token factors of one head's blocks in a chunk: per page, f16 a[g][t] (groups x T,
+// group-major, as the formats' steps and norms are stored) and optionally f16 mins[g][t].
 struct ValueUnits {
-  const hwy::float16_t* units;
-  const hwy::float16_t* mins;  // nullptr: none
+  const hwy::float16_t* units[kValuePages];
+  const hwy::float16_t* mins[kValuePages];  // nullptr: none
+  int pages;
   int groups;
   int T;
+  int tokens() const { return pages * T; }
 };
 
-// w: [rows][ws] the block's weights (page-relative columns), rows <= kValueRows.
-// kBits: 8 or 16 (integer weights), 0 (exact f32 weights).
+template <class D>
+HWY_INLINE float MaxOf(D d, const float* x, int n) {
+  const int N = static_cast<int>(hwn::Lanes(d));
+  auto mx = hwn::Zero(d);
+  for (int t = 0; t < n; t += N) mx = hwn::Max(mx, hwn::LoadU(d, x + t));
+  return hwn::GetLane(hwn::MaxOfLanes(d, mx));
+}
+
+// The groups' factors over the chunk: unit = a / max a (a when kBits == 0), and amax. Shared by
+// every row of the head.
 template <int kBits>
-HWY_INLINE void PrepareValueWeights(const ValueUnits& a, const float* w, size_t ws, int rows,
-                                    ValueWeights& out) {
+HWY_INLINE void PrepareValueUnits(const ValueUnits& a, ValueWeights& out) {
+  using DF = hwn::ScalableTag<float>;
+  const DF df;
+  const int N = static_cast<int>(hwn::Lanes(df));
+  for (int g = 0; g < a.groups; ++g) {
+    float* unit = out.unit[g];
+    for (int p = 0; p < a.pages; ++p) {
+      const hwy::float16_t* ag = a.units[p] + static_cast<size_t>(g) * a.T;
+      for (int t = 0; t < a.T; t += N) hwn::Store(LoadAsFloat(df, ag + t), df, unit + p * a.T + t);
+    }
+    if constexpr (kBits != 0) {
+      out.amax[g] = MaxOf(df, unit, a.tokens());
+      const auto inv = hwn::Set(df, out.amax[g] > 0.0f ? 1.0f / out.amax[g] : 0.0f);
+      for (int c = 0; c < a.tokens(); c += N) {
+        hwn::Store(hwn::Mul(hwn::Load(df, unit + c), inv), df, unit + c);
+      }
+    }
+  }
+}
+
+// Row weights for `rows` <= kValueRows rows: w: [rows][ws], the chunk's columns (>= 0).
+// kBits: 8 or 16 (integer weights), 0 (exact f32 weights). T % Lanes == 0.
+template <int kBits>
+HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws, int rows,
+                                 ValueWeights& out) {
   using DF = hwn::ScalableTag<float>;
   const DF df;
   const hwn::RebindToSigned<DF> di;
   const hwn::Rebind<uint8_t, DF> du8;
   const int N = static_cast<int>(hwn::Lanes(df));
+  const int n = a.tokens();
   constexpr float kTop = kBits == 16 ? 65535.0f : 255.0f;
-  for (int g = 0; g < a.groups; ++g) {
-    const hwy::float16_t* ag = a.units + static_cast<size_t>(g) * a.T;
-    for (int r = 0; r < rows; ++r) {
-      const float* wr = w + r * ws;
-      float* p = out.exact[r][g];
-      auto mx = hwn::Zero(df);
-      for (int t = 0; t < a.T; t += N) {
-        const auto v = hwn::Mul(hwn::LoadU(df, wr + t), LoadAsFloat(df, ag + t));
-        hwn::Store(v, df, p + t);
-        mx = hwn::Max(mx, v);
-      }
+  for (int r = 0; r < rows; ++r) {
+    const float* wr = w + r * ws;
+    for (int g = 0; g < a.groups; ++g) {
       out.mins[r][g] = 0.0f;
-      if (a.mins != nullptr) {
-        const hwy::float16_t* mg = a.mins + static_cast<size_t>(g) * a.T;
-        auto sum = hwn::Zero(df);
+      if (a.mins[0] == nullptr) continue;
+      auto sum = hwn::Zero(df);
+      for (int p = 0; p < a.pages; ++p) {
+        const hwy::float16_t* mg = a.mins[p] + static_cast<size_t>(g) * a.T;
         for (int t = 0; t < a.T; t += N) {
-          sum = hwn::MulAdd(hwn::LoadU(df, wr + t), LoadAsFloat(df, mg + t), sum);
-        }
-        out.mins[r][g] = hwn::GetLane(hwn::SumOfLanes(df, sum));
-      }
-      if constexpr (kBits == 0) {
-        out.scale[r][g] = 1.0f;
-        continue;
-      }
-      const float m = hwn::GetLane(hwn::MaxOfLanes(df, mx));
-      out.scale[r][g] = m / kTop;
-      const auto inv = hwn::Set(df, m > 0.0f ? kTop / m : 0.0f);
-      for (int t = 0; t < a.T; t += N) {
-        const auto u = hwn::NearestInt(hwn::Mul(hwn::Load(df, p + t), inv));
-        if constexpr (kBits == 16) {
-          const auto high = hwn::ShiftRight<8>(u);
-          const auto low = hwn::And(u, hwn::Set(di, 0xff));
-          hwn::StoreU(hwn::DemoteTo(du8, high), du8, out.hi[r][g] + t);
-          hwn::StoreU(hwn::DemoteTo(du8, low), du8, out.lo[r][g] + t);
-        } else {
-          hwn::StoreU(hwn::DemoteTo(du8, u), du8, out.hi[r][g] + t);
+          sum = hwn::MulAdd(hwn::LoadU(df, wr + p * a.T + t), LoadAsFloat(df, mg + t), sum);
         }
       }
+      out.mins[r][g] = hwn::GetLane(hwn::SumOfLanes(df, sum));
     }
-  }
-}
-
-#if HWY_TARGET == HWY_AVX3_DL
-// The same with AVX-512 intrinsics (Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5
-// instructions each here); identical results: f32 products, RNE rounding, truncating narrowing
-// of values already in range. T % 16 == 0.
-template <int kBits>
-HWY_INLINE void PrepareValueWeightsAvx512(const ValueUnits& a, const float* w, size_t ws, int rows,
-                                          ValueWeights& out) {
-  constexpr float kTop = kBits == 16 ? 65535.0f : 255.0f;
-  for (int g = 0; g < a.groups; ++g) {
-    const auto* ag = reinterpret_cast<const __m256i*>(a.units + static_cast<size_t>(g) * a.T);
-    for (int r = 0; r < rows; ++r) {
-      const float* wr = w + r * ws;
-      float* p = out.exact[r][g];
-      __m512 mx = _mm512_setzero_ps();
-      for (int t = 0; t < a.T; t += 16) {
-        const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(wr + t),
-                                       _mm512_cvtph_ps(_mm256_loadu_si256(ag + t / 16)));
-        _mm512_store_ps(p + t, v);
-        mx = _mm512_max_ps(mx, v);
-      }
-      out.mins[r][g] = 0.0f;
-      if (a.mins != nullptr) {
-        const auto* mg = reinterpret_cast<const __m256i*>(a.mins + static_cast<size_t>(g) * a.T);
-        __m512 sum = _mm512_setzero_ps();
-        for (int t = 0; t < a.T; t += 16) {
-          sum = _mm512_fmadd_ps(_mm512_loadu_ps(wr + t),
-                                _mm512_cvtph_ps(_mm256_loadu_si256(mg + t / 16)), sum);
+    if constexpr (kBits == 0) {
+      for (int g = 0; g < a.groups; ++g) {
+        out.scale[r][g] = 1.0f;
+        for (int c = 0; c < n; c += N) {
+          hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), hwn::Load(df, out.unit[g] + c)), df,
+                     out.exact[r][g] + c);
         }
-        out.mins[r][g] = _mm512_reduce_add_ps(sum);
       }
-      const float m = _mm512_reduce_max_ps(mx);
-      out.scale[r][g] = m / kTop;
-      const __m512 inv = _mm512_set1_ps(m > 0.0f ? kTop / m : 0.0f);
-      for (int t = 0; t < a.T; t += 16) {
-        const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_load_ps(p + t), inv));
+      continue;
+    }
+    const float wmax = MaxOf(df, wr, n);
+    const auto inv = hwn::Set(df, wmax > 0.0f ? kTop / wmax : 0.0f);
+    for (int c = 0; c < n; c += N)
+      hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), inv), df, out.row + c);
+    for (int g = 0; g < a.groups; ++g) {
+      out.scale[r][g] = wmax * out.amax[g] / kTop;
+#if HWY_TARGET == HWY_AVX3_DL
+      // Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5 instructions each here; these
+      // are one each (same results: RNE rounding, values already in range).
+      for (int c = 0; c < n; c += 16) {
+        const __m512i u = _mm512_cvtps_epi32(
+            _mm512_mul_ps(_mm512_load_ps(out.row + c), _mm512_load_ps(out.unit[g] + c)));
         if constexpr (kBits == 16) {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + t),
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + c),
                            _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 8)));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo[r][g] + t),
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo[r][g] + c),
                            _mm512_cvtepi32_epi8(_mm512_and_si512(u, _mm512_set1_epi32(0xff))));
         } else {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + t), _mm512_cvtepi32_epi8(u));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + c), _mm512_cvtepi32_epi8(u));
+        }
+      }
+      continue;
+#endif
+      for (int c = 0; c < n; c += N) {
+        const auto u =
+            hwn::NearestInt(hwn::Mul(hwn::Load(df, out.row + c), hwn::Load(df, out.unit[g] + c)));
+        if constexpr (kBits == 16) {
+          hwn::StoreU(hwn::DemoteTo(du8, hwn::ShiftRight<8>(u)), du8, out.hi[r][g] + c);
+          hwn::StoreU(hwn::DemoteTo(du8, hwn::And(u, hwn::Set(di, 0xff))), du8, out.lo[r][g] + c);
+        } else {
+          hwn::StoreU(hwn::DemoteTo(du8, u), du8, out.hi[r][g] + c);
         }
       }
     }
   }
 }
-#endif
 
 }  // namespace HWY_NAMESPACE
 }  // namespace kvpack::attention::detail
