@@ -98,7 +98,8 @@ void reference(const cache::LayerView& view, const float* q, int n_new, int n_q_
 struct KernelInfo {
   std::string name;  // e.g. "f16 simd (AVX3)", "q8 vnni", "codec ops"
   // K role: the query is rounded to signed integers of this many bits (symmetric, one scale per
-  // group of query_group channels) before the dot products; 0 when it stays f32.
+  // group of query_group channels, or per row when query_group is 0) before the dot products; 0
+  // when it stays f32. Rotated formats round the rotated query (and the QJL ones S q as well).
   int query_bits = 0;
   int query_group = 0;
   // K role: the kernel reads each key element (in the format's own basis) with at most this

@@ -81,9 +81,13 @@ TEST(Decode, EveryFormatPairMatchesReference) {
 TEST(Decode, HeadDimsGroupsAndLengths) {
   ThreadPool pool(2);
   const std::pair<FormatId, FormatId> pairs[] = {
-      {FormatId::f16, FormatId::f16}, {FormatId::bf16, FormatId::f32},
-      {FormatId::q8, FormatId::q8},   {FormatId::q4, FormatId::q8},
-      {FormatId::q4a, FormatId::q4},  {FormatId::turbo4, FormatId::turbo4}};
+      {FormatId::f16, FormatId::f16},        {FormatId::bf16, FormatId::f32},
+      {FormatId::q8, FormatId::q8},          {FormatId::q4, FormatId::q8},
+      {FormatId::q4a, FormatId::q4},         {FormatId::turbo4, FormatId::turbo4},
+      {FormatId::turbo2, FormatId::turbo3},  {FormatId::turbo3, FormatId::turbo2},
+      {FormatId::turbo3_qjl, FormatId::q4a}, {FormatId::turbo4_qjl, FormatId::fp8},
+      {FormatId::kivi4, FormatId::turbo4},   {FormatId::kivi2, FormatId::q8},
+      {FormatId::fp8, FormatId::turbo3}};
   for (auto [k, v] : pairs) {
     for (int dim : {64, 128, 256}) {
       for (int group : {1, 4, 8}) {
@@ -191,7 +195,12 @@ TEST(Decode, SpecialisedKernelsServeTheirFormats) {
                 {FormatId::q8, format::Role::V, "q8 int-weights"},
                 {FormatId::q4, format::Role::K, "q4 int8-dot"},
                 {FormatId::q4, format::Role::V, "q4 int-weights"},
-                {FormatId::turbo4, format::Role::V, "turbo4 int-weights"}};
+                {FormatId::turbo4, format::Role::V, "turbo4 int-weights"},
+                {FormatId::turbo2, format::Role::K, "turbo2 int8-dot"},
+                {FormatId::turbo2, format::Role::V, "turbo2 int-weights"},
+                {FormatId::turbo3, format::Role::K, "turbo3 int8-dot"},
+                {FormatId::turbo3_qjl, format::Role::K, "turbo3_qjl int8-dot"},
+                {FormatId::turbo4_qjl, format::Role::K, "turbo4_qjl int8-dot"}};
   for (const auto& e : expect) {
     for (int d : {64, 128, 256}) {
       const auto codec = format::make_codec(e.id, {e.role, d, 32, 1, 0});

@@ -189,6 +189,7 @@ struct LogitErrors {
   const attention::KernelInfo* kernel;
   format::FormatId k_format;
   double sketch_bound = 0;   // per query: sqrt(pi/2)/d * 2 max||x|| * sqrt(d) * ||S q||
+  double sketch_round = 0;   // per query: sqrt(pi/2) * 2 max||x|| * max|(S q)_j|
   double rotated_q_max = 0;  // per query: max |(Pi q)_j| (rotated formats)
 
   double operator()(const float* q, const float* k, int dk) const {
@@ -199,6 +200,12 @@ struct LogitErrors {
       err += (2 * rotation_eps(dk) + gamma(dk + 2)) * norm2(q, dk) * norm2(k, dk);
     }
     if (sketched(k_format)) err += gamma(dk + 1) * sketch_bound;
+    if (sketched(k_format) && kernel->query_bits > 0) {
+      // S q rounded to integers too: |(S q)_j - rounded| <= max|S q| / (2 levels), times
+      // gamma sqrt(pi/2)/d over d signs, gamma <= 2 max||x||.
+      const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;
+      err += sketch_round / (2 * levels) * (1 + 4 * kU);
+    }
     // The kernel's own reading of key elements (relative error per element, in the format's
     // basis): sum_j |q'_j| rho |k'_j| <= rho ||q|| ||k||, q' carrying its int8 rounding.
     err += kernel->key_rel_error * (1 + 1.0 / 127) * norm2(q, dk) * norm2(k, dk);
@@ -248,7 +255,7 @@ void add_weight_rounding(const cache::LayerView& view, int head, const std::vect
   const FormatId id = view.v_codec->info().id;
   const int dv = view.head_dim_v, T = view.page_tokens;
   const double levels = std::ldexp(1.0, info.weight_bits) - 1;
-  const bool turbo = id == FormatId::turbo4;
+  const bool turbo = rotated(id);
   const int g = turbo ? dv : format::group_size(dv);
   const size_t T4 = (static_cast<size_t>(T) + 3) / 4 * 4;
   const size_t steps = turbo ? 0 : T4 * dv * (id == FormatId::q8 ? 8 : 4) / 8;
@@ -333,6 +340,9 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
           view.k_codec->prepare_query(h, qi, qp.data());  // qp[d, 2d) = S q
           logit_error.sketch_bound = std::sqrt(std::acos(-1.0) / 2) / dk * 2 * max_key_norm *
                                      std::sqrt(double(dk)) * norm2(qp.data() + dk, dk);
+          double sq_max = 0;
+          for (int j = 0; j < dk; ++j) sq_max = std::max(sq_max, double(std::fabs(qp[dk + j])));
+          logit_error.sketch_round = std::sqrt(std::acos(-1.0) / 2) * 2 * max_key_norm * sq_max;
         }
         double m = params.sinks ? params.sinks[i] : -1e300;
         double worst = 0;

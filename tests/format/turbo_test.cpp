@@ -136,8 +136,7 @@ TEST(Turbo, NonFiniteInputSaturatesAsDocumented) {
   codec->decode(0, a.data(), 1, out.data());
   // ||x|| / ||c|| is far beyond f16: the stored norm is 65504, so the decoded norm is
   // 65504 * ||c[idx]||.
-  TurboLayout layout{d, 16, 4, false};
-  layout.quads = true;  // turbo4 values: token quads
+  const TurboLayout layout{d, 16, 4, false, false};  // turbo4 values
   EXPECT_EQ(layout.norm(a.data(), 0), f32_to_f16(kF16Max));
   std::vector<uint8_t> idx(static_cast<size_t>(d));
   layout.load_codes(a.data(), 0, idx.data());
@@ -157,13 +156,22 @@ TEST(Turbo, BlockLayoutIsAsDocumented) {
   const testing::Rows x = testing::gaussian_rows(t, d, 4);
   std::vector<uint8_t> block(codec->head_bytes(), 0xee);
   codec->encode(0, x.x.data(), t, block.data());
-  const TurboLayout layout{d, t, 3, false};
+  const TurboLayout layout{d, t, 3, false, true};
   const Codebook& cb = codebook(d, 3);
   std::vector<uint8_t> idx(static_cast<size_t>(d));
   for (int k = 0; k < t; ++k) {
     // Stored norm = ||x|| / ||c[idx]||, read at the documented offset, little-endian f16.
     const float stored = f16_to_f32(static_cast<uint16_t>(block[2 * k] | (block[2 * k + 1] << 8)));
-    unpack_codes(block.data() + 2 * t + static_cast<size_t>(k) * 3 * d / 8, d, 3, idx.data());
+    // 3-bit keys: a 2-bit plane of the low bits (lines of 16 channels, [d/16][T][4]: channel
+    // 16o + 4m + i at bits 2m of byte o*4T + 4k + i), then a 1-bit plane of bit 2 (lines of 32
+    // channels: channel 32o + 4m + i at bit m of byte o*4T + 4k + i).
+    const uint8_t* low = block.data() + 2 * t;
+    const uint8_t* high = low + static_cast<size_t>(t) * d / 4;
+    for (int j = 0; j < d; ++j) {
+      const int lo = (low[j / 16 * 4 * t + 4 * k + j % 4] >> (j % 16 / 4 * 2)) & 3;
+      const int hi = (high[j / 32 * 4 * t + 4 * k + j % 4] >> (j % 32 / 4)) & 1;
+      idx[j] = static_cast<uint8_t>(lo | hi << 2);
+    }
     double c2 = 0;
     for (int j = 0; j < d; ++j) c2 += cb.centroids[idx[j]] * cb.centroids[idx[j]];
     const double expect = std::sqrt(sq_norm(&x.x[static_cast<size_t>(k) * d], d) / c2);
@@ -199,6 +207,44 @@ TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   k->decode(0, kb.data(), 3, ko.data());
   v->decode(0, vb.data(), 3, vo.data());
   EXPECT_EQ(ko, vo);
+}
+
+// Every plane arrangement stores and loads every code (and QJL sign) back, for head dims with
+// partial lines and blocks, and token counts not a multiple of 4; writing one token leaves the
+// others' bits alone.
+TEST(TurboLayout, PlanesRoundTripEveryCode) {
+  for (int d : {8, 24, 40, 64, 72, 136, 200, 256}) {
+    for (int T : {5, 16, 32}) {
+      for (int bits = 1; bits <= 4; ++bits) {
+        for (bool key : {false, true}) {
+          for (bool qjl : {false, true}) {
+            if (qjl && (!key || bits < 2 || bits > 3)) continue;
+            const TurboLayout l{d, T, bits, qjl, key};
+            std::vector<uint8_t> block(l.payload_bytes(), 0);
+            Rng rng(static_cast<uint64_t>(d * 1000 + T * 10 + bits));
+            std::vector<std::vector<uint8_t>> codes(static_cast<size_t>(T)), signs(codes.size());
+            for (int t = 0; t < T; ++t) {
+              codes[t].resize(static_cast<size_t>(d));
+              signs[t].resize(static_cast<size_t>(d) / 8);
+              for (auto& c : codes[t]) c = static_cast<uint8_t>(rng.below(1u << bits));
+              for (auto& s : signs[t]) s = static_cast<uint8_t>(rng.below(256));
+              l.store_codes(block.data(), t, codes[t].data());
+              if (qjl) l.store_signs(block.data(), t, signs[t].data());
+            }
+            std::vector<uint8_t> c(static_cast<size_t>(d)), s(static_cast<size_t>(d) / 8);
+            for (int t = 0; t < T; ++t) {
+              l.load_codes(block.data(), t, c.data());
+              EXPECT_EQ(c, codes[t]) << "d " << d << " T " << T << " bits " << bits << " key "
+                                     << key << " qjl " << qjl << " token " << t;
+              if (!qjl) continue;
+              l.load_signs(block.data(), t, s.data());
+              EXPECT_EQ(s, signs[t]) << "d " << d << " T " << T << " bits " << bits;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(TurboLayout, PacksCodesLsbFirst) {

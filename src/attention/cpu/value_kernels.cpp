@@ -39,7 +39,13 @@ using DF = hn::ScalableTag<float>;
 using DI = hn::RebindToSigned<DF>;
 using VF = hn::Vec<DF>;
 
-enum class VCode { q8, q4, q4a, turbo4 };
+enum class VCode { q8, q4, q4a, turbo2, turbo3, turbo4 };
+
+template <VCode C>
+constexpr bool kTurbo = C == VCode::turbo2 || C == VCode::turbo3 || C == VCode::turbo4;
+// 2-bit plane codes (turbo2; turbo3 adds a 1-bit plane of bit 2): 64 channels per 64-byte line.
+template <VCode C>
+constexpr bool kTwoBit = C == VCode::turbo2 || C == VCode::turbo3;
 
 // One head's V blocks in a chunk as the kernels read them: token c = page * T + t.
 struct ValueChunk {
@@ -76,7 +82,7 @@ class TilePrefetch {
 // Group of channel j: 32-channel groups, or one group (turbo4).
 template <VCode C>
 HWY_INLINE int GroupOf(int j) {
-  return C == VCode::turbo4 ? 0 : j / 32;
+  return kTurbo<C> ? 0 : j / 32;
 }
 
 // acc[j .. j + N) += scale * sum (+ mins) for one row.
@@ -168,6 +174,54 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
     }
   }
 }
+// 2-bit codes (and turbo3's 1-bit plane of bit 2), one line of 64 channels from j0, R rows,
+// 8-bit weights (one group).
+template <VCode C, int R>
+KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWeights& wt,
+                                      float* acc, size_t as) {
+  const __m512i low2 = _mm512_set1_epi8(0x03), bit2 = _mm512_set1_epi8(0x04);
+  const __m512i tab =
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.table)));
+  __m512i s[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < 4; ++v) s[r][v] = _mm512_setzero_si512();
+  }
+  for (int page = 0; page < b.pages; ++page) {
+    const uint8_t* codes = b.codes[page] + static_cast<size_t>(j0 / 64) * 64;
+    const uint8_t* high =
+        b.codes[page] + static_cast<size_t>(b.T) * b.d / 4 + static_cast<size_t>(j0 / 128) * 64;
+    const int c0 = page * b.T;
+    for (int tq = 0; tq < b.T / 4; ++tq) {
+      const __m512i v = _mm512_loadu_si512(codes + static_cast<size_t>(tq) * b.d);
+      __m512i h = _mm512_setzero_si512();
+      if constexpr (C == VCode::turbo3) {
+        h = _mm512_loadu_si512(high + static_cast<size_t>(tq) * b.d / 2);
+        if ((j0 / 64) % 2) h = _mm512_srli_epi16(h, 4);  // this line's channels: bits 4..7
+      }
+      __m512i w[R];
+      for (int r = 0; r < R; ++r) {
+        int32_t quad;
+        __builtin_memcpy(&quad, wt.hi[r][0] + c0 + 4 * tq, 4);
+        w[r] = _mm512_set1_epi32(quad);
+      }
+      for (int k = 0; k < 4; ++k) {
+        __m512i x = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), low2);
+        if constexpr (C == VCode::turbo3) {
+          const __m512i hk = k < 2 ? _mm512_slli_epi16(h, 2 - k) : _mm512_srli_epi16(h, k - 2);
+          x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
+        }
+        const __m512i e = _mm512_shuffle_epi8(tab, x);
+        for (int r = 0; r < R; ++r) dpbusd(s[r][k], w[r], e);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < 4; ++v) {
+      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])}, wt.scale[r][0] * b.post,
+              wt.mins[r][0]);
+    }
+  }
+}
 #endif  // HWY_TARGET == HWY_AVX3_DL
 
 // ---- portable (and exact-weights) path: one vector of N channels at a time ----
@@ -206,6 +260,30 @@ HWY_INLINE void QuadElements(const ValueChunk& b, const uint8_t* codes, int tq, 
         t1, t2, t3);
     e[0] = hn::PromoteTo(di, t0), e[1] = hn::PromoteTo(di, t1);
     e[2] = hn::PromoteTo(di, t2), e[3] = hn::PromoteTo(di, t3);
+  } else if constexpr (kTwoBit<C>) {
+    // N <= 16 lanes stay within one 16-channel slot of the 64-channel block (and of the 1-bit
+    // plane's 128-channel block).
+    const hn::Rebind<uint8_t, DF> d8;
+    const int k = j % 64 / 16, l = j % 16;
+    hn::Vec<decltype(d8)> t[4], h[4];
+    hn::LoadInterleaved4(d8, codes + (static_cast<size_t>(tq) * (b.d / 4) + 16 * (j / 64) + l) * 4,
+                         t[0], t[1], t[2], t[3]);
+    if constexpr (C == VCode::turbo3) {
+      const uint8_t* high = codes + static_cast<size_t>(b.T) * b.d / 4;
+      hn::LoadInterleaved4(d8,
+                           high + (static_cast<size_t>(tq) * (b.d / 8) + 16 * (j / 128) + l) * 4,
+                           h[0], h[1], h[2], h[3]);
+    }
+    const int hbit = k + 4 * ((j / 64) % 2);
+    for (int i = 0; i < 4; ++i) {
+      const auto wide = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), t[i]));
+      auto x = hn::And(hn::ShiftRightSame(wide, 2 * k), hn::Set(di, 3));
+      if constexpr (C == VCode::turbo3) {
+        const auto hw = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), h[i]));
+        x = hn::Or(x, hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(hw, hbit), hn::Set(di, 1))));
+      }
+      e[i] = x;
+    }
   } else {
     const hn::Rebind<uint8_t, DF> d8;
     const int p = j % 32;  // N <= 16 lanes stay within one nibble half of the block
@@ -282,6 +360,12 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
         prefetch.before_tile();
         Q8Group<R, kBits == 16 ? 2 : 1>(b, j0, wt, acc, as);
       }
+    } else if constexpr (kTwoBit<C>) {
+      TilePrefetch prefetch(pf, block_bytes, b.d / 64);
+      for (int j0 = 0; j0 < b.d; j0 += 64) {
+        prefetch.before_tile();
+        PlaneTile<C, R>(b, j0, wt, acc, as);
+      }
     } else {
       TilePrefetch prefetch(pf, block_bytes, b.d / 32);
       for (int j0 = 0; j0 < b.d; j0 += 32) {
@@ -302,12 +386,12 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
 // Where a block's per-token factors (steps or norms) and mins sit (docs/formats.md).
 template <VCode C>
 HWY_INLINE const uint8_t* UnitsAt(const uint8_t* block, int T, int d) {
-  return C == VCode::turbo4 ? block : block + static_cast<size_t>(T) * d / (C == VCode::q8 ? 1 : 2);
+  return kTurbo<C> ? block : block + static_cast<size_t>(T) * d / (C == VCode::q8 ? 1 : 2);
 }
 
 template <VCode C>
 HWY_INLINE size_t CodesOffset(int T) {
-  return C == VCode::turbo4 ? 2 * static_cast<size_t>(T) : 0;
+  return kTurbo<C> ? 2 * static_cast<size_t>(T) : 0;
 }
 
 // The tables of a 4-bit format: q4 index - 8, q4a index, turbo4 its (int8 and f32) centroids.
@@ -321,7 +405,8 @@ struct ValueTables {
 template <VCode C>
 HWY_INLINE ValueTables TablesOf(int d) {
   ValueTables t;
-  const TurboTable* turbo = C == VCode::turbo4 ? &turbo4_table(d) : nullptr;
+  constexpr int kBitsOf = C == VCode::turbo2 ? 2 : C == VCode::turbo3 ? 3 : 4;
+  const TurboTable* turbo = kTurbo<C> ? &turbo_table(d, kBitsOf) : nullptr;
   for (int i = 0; i < 16; ++i) {
     const int k = C == VCode::q4 ? i - 8 : C == VCode::q4a ? i : turbo ? turbo->codes[i] : 0;
     t.i8[i] = static_cast<int8_t>(k);
@@ -340,7 +425,7 @@ template <VCode C, int kBits>
 KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float* w, size_t ws,
                                   int rows, float* acc, Prefetcher& pf) {
   const ValueTables tables = TablesOf<C>(d);
-  const int G = C == VCode::turbo4 ? 1 : d / 32;
+  const int G = kTurbo<C> ? 1 : d / 32;
   ValueWeights wt;
   ValueChunk b{{}, 1, T, d, tables.i8, tables.i32, tables.f32, kBits == 0 ? 1.0f : tables.post_int};
   ValueUnits units{{}, {}, 1, G, T};
@@ -381,6 +466,10 @@ KVPACK_VALUE_KERNEL(Q4, VCode::q4, 8)
 KVPACK_VALUE_KERNEL(Q4Exact, VCode::q4, 0)
 KVPACK_VALUE_KERNEL(Q4A, VCode::q4a, 8)
 KVPACK_VALUE_KERNEL(Q4AExact, VCode::q4a, 0)
+KVPACK_VALUE_KERNEL(Turbo2, VCode::turbo2, 8)
+KVPACK_VALUE_KERNEL(Turbo2Exact, VCode::turbo2, 0)
+KVPACK_VALUE_KERNEL(Turbo3, VCode::turbo3, 8)
+KVPACK_VALUE_KERNEL(Turbo3Exact, VCode::turbo3, 0)
 KVPACK_VALUE_KERNEL(Turbo4, VCode::turbo4, 8)
 KVPACK_VALUE_KERNEL(Turbo4Exact, VCode::turbo4, 0)
 #undef KVPACK_VALUE_KERNEL
@@ -398,6 +487,10 @@ HWY_EXPORT(AccumulateQ4);
 HWY_EXPORT(AccumulateQ4Exact);
 HWY_EXPORT(AccumulateQ4A);
 HWY_EXPORT(AccumulateQ4AExact);
+HWY_EXPORT(AccumulateTurbo2);
+HWY_EXPORT(AccumulateTurbo2Exact);
+HWY_EXPORT(AccumulateTurbo3);
+HWY_EXPORT(AccumulateTurbo3Exact);
 HWY_EXPORT(AccumulateTurbo4);
 HWY_EXPORT(AccumulateTurbo4Exact);
 
@@ -415,12 +508,18 @@ KVPACK_VALUE_ENTRY(Q4)
 KVPACK_VALUE_ENTRY(Q4Exact)
 KVPACK_VALUE_ENTRY(Q4A)
 KVPACK_VALUE_ENTRY(Q4AExact)
+KVPACK_VALUE_ENTRY(Turbo2)
+KVPACK_VALUE_ENTRY(Turbo2Exact)
+KVPACK_VALUE_ENTRY(Turbo3)
+KVPACK_VALUE_ENTRY(Turbo3Exact)
 KVPACK_VALUE_ENTRY(Turbo4)
 KVPACK_VALUE_ENTRY(Turbo4Exact)
 #undef KVPACK_VALUE_ENTRY
 
-double turbo4_value_error(const format::Codec& codec) {
-  return turbo4_table(codec.head_dim()).rel_error;
+double turbo_value_error(const format::Codec& codec) {
+  const format::FormatId id = codec.info().id;
+  const int bits = id == format::FormatId::turbo2 ? 2 : id == format::FormatId::turbo3 ? 3 : 4;
+  return turbo_table(codec.head_dim(), bits).rel_error;
 }
 
 const VKernel kQ8{"q8 int-weights", accumulate_Q8, 16};
@@ -429,7 +528,11 @@ const VKernel kQ4{"q4 int-weights", accumulate_Q4, 8};
 const VKernel kQ4Exact{"q4 f32-weights", accumulate_Q4Exact, 0};
 const VKernel kQ4A{"q4a int-weights", accumulate_Q4A, 8};
 const VKernel kQ4AExact{"q4a f32-weights", accumulate_Q4AExact, 0};
-const VKernel kTurbo4{"turbo4 int-weights", accumulate_Turbo4, 8, turbo4_value_error};
+const VKernel kTurbo2{"turbo2 int-weights", accumulate_Turbo2, 8, turbo_value_error};
+const VKernel kTurbo2Exact{"turbo2 f32-weights", accumulate_Turbo2Exact, 0};
+const VKernel kTurbo3{"turbo3 int-weights", accumulate_Turbo3, 8, turbo_value_error};
+const VKernel kTurbo3Exact{"turbo3 f32-weights", accumulate_Turbo3Exact, 0};
+const VKernel kTurbo4{"turbo4 int-weights", accumulate_Turbo4, 8, turbo_value_error};
 const VKernel kTurbo4Exact{"turbo4 f32-weights", accumulate_Turbo4Exact, 0};
 
 }  // namespace
@@ -444,6 +547,10 @@ const VKernel* value_kernel(const format::Codec& codec, bool exact_weights) {
       return exact_weights ? &kQ4Exact : &kQ4;
     case format::FormatId::q4a:
       return exact_weights ? &kQ4AExact : &kQ4A;
+    case format::FormatId::turbo2:  // whole 64-channel lines
+      return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo2Exact : &kTurbo2;
+    case format::FormatId::turbo3:  // its 1-bit plane's 128-channel blocks align with the lines
+      return d % 128 != 0 ? nullptr : exact_weights ? &kTurbo3Exact : &kTurbo3;
     case format::FormatId::turbo4:
       return exact_weights ? &kTurbo4Exact : &kTurbo4;
     default:
