@@ -12,6 +12,7 @@ const KKernel& select_k_kernel(const format::Codec& codec, bool codec_ops) {
     if (const KKernel* k = float_k_kernel(codec)) return *k;
     if (const KKernel* k = int_k_kernel(codec)) return *k;
     if (const KKernel* k = turbo_k_kernel(codec)) return *k;
+    if (const KKernel* k = kivi_k_kernel(codec)) return *k;
   }
   return codec_k_kernel();
 }

@@ -74,8 +74,8 @@ const VKernel& select_v_kernel(const format::Codec& codec, bool codec_ops,
 const KKernel& codec_k_kernel();
 const VKernel& codec_v_kernel();
 
-// Specialised kernels of the float formats (cpu/float_kernels.cpp): nullptr when the format or
-// geometry has none.
+// Specialised kernels of the float formats and fp8 (cpu/float_kernels.cpp): nullptr when the
+// format or geometry has none.
 const KKernel* float_k_kernel(const format::Codec& codec);
 const VKernel* float_v_kernel(const format::Codec& codec);
 
@@ -83,8 +83,11 @@ const VKernel* float_v_kernel(const format::Codec& codec);
 // geometry has none.
 const KKernel* int_k_kernel(const format::Codec& codec);
 
-// turbo4 K kernel (cpu/turbo_kernels.cpp); nullptr when the format or geometry has none.
+// TurboQuant K kernels (cpu/turbo_kernels.cpp); nullptr when the format or geometry has none.
 const KKernel* turbo_k_kernel(const format::Codec& codec);
+
+// KIVI K kernels (cpu/kivi_kernels.cpp); nullptr when the format or geometry has none.
+const KKernel* kivi_k_kernel(const format::Codec& codec);
 
 // V kernels of the integer and table codes in token quads (cpu/value_kernels.cpp: q8, q4, q4a,
 // turbo4), integer weights or exact f32 ones; nullptr when the format or geometry has none.

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "format/planes.h"
+
 #include "base/error.h"
 #include "kvpack/format.h"
 
@@ -44,17 +46,8 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
 }
 
 size_t TurboLayout::plane_byte(size_t plane, int p, int t, int j, int* shift) const {
-  const int d = head_dim;
-  if (key) {
-    const int C = 32 / p, o = j / C, c = j % C, w = std::min(C, d - C * o), B = w * p / 8;
-    *shift = c / B * p;
-    return plane + static_cast<size_t>(o) * 4 * page_tokens + static_cast<size_t>(t) * B + c % B;
-  }
-  const int C = 128 / p, b = j / C, c = j % C, w = std::min(C, d - C * b), L = w * p / 8;
-  *shift = c / L * p;
-  return plane +
-         (static_cast<size_t>(t / 4) * (static_cast<size_t>(d) * p / 8) + 16 * b + c % L) * 4 +
-         t % 4;
+  return plane + (key ? key_plane_byte(page_tokens, head_dim, p, t, j, shift)
+                      : value_plane_byte(head_dim, p, t, j, shift));
 }
 
 unsigned TurboLayout::get(const uint8_t* block, size_t plane, int p, int t, int j) const {

@@ -9,19 +9,11 @@
 // then zero padding to 64 bytes. With T = 32 the norms fill one cache line, so the codes start
 // cache-line aligned (the QJL gammas fill the second).
 //
-// Codes are split into planes of 4, 2 or 1 bits per value: 4-bit codes are one 4-bit plane,
-// 2-bit codes one 2-bit plane, 3-bit codes a 2-bit plane of the low bits followed by a 1-bit
-// plane of the high bit (turbo4_qjl keys instead put code | sign << 3 in one 4-bit plane). Each
-// plane interleaves values for int8 dot-product instructions, which multiply 4 bytes per 32-bit
-// lane; a plane of p bits holds 8/p values per byte, at bits [k*p, k*p + p) for k < 8/p:
-//   K role (key planes, a lane is one token): lines of C = 32/p channels, [lines][T][4] bytes;
-//     channel C*o + c of token t is in line o at byte o*4T + t*B + c % B, value k = c / B,
-//     B = w*p/8 bytes per token (w = the line's width: C, or what remains of d in the last).
-//     So a full line is 16 tokens x 4 channels per 64 bytes for each k, one dot-product operand.
-//   V role (token quads, a lane is 16 channels' slot, its 4 bytes 4 tokens): blocks of
-//     C = 128/p channels, [T4/4][d*p/8][4] bytes; channel C*b + c of token t is in byte
-//     ((t/4) * (d*p/8) + 16b + c % L) * 4 + t % 4, value k = c / L, L = w*p/8 lanes (w as
-//     above). So a full block is 64 bytes = 16 channels x 4 tokens for each k.
+// Codes are split into bit planes (format/planes.h): 4-bit codes are one 4-bit plane, 2-bit
+// codes one 2-bit plane, 3-bit codes a 2-bit plane of the low bits followed by a 1-bit plane of
+// the high bit (turbo4_qjl keys instead put code | sign << 3 in one 4-bit plane). Keys use key
+// planes (a 64-byte line is 16 tokens x one 4-channel quad per value position), values value
+// planes (token quads: 16 channel slots x 4 tokens).
 #pragma once
 
 #include <cstddef>

@@ -200,7 +200,11 @@ TEST(Decode, SpecialisedKernelsServeTheirFormats) {
                 {FormatId::turbo2, format::Role::V, "turbo2 int-weights"},
                 {FormatId::turbo3, format::Role::K, "turbo3 int8-dot"},
                 {FormatId::turbo3_qjl, format::Role::K, "turbo3_qjl int8-dot"},
-                {FormatId::turbo4_qjl, format::Role::K, "turbo4_qjl int8-dot"}};
+                {FormatId::turbo4_qjl, format::Role::K, "turbo4_qjl int8-dot"},
+                {FormatId::kivi4, format::Role::K, "kivi4 int8-dot"},
+                {FormatId::kivi2, format::Role::K, "kivi2 int8-dot"},
+                {FormatId::fp8, format::Role::K, "fp8 simd"},
+                {FormatId::fp8, format::Role::V, "fp8 simd"}};
   for (const auto& e : expect) {
     for (int d : {64, 128, 256}) {
       const auto codec = format::make_codec(e.id, {e.role, d, 32, 1, 0});

@@ -5,6 +5,7 @@
 // tests' worst-case query-rounding bound would absorb it. The QJL sign path is also checked
 // alone, on blocks whose MSE part is zero (norms 0).
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <cstring>
@@ -151,17 +152,106 @@ void check(FormatId id, int d, bool zero_norms) {
   }
 }
 
-TEST(KeyKernels, MatchTheCodecOnTheirRoundedQuery) {
-  for (FormatId id : {FormatId::q8, FormatId::q4, FormatId::q4a, FormatId::turbo2, FormatId::turbo3,
-                      FormatId::turbo4, FormatId::turbo3_qjl, FormatId::turbo4_qjl}) {
-    for (int d : {64, 128, 256}) check(id, d, false);
+// Runs fn on every Highway target this CPU has (head dims 64..256 on the best, 128 on others).
+template <typename Fn>
+void on_every_target(const Fn& fn) {
+  const int64_t all = hwy::SupportedTargets();  // before any override narrows it
+  const int64_t best = all & -all;
+  for (int64_t bit = 1; bit != 0 && bit <= HWY_SCALAR; bit <<= 1) {
+    if ((all & bit) == 0) continue;
+    hwy::SetSupportedTargetsForTest(bit);
+    fn(bit == best ? std::vector<int>{64, 128, 256} : std::vector<int>{128});
   }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(KeyKernels, MatchTheCodecOnTheirRoundedQuery) {
+  on_every_target([](const std::vector<int>& dims) {
+    for (FormatId id :
+         {FormatId::q8, FormatId::q4, FormatId::q4a, FormatId::turbo2, FormatId::turbo3,
+          FormatId::turbo4, FormatId::turbo3_qjl, FormatId::turbo4_qjl}) {
+      for (int d : dims) check(id, d, false);
+    }
+  });
 }
 
 TEST(KeyKernels, QjlSignTermIsExact) {
-  for (FormatId id : {FormatId::turbo3_qjl, FormatId::turbo4_qjl}) {
-    for (int d : {64, 128, 256}) check(id, d, true);
+  on_every_target([](const std::vector<int>& dims) {
+    for (FormatId id : {FormatId::turbo3_qjl, FormatId::turbo4_qjl}) {
+      for (int d : dims) check(id, d, true);
+    }
+  });
+}
+
+// kivi folds the query with each page's steps and rounds q_j step_j to int8 per group of 32
+// (KernelInfo: query_bits 8, query_group 32); the bias sum_j q_j min_j stays f32. The expected
+// logit follows that specification in double; what remains is f32 rounding.
+void check_kivi(const std::vector<int>& dims) {
+  for (FormatId id : {FormatId::kivi4, FormatId::kivi2}) {
+    for (int d : dims) {
+      const int rows = 5, T = 32, bits = id == FormatId::kivi4 ? 4 : 2;
+      auto codec = format::make_codec(id, {format::Role::K, d, T, 1, 0});
+      const detail::KKernel& k = detail::select_k_kernel(*codec, false);
+      ASSERT_EQ(k.query_group, 32) << k.name;
+      Rng rng(static_cast<uint64_t>(d) + bits);
+      std::vector<float> x(static_cast<size_t>(T) * d), q(static_cast<size_t>(rows) * d);
+      for (auto& v : x) v = static_cast<float>(rng.normal() * (1 + 3 * rng.uniform()));
+      for (auto& v : q) v = static_cast<float>(rng.normal() * 0.1);
+      std::vector<uint8_t> block(codec->head_bytes());
+      codec->encode(0, x.data(), T, block.data());
+      std::vector<uint8_t> qbuf(rows * k.query_bytes(*codec));
+      k.prepare(*codec, 0, q.data(), rows, static_cast<size_t>(d), qbuf.data());
+      const size_t stride = detail::logit_stride(T);
+      std::vector<float> got(rows * stride);
+      const uint8_t* blocks[1] = {block.data()};
+      detail::Prefetcher pf;
+      k.score(*codec, detail::BlockSet{blocks, 1, 0, 1, codec->head_bytes()}, qbuf.data(), rows,
+              got.data(), stride, pf);
+      std::vector<float> kd(x.size());
+      codec->decode(0, block.data(), T, kd.data());
+      const size_t codes = static_cast<size_t>(T) * d * bits / 8;
+      const auto at = [&](size_t off) {
+        return static_cast<double>(
+            f16_to_f32(static_cast<uint16_t>(block[off] | block[off + 1] << 8)));
+      };
+      for (int r = 0; r < rows; ++r) {
+        const float* qr = &q[static_cast<size_t>(r) * d];
+        double bias = 0, abs_bias = 0;
+        std::vector<double> z(static_cast<size_t>(d)), sc(static_cast<size_t>(d) / 32);
+        for (int j = 0; j < d; ++j) {
+          bias += double(qr[j]) * at(codes + 2 * (d + j));
+          abs_bias += std::fabs(double(qr[j]) * at(codes + 2 * (d + j)));
+        }
+        for (int g = 0; g < d / 32; ++g) {
+          float amax = 0;  // the rounding as specified: f32 products, scale amax / 127
+          for (int j = 32 * g; j < 32 * g + 32; ++j) {
+            amax = std::fmax(amax, std::fabs(qr[j] * static_cast<float>(at(codes + 2 * j))));
+          }
+          sc[g] = amax / 127.0f;
+          for (int j = 32 * g; j < 32 * g + 32; ++j) {
+            const float qs = qr[j] * static_cast<float>(at(codes + 2 * j));
+            z[j] = sc[g] > 0 ? std::nearbyint(qs / static_cast<float>(sc[g])) : 0;
+          }
+        }
+        for (int t = 0; t < T; ++t) {
+          double want = bias, mag = abs_bias;
+          for (int j = 0; j < d; ++j) {
+            const double s = at(codes + 2 * j), m = at(codes + 2 * (d + j));
+            const double u = s > 0 ? std::nearbyint((kd[t * d + j] - m) / s) : 0;
+            want += static_cast<float>(sc[j / 32]) * z[j] * u;
+            mag += std::fabs(sc[j / 32] * z[j] * u);
+          }
+          ASSERT_NEAR(got[r * stride + t], want, (2 * d + 16) * kU * mag + 1e-30)
+              << format::info(id).name << " d " << d << " row " << r << " token " << t << " "
+              << k.name;
+        }
+      }
+    }
   }
+}
+
+TEST(KeyKernels, KiviMatchesItsSpecification) {
+  on_every_target(check_kivi);
 }
 
 }  // namespace

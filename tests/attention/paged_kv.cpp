@@ -191,6 +191,9 @@ struct LogitErrors {
   double sketch_bound = 0;   // per query: sqrt(pi/2)/d * 2 max||x|| * sqrt(d) * ||S q||
   double sketch_round = 0;   // per query: sqrt(pi/2) * 2 max||x|| * max|(S q)_j|
   double rotated_q_max = 0;  // per query: max |(Pi q)_j| (rotated formats)
+  // kivi: the key's page's per-channel steps and mins (docs/formats.md), or nullptr.
+  const double* kivi_step = nullptr;
+  const double* kivi_min = nullptr;
 
   double operator()(const float* q, const float* k, int dk) const {
     double abs_dot = 0;
@@ -209,7 +212,23 @@ struct LogitErrors {
     // The kernel's own reading of key elements (relative error per element, in the format's
     // basis): sum_j |q'_j| rho |k'_j| <= rho ||q|| ||k||, q' carrying its int8 rounding.
     err += kernel->key_rel_error * (1 + 1.0 / 127) * norm2(q, dk) * norm2(k, dk);
-    if (kernel->query_bits > 0 && rotated(k_format)) {
+    if (kernel->query_bits > 0 && kivi_step != nullptr) {
+      // kivi folds q with the page's steps and rounds q_j step_j per group: sum over a group of
+      // max|q step| / 254 * u_j, u_j = (k_j - min_j) / step_j; the f32 bias sum_j q_j min_j
+      // adds gamma_d sum_j |q_j min_j|.
+      const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;
+      double bias = 0;
+      for (int j = 0; j < dk; ++j) bias += std::fabs(q[j] * kivi_min[j]);
+      err += gamma(dk + 2) * bias;
+      for (int g0 = 0; g0 < dk; g0 += kernel->query_group) {
+        double qmax = 0, usum = 0;
+        for (int j = g0; j < g0 + kernel->query_group; ++j) {
+          qmax = std::max(qmax, std::fabs(q[j] * kivi_step[j]));
+          if (kivi_step[j] > 0) usum += (k[j] - kivi_min[j]) / kivi_step[j];
+        }
+        err += qmax / (2 * levels) * usum * (1 + 4 * kU);
+      }
+    } else if (kernel->query_bits > 0 && rotated(k_format)) {
       // Rounded in the rotated basis: sum_j |dq'_j| |k'_j| <= max|q'| / 254 * sqrt(d) ||k||.
       const double levels = std::ldexp(1.0, kernel->query_bits - 1) - 1;
       err += rotated_q_max / (2 * levels) * std::sqrt(double(dk)) * norm2(k, dk) * (1 + 4 * kU);
@@ -313,6 +332,22 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
   const double scale = params.scale > 0 ? params.scale : 1.0 / std::sqrt(double(dk));
   LogitErrors logit_error{scale, params.softcap, &k_kernel, view.k_codec->info().id};
   const bool v_rotated = rotated(view.v_codec->info().id);
+  // kivi keys: each page's per-channel steps and mins, read at the documented offsets.
+  const format::FormatId kf = view.k_codec->info().id;
+  const bool kivi = kf == format::FormatId::kivi4 || kf == format::FormatId::kivi2;
+  std::vector<std::vector<double>> kivi_steps(static_cast<size_t>(view.n_kv_heads));
+  std::vector<std::vector<double>> kivi_mins(kivi_steps.size());
+  for (int h = 0; kivi && h < view.n_kv_heads; ++h) {
+    const int bits = kf == format::FormatId::kivi4 ? 4 : 2;
+    const size_t codes = static_cast<size_t>(view.page_tokens) * dk * bits / 8;
+    for (size_t p = 0; p < view.page_ids.size(); ++p) {
+      const uint8_t* block = view.k_block(p, h);
+      for (int j = 0; j < dk; ++j) {
+        kivi_steps[h].push_back(f16_at(block + codes + 2 * j));
+        kivi_mins[h].push_back(f16_at(block + codes + 2 * (dk + j)));
+      }
+    }
+  }
   const double v_rot = 2 * rotation_eps(dv);
   std::vector<float> qp(view.k_codec->query_floats());
   // Roundings an accumulator sees: one FMA per token, a rescale per chunk (>= 16 tokens), the
@@ -351,6 +386,13 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
           for (int j = 0; j < dk; ++j) dot += static_cast<double>(qi[j]) * k[s * dk + j];
           logit[s] = params.softcap > 0 ? params.softcap * std::tanh(dot * scale / params.softcap)
                                         : dot * scale;
+          if (kivi && s < view.encoded_tokens()) {
+            const size_t page = static_cast<size_t>(s / view.page_tokens);
+            logit_error.kivi_step = &kivi_steps[h][page * dk];
+            logit_error.kivi_min = &kivi_mins[h][page * dk];
+          } else {
+            logit_error.kivi_step = logit_error.kivi_min = nullptr;
+          }
           err[s] = logit_error(qi, &k[s * dk], dk);
           m = std::max(m, logit[s]);
         }

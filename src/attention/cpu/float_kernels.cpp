@@ -10,6 +10,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
+
 #include "attention/cpu/float_load-inl.h"
 #include "attention/kernels.h"
 
@@ -179,6 +181,60 @@ void AccumulateFloat(const BlockSet& b, int d, int pt, const float* w, size_t ws
   }
 }
 
+// fp8: e4m3 codes read as f32 x 2^-8 (float_load-inl.h), times the token's f16 scale x 2^8:
+// keys after the dot products, values folded into the weights.
+constexpr float kE4M3Unscale = 256.0f;
+
+void ScoreFP8(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,
+              size_t stride, Prefetcher& pf) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const uint8_t* block = b.at(i, h);
+      float* out = logits + h * rows * stride + i * pt;
+      ScoreBlock<E4M3>(reinterpret_cast<const E4M3*>(block), d, pt, q + h * rows * d, rows, out,
+                       stride, pf);
+      const auto* scales =
+          reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
+      for (int t = 0; t < pt; t += N) {
+        const VF s = hn::Mul(LoadAsFloat(df, scales + t), hn::Set(df, kE4M3Unscale));
+        for (int r = 0; r < rows; ++r) {
+          hn::StoreU(hn::Mul(hn::LoadU(df, out + r * stride + t), s), df, out + r * stride + t);
+        }
+      }
+    }
+  }
+}
+
+void AccumulateFP8(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows,
+                   float* acc, Prefetcher& pf) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  constexpr int kRows = 8;
+  HWY_ALIGN float scaled[kRows][256];  // weights x scale x 2^8 of up to kRows rows (pt <= 256)
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const uint8_t* block = b.at(i, h);
+      const auto* scales =
+          reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
+      Prefetcher none;  // rows past the first kRows read the block again: no prefetch
+      for (int r0 = 0; r0 < rows; r0 += kRows) {
+        const int n = std::min(kRows, rows - r0);
+        for (int t = 0; t < pt; t += N) {
+          const VF s = hn::Mul(LoadAsFloat(df, scales + t), hn::Set(df, kE4M3Unscale));
+          for (int r = 0; r < n; ++r) {
+            hn::Store(hn::Mul(hn::LoadU(df, w + (h * rows + r0 + r) * ws + i * pt + t), s), df,
+                      scaled[r] + t);
+          }
+        }
+        AccBlock<E4M3>(reinterpret_cast<const E4M3*>(block), d, pt, scaled[0], 256, n,
+                       acc + (h * rows + r0) * d, r0 == 0 ? pf : none);
+      }
+    }
+  }
+}
+
 // Per-format entry points (one exported function per element type and role).
 #define KVPACK_FLOAT_KERNELS(NAME, T)                                                          \
   void Score##NAME(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,  \
@@ -213,6 +269,8 @@ HWY_EXPORT(ScoreBF16);
 HWY_EXPORT(AccumulateF32);
 HWY_EXPORT(AccumulateF16);
 HWY_EXPORT(AccumulateBF16);
+HWY_EXPORT(ScoreFP8);
+HWY_EXPORT(AccumulateFP8);
 HWY_EXPORT(TargetName);
 
 namespace {
@@ -243,6 +301,7 @@ void float_prepare(const format::Codec& codec, int /*head*/, const float* q, int
 KVPACK_FLOAT_ENTRY(F32)
 KVPACK_FLOAT_ENTRY(F16)
 KVPACK_FLOAT_ENTRY(BF16)
+KVPACK_FLOAT_ENTRY(FP8)
 #undef KVPACK_FLOAT_ENTRY
 
 const KKernel kKF32{"f32 simd", 0, 0, float_query_bytes, float_prepare, score_F32};
@@ -251,6 +310,8 @@ const KKernel kKBF16{"bf16 simd", 0, 0, float_query_bytes, float_prepare, score_
 const VKernel kVF32{"f32 simd", accumulate_F32};
 const VKernel kVF16{"f16 simd", accumulate_F16};
 const VKernel kVBF16{"bf16 simd", accumulate_BF16};
+const KKernel kKFP8{"fp8 simd", 0, 0, float_query_bytes, float_prepare, score_FP8};
+const VKernel kVFP8{"fp8 simd", accumulate_FP8};
 
 // The kernels need whole vectors of tokens (K) and of channels (V); 16 covers every target.
 bool simd_geometry(const format::Codec& codec) {
@@ -268,6 +329,8 @@ const KKernel* float_k_kernel(const format::Codec& codec) {
       return &kKF16;
     case format::FormatId::bf16:
       return &kKBF16;
+    case format::FormatId::fp8:
+      return &kKFP8;
     default:
       return nullptr;
   }
@@ -282,6 +345,8 @@ const VKernel* float_v_kernel(const format::Codec& codec) {
       return &kVF16;
     case format::FormatId::bf16:
       return &kVBF16;
+    case format::FormatId::fp8:
+      return codec.page_tokens() <= 256 ? &kVFP8 : nullptr;
     default:
       return nullptr;
   }
