@@ -50,11 +50,12 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool) {
 TEST(Targets, EveryTargetMatchesReference) {
   ThreadPool pool(2);
   const std::pair<FormatId, FormatId> pairs[] = {
-      {FormatId::f16, FormatId::bf16},      {FormatId::q8, FormatId::q4},
-      {FormatId::q4, FormatId::q8},         {FormatId::q4a, FormatId::q4a},
-      {FormatId::turbo4, FormatId::turbo4}, {FormatId::turbo3, FormatId::turbo3},
-      {FormatId::turbo2, FormatId::turbo2}, {FormatId::turbo3_qjl, FormatId::q8},
-      {FormatId::turbo4_qjl, FormatId::q4a}};
+      {FormatId::f16, FormatId::bf16},       {FormatId::q8, FormatId::q4},
+      {FormatId::q4, FormatId::q8},          {FormatId::q4a, FormatId::q4a},
+      {FormatId::turbo4, FormatId::turbo4},  {FormatId::turbo3, FormatId::turbo3},
+      {FormatId::turbo2, FormatId::turbo2},  {FormatId::turbo3_qjl, FormatId::q8},
+      {FormatId::turbo4_qjl, FormatId::q4a}, {FormatId::kivi4, FormatId::fp8},
+      {FormatId::kivi2, FormatId::turbo4},   {FormatId::fp8, FormatId::q8}};
   for (auto [k, v] : pairs) check_targets(k, v, pool);
 }
 
