@@ -129,8 +129,15 @@ KVPACK_PAGES(q8)
 KVPACK_PAGES(q4)
 KVPACK_PAGES(q4a)
 KVPACK_PAGES(turbo4)
+KVPACK_PAGES(turbo3)
+KVPACK_PAGES(turbo2)
 KVPACK_PAGES(fp8)
 #undef KVPACK_PAGES
+// Key-only formats.
+BENCHMARK_CAPTURE(BM_ScorePages, kivi4, FormatId::kivi4);
+BENCHMARK_CAPTURE(BM_ScorePages, kivi2, FormatId::kivi2);
+BENCHMARK_CAPTURE(BM_ScorePages, turbo4_qjl, FormatId::turbo4_qjl);
+BENCHMARK_CAPTURE(BM_ScorePages, turbo3_qjl, FormatId::turbo3_qjl);
 BENCHMARK(BM_SoftmaxStep);
 
 }  // namespace kvpack::attention

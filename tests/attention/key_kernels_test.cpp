@@ -228,9 +228,10 @@ void check_kivi(const std::vector<int>& dims) {
             amax = std::fmax(amax, std::fabs(qr[j] * static_cast<float>(at(codes + 2 * j))));
           }
           sc[g] = amax / 127.0f;
+          const float inv = amax > 0 ? 127.0f / amax : 0.0f;
           for (int j = 32 * g; j < 32 * g + 32; ++j) {
             const float qs = qr[j] * static_cast<float>(at(codes + 2 * j));
-            z[j] = sc[g] > 0 ? std::nearbyint(qs / static_cast<float>(sc[g])) : 0;
+            z[j] = std::nearbyint(qs * inv);
           }
         }
         for (int t = 0; t < T; ++t) {
