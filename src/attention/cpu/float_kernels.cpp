@@ -195,6 +195,8 @@ void ScoreFP8(const BlockSet& b, int d, int pt, const float* q, int rows, float*
       float* out = logits + h * rows * stride + i * pt;
       ScoreBlock<E4M3>(reinterpret_cast<const E4M3*>(block), d, pt, q + h * rows * d, rows, out,
                        stride, pf);
+      // The tiles advanced the prefetch cursor by the codes; the scales follow them.
+      pf.advance(b.head_bytes - static_cast<size_t>(pt) * d);
       const auto* scales =
           reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
       for (int t = 0; t < pt; t += N) {
@@ -230,6 +232,7 @@ void AccumulateFP8(const BlockSet& b, int d, int pt, const float* w, size_t ws, 
         }
         AccBlock<E4M3>(reinterpret_cast<const E4M3*>(block), d, pt, scaled[0], 256, n,
                        acc + (h * rows + r0) * d, r0 == 0 ? pf : none);
+        if (r0 == 0) pf.advance(b.head_bytes - static_cast<size_t>(pt) * d);  // the scales
       }
     }
   }
