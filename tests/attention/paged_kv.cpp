@@ -261,12 +261,11 @@ double f16_at(const uint8_t* p) {
 // W A (5 roundings of a number <= L: 5uL in units of c). Chunks start wherever a work item's
 // page range does, so a page's c is bounded by the maxima over the 2s - 1 pages around it.
 // The page's sum for channel j is then off by at most c/2 sum_t |e_tj|, e the integer element:
-// |v_tj| / a_t for q8 and q4 (v = e a exactly), |v_tj - m_t| / a_t for q4a. turbo4 sums in the
-// rotated basis; its error vector there has 2-norm at most c/2 sum_t ||e_t|| sigma <=
-// c/2 sum_t ||v_t|| / norm_t (1 + rho) (rho: the int8 table's relative error), which bounds
-// every element after the rotation back.
-// w: one row's normalised weights over all tokens (0 outside its range), grown by `spread`;
-// v: the head's decoded values [n][dv]. Adds the bound to err[0, dv).
+// |v_tj| / a_t for q8 and q4 (v = e a exactly), |(v_tj - m_t) / a_t - 8| for q4a. turbo4 sums in
+// the rotated basis; its error vector there has 2-norm at most c/2 sum_t ||e_t|| sigma <= c/2 sum_t
+// ||v_t|| / norm_t (1 + rho) (rho: the int8 table's relative error), which bounds every element
+// after the rotation back. w: one row's normalised weights over all tokens (0 outside its range),
+// grown by `spread`; v: the head's decoded values [n][dv]. Adds the bound to err[0, dv).
 void add_weight_rounding(const cache::LayerView& view, int head, const std::vector<double>& w,
                          double spread, const std::vector<float>& v,
                          const attention::KernelInfo& info, double* err) {
@@ -310,8 +309,10 @@ void add_weight_rounding(const cache::LayerView& view, int head, const std::vect
         double sum = 0;
         for (int t = 0; t < T; ++t) {
           const double a = unit(p, g0, t);
+          // q4a's integer element is its code - 8: (v - min) / step - 8.
           const double m = id == FormatId::q4a ? f16_at(block + mins + 2 * ((g0 / g) * T + t)) : 0;
-          if (a > 0) sum += std::fabs(v[(p * T + t) * dv + j] - m) / a;
+          const double centre = id == FormatId::q4a ? 8.0 : 0.0;
+          if (a > 0) sum += std::fabs((v[(p * T + t) * dv + j] - m) / a - centre);
         }
         err[j] += half * sum;
       }

@@ -1,5 +1,5 @@
 // V kernels for integer and table codes in token quads (docs/formats.md): q8 (int8 codes) and
-// q4, q4a, turbo4 (4-bit indices into a 16-entry table: q4 = index - 8, q4a = index, turbo4 =
+// q4, q4a, turbo4 (4-bit indices into a 16-entry table: q4 and q4a = index - 8, turbo4 =
 // its centroids as an int8 table). The weights of each (query row, scale group, page) are
 // rounded to integers (value_weights-inl.h), so a page adds c * sum_t u_t e_tj to channel j:
 // exact integer sums, VPDPBUSD with 4 tokens per lane on AVX-512 VNNI (each 64-byte line of
@@ -152,8 +152,8 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
             _mm512_loadu_si512(codes + (static_cast<size_t>(tq) * b.d / 2 + 16 * l) * 4);
         const __m512i lo = _mm512_and_si512(v, low4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-        e[2 * l] = C == VCode::q4a ? lo : _mm512_shuffle_epi8(tab, lo);
-        e[2 * l + 1] = C == VCode::q4a ? hi : _mm512_shuffle_epi8(tab, hi);
+        e[2 * l] = _mm512_shuffle_epi8(tab, lo);
+        e[2 * l + 1] = _mm512_shuffle_epi8(tab, hi);
       }
       for (int r = 0; r < R; ++r) {
         for (int l = 0; l < L; ++l) {
@@ -394,7 +394,9 @@ HWY_INLINE size_t CodesOffset(int T) {
   return kTurbo<C> ? 2 * static_cast<size_t>(T) : 0;
 }
 
-// The tables of a 4-bit format: q4 index - 8, q4a index, turbo4 its (int8 and f32) centroids.
+// The tables of a 4-bit format: q4 index - 8, q4a index - 8 for the integer weights (the 8
+// steps go to the mins term, value_weights-inl.h) and the index for exact ones, turbo its (int8
+// and f32) centroids.
 struct ValueTables {
   int8_t i8[16];
   int32_t i32[16];
@@ -408,10 +410,10 @@ HWY_INLINE ValueTables TablesOf(int d) {
   constexpr int kBitsOf = C == VCode::turbo2 ? 2 : C == VCode::turbo3 ? 3 : 4;
   const TurboTable* turbo = kTurbo<C> ? &turbo_table(d, kBitsOf) : nullptr;
   for (int i = 0; i < 16; ++i) {
-    const int k = C == VCode::q4 ? i - 8 : C == VCode::q4a ? i : turbo ? turbo->codes[i] : 0;
+    const int k = C == VCode::q4 || C == VCode::q4a ? i - 8 : turbo ? turbo->codes[i] : 0;
     t.i8[i] = static_cast<int8_t>(k);
     t.i32[i] = k;
-    t.f32[i] = turbo ? turbo->centroids[i] : static_cast<float>(k);
+    t.f32[i] = turbo ? turbo->centroids[i] : static_cast<float>(C == VCode::q4a ? i : k);
   }
   if (turbo) t.post_int = turbo->scale;
   return t;

@@ -107,11 +107,17 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
     for (int g = 0; g < a.groups; ++g) {
       out.mins[r][g] = 0.0f;
       if (a.mins[0] == nullptr) continue;
+      // Integer weights read q4a's codes centred (u - 8, so rounding errors cancel as for the
+      // symmetric formats): x = (u - 8) step + (min + 8 step), the second part summed here with
+      // the exact weights.
       auto sum = hwn::Zero(df);
       for (int p = 0; p < a.pages; ++p) {
         const hwy::float16_t* mg = a.mins[p] + static_cast<size_t>(g) * a.T;
+        const hwy::float16_t* sg = a.units[p] + static_cast<size_t>(g) * a.T;
         for (int t = 0; t < a.T; t += N) {
-          sum = hwn::MulAdd(hwn::LoadU(df, wr + p * a.T + t), LoadAsFloat(df, mg + t), sum);
+          auto m = LoadAsFloat(df, mg + t);
+          if constexpr (kBits != 0) m = hwn::MulAdd(hwn::Set(df, 8.0f), LoadAsFloat(df, sg + t), m);
+          sum = hwn::MulAdd(hwn::LoadU(df, wr + p * a.T + t), m, sum);
         }
       }
       out.mins[r][g] = hwn::GetLane(hwn::SumOfLanes(df, sum));
