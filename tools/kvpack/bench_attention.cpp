@@ -103,6 +103,10 @@ struct Row {
 
   double gbps() const { return m.bytes_per_call / m.us_per_call * 1e-3; }
   double pct() const { return 100.0 * m.bytes_per_call / (m.us_per_call * 1e-6) / m.bandwidth; }
+  double cpu_pct() const {
+    return 100.0 * m.bytes_per_call / (m.cpu_us_per_call * 1e-6) / m.cpu_bandwidth;
+  }
+  double cpu_time_vs_f16() const { return m.cpu_us_per_call / f16->cpu_us_per_call; }
   double bytes_vs_f16() const { return double(m.bytes_per_call) / f16->bytes_per_call; }
   double time_vs_f16() const { return m.us_per_call / f16->us_per_call; }
 };
@@ -124,6 +128,10 @@ nlohmann::ordered_json to_json(const Row& r) {
       {"bytes_vs_f16", r.bytes_vs_f16()},
       {"time_vs_f16", r.time_vs_f16()},
       {"target_time_vs_f16", 1.3 * r.bytes_vs_f16()},
+      {"cpu_us_per_call", r.m.cpu_us_per_call},
+      {"cpu_bandwidth_gb_per_s", r.m.cpu_bandwidth * 1e-9},
+      {"cpu_pct_of_bandwidth", r.cpu_pct()},
+      {"cpu_time_vs_f16", r.cpu_time_vs_f16()},
   };
   if (r.m.baseline_us > 0) {
     j["dequant_baseline_us"] = r.m.baseline_us;
@@ -148,6 +156,9 @@ std::vector<std::string> table_cells(const Row& r) {
           fmt::format("{:.2f}", r.bytes_vs_f16()),
           fmt::format("{:.2f}", r.time_vs_f16()),
           ref ? "" : fmt::format("{:.2f}", 1.3 * r.bytes_vs_f16()),
+          fmt::format("{:.0f}", r.m.cpu_us_per_call),
+          fmt::format("{:.0f}%", r.cpu_pct()),
+          fmt::format("{:.2f}", r.cpu_time_vs_f16()),
           r.m.baseline_us > 0 ? fmt::format("{:.1f}x", r.m.baseline_us / r.m.us_per_call) : "-",
           r.llama_ms ? fmt::format("{:.1f}x", *r.llama_ms * 1e3 / r.m.us_per_call) : "-",
           r.m.k_kernel + " / " + r.m.v_kernel};
@@ -155,8 +166,8 @@ std::vector<std::string> table_cells(const Row& r) {
 
 void print_table(const std::vector<Row>& rows, const MeasureConfig& c, int threads) {
   Table t({"K", "V", "ctx", "us/call", "MiB/call", "GB/s", "%bw", "bytes/f16", "time/f16", "target",
-           "vs dequant", "vs llama.cpp", "kernels K / V"});
-  t.align_left(0).align_left(1).align_left(12);
+           "cpu us", "cpu %bw", "cpu t/f16", "vs dequant", "vs llama.cpp", "kernels K / V"});
+  t.align_left(0).align_left(1).align_left(15);
   for (const Row& r : rows) t.add_row(table_cells(r));
   std::printf("%s", t.to_text().c_str());
   std::printf(
@@ -164,7 +175,9 @@ void print_table(const std::vector<Row>& rows, const MeasureConfig& c, int threa
       "the read "
       "bandwidth measured beside each row; target: time/f16 must be <= 1.3 x bytes/f16; vs "
       "dequant: speedup over dequantizing to an f16 copy and attending over it; vs llama.cpp: "
-      "over FACTS.md section 4.\n",
+      "over FACTS.md section 4; cpu columns: the same in process CPU time / threads against the "
+      "probe's CPU-time rate (what an idle machine would show; use them when the load average "
+      "exceeds the thread count).\n",
       c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.page_tokens,
       c.shuffle_pages ? "shuffled" : "ascending", threads);
 }

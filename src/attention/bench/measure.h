@@ -33,7 +33,11 @@ struct Measurement {
   double us_per_call = 0;     // median over rounds
   double us_min = 0;          // fastest round
   double bandwidth = 0;       // bytes/s, read probe right before and after (the higher)
-  double baseline_us = 0;     // dequantize + f16 attend per call; 0 when not measured
+  // The same in process CPU time divided by the thread count (what an idle machine would show;
+  // on a shared one, other processes' time slices stay out of it).
+  double cpu_us_per_call = 0;  // median over rounds
+  double cpu_bandwidth = 0;    // bytes/s of the probe in the same measure
+  double baseline_us = 0;      // dequantize + f16 attend per call; 0 when not measured
 };
 
 Measurement measure_pair(format::FormatId k, format::FormatId v, const MeasureConfig& config,
