@@ -61,6 +61,8 @@ struct PageFixture {
     for (auto& w : logits) w = 0.01f;
     acc.assign(4 * codec->acc_floats(), 0.0f);
   }
+  // The 4 pages as a chunk of one head (head 0 of 1-head slices).
+  detail::BlockSet set() const { return {blocks, 4, 0, 1, codec->head_bytes()}; }
 };
 
 void BM_ScorePages(benchmark::State& state, FormatId id) {
@@ -71,7 +73,7 @@ void BM_ScorePages(benchmark::State& state, FormatId id) {
   k.prepare(*f.codec, 0, q.data(), 4, 128, f.qbuf.data());
   detail::Prefetcher pf;
   for (auto _ : state) {
-    k.score(*f.codec, f.blocks, 4, f.qbuf.data(), 4, f.logits.data(), detail::logit_stride(32), pf);
+    k.score(*f.codec, f.set(), f.qbuf.data(), 4, f.logits.data(), detail::logit_stride(32), pf);
     benchmark::DoNotOptimize(f.logits.data());
   }
   state.SetItemsProcessed(state.iterations() * 4);  // pages
@@ -83,8 +85,7 @@ void BM_AccumulatePages(benchmark::State& state, FormatId id) {
   const detail::VKernel& v = detail::select_v_kernel(*f.codec, false);
   detail::Prefetcher pf;
   for (auto _ : state) {
-    v.accumulate(*f.codec, f.blocks, 4, f.logits.data(), detail::logit_stride(32), 4, f.acc.data(),
-                 pf);
+    v.accumulate(*f.codec, f.set(), f.logits.data(), detail::logit_stride(32), 4, f.acc.data(), pf);
     benchmark::DoNotOptimize(f.acc.data());
   }
   state.SetItemsProcessed(state.iterations() * 4);
@@ -128,8 +129,15 @@ KVPACK_PAGES(q8)
 KVPACK_PAGES(q4)
 KVPACK_PAGES(q4a)
 KVPACK_PAGES(turbo4)
+KVPACK_PAGES(turbo3)
+KVPACK_PAGES(turbo2)
 KVPACK_PAGES(fp8)
 #undef KVPACK_PAGES
+// Key-only formats.
+BENCHMARK_CAPTURE(BM_ScorePages, kivi4, FormatId::kivi4);
+BENCHMARK_CAPTURE(BM_ScorePages, kivi2, FormatId::kivi2);
+BENCHMARK_CAPTURE(BM_ScorePages, turbo4_qjl, FormatId::turbo4_qjl);
+BENCHMARK_CAPTURE(BM_ScorePages, turbo3_qjl, FormatId::turbo3_qjl);
 BENCHMARK(BM_SoftmaxStep);
 
 }  // namespace kvpack::attention

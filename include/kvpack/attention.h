@@ -21,6 +21,10 @@
 
 namespace kvpack::attention {
 
+// Bound on the relative error of the exponentials the kernels' softmax computes (a polynomial
+// exp2; the test tolerances use it).
+inline constexpr double kExpRelError = 2.5e-7;
+
 // Per-layer options. Defaults give plain causal softmax attention with scale 1/sqrt(head_dim_k).
 struct Params {
   // Multiplies <q, k> before softmax; 0 means 1/sqrt(head_dim_k).
@@ -36,6 +40,11 @@ struct Params {
   // Read every format through its codec's generic role operations instead of the specialised
   // SIMD kernels (for tests and comparisons; same results within float rounding, slower).
   bool codec_ops = false;
+  // The value kernels of integer-code formats (q8, q4, q4a, turbo4) round each page's weights
+  // (times the tokens' steps) to integers per query row and scale group, so values are summed
+  // with integer dot products (KernelInfo::weight_bits; error in docs/results.md). True keeps
+  // those weights in f32 instead (exact up to f32 rounding, slower).
+  bool exact_value_weights = false;
 };
 
 // Scratch memory for attention calls, reused across calls and grown on demand. Its size depends
@@ -89,15 +98,25 @@ void reference(const cache::LayerView& view, const float* q, int n_new, int n_q_
 struct KernelInfo {
   std::string name;  // e.g. "f16 simd (AVX3)", "q8 vnni", "codec ops"
   // K role: the query is rounded to signed integers of this many bits (symmetric, one scale per
-  // group of query_group channels) before the dot products; 0 when it stays f32.
+  // group of query_group channels, or per row when query_group is 0) before the dot products; 0
+  // when it stays f32. Rotated formats round the rotated query (and the QJL ones S q as well).
   int query_bits = 0;
   int query_group = 0;
   // K role: the kernel reads each key element (in the format's own basis) with at most this
   // relative error beyond the format's decode, e.g. turbo4's centroids as an int8 table.
   double key_rel_error = 0;
+  // V role: per query row, scale group (the format's groups of 32 channels, or all channels for
+  // turbo4) and chunk of up to weight_span_pages consecutive pages, the products weight x step
+  // (or x norm) are rounded to unsigned integers of this many bits against c = the chunk's
+  // largest weight x its largest step / (2^weight_bits - 1): an absolute error of at most c/2
+  // per token. 0: f32 weights.
+  int weight_bits = 0;
+  int weight_span_pages = 0;
+  // V role: like key_rel_error, for value elements (turbo4's int8 centroid table).
+  double value_rel_error = 0;
 };
 
-// The kernel decode() and prefill() use for this codec and geometry.
-KernelInfo kernel_info(const format::Codec& codec);
+// The kernel decode() and prefill() use for this codec and geometry under these parameters.
+KernelInfo kernel_info(const format::Codec& codec, const Params& params = Params{});
 
 }  // namespace kvpack::attention

@@ -8,36 +8,51 @@ namespace kvpack::attention::detail {
 
 CallContext::CallContext(const cache::LayerView& view, int n_q_heads, const Params& params)
     : k(&select_k_kernel(*view.k_codec, params.codec_ops)),
-      v(&select_v_kernel(*view.v_codec, params.codec_ops)),
+      v(&select_v_kernel(*view.v_codec, params.codec_ops, params.exact_value_weights)),
       softcap(params.softcap),
       window(params.window),
       group(n_q_heads / view.n_kv_heads) {
   const double scale = logit_scale(view, params);
-  fold = static_cast<float>(params.softcap > 0 ? scale / params.softcap : scale);
+  // Softmax works in log2 units (kernels.h: softmax_step): fold log2(e) into q, except under a
+  // soft cap, which the softmax step applies (and scales) before the exponentials.
+  constexpr double kLog2e = 1.4426950408889634;
+  fold = static_cast<float>(params.softcap > 0 ? scale / params.softcap : scale * kLog2e);
 }
 
-QueryRows load_rows(const cache::LayerView& view, const CallContext& ctx, int head, const float* q,
-                    int n_tokens, size_t token_stride, int64_t pos0, ThreadScratch& s) {
+QueryRows load_rows(const cache::LayerView& view, const CallContext& ctx, int h0, int n_heads,
+                    const float* q, int n_tokens, size_t token_stride, int64_t pos0,
+                    const RowBuffers& s) {
   const int dk = view.head_dim_k;
-  const int rows = n_tokens * ctx.group;
-  for (int i = 0; i < n_tokens; ++i) {
-    const float* src = q + i * token_stride + static_cast<size_t>(head) * ctx.group * dk;
-    float* dst = s.scaled + static_cast<size_t>(i) * ctx.group * dk;
-    for (int j = 0; j < ctx.group * dk; ++j) dst[j] = src[j] * ctx.fold;
-    const int64_t pos = pos0 + i;
-    const int64_t lo = ctx.window > 0 ? std::max<int64_t>(0, pos - ctx.window + 1) : 0;
-    for (int g = 0; g < ctx.group; ++g) {
-      s.lo[i * ctx.group + g] = lo;
-      s.hi[i * ctx.group + g] = pos + 1;
+  const int per_head = n_tokens * ctx.group;
+  const size_t qbytes = ctx.k->query_bytes(*view.k_codec);
+  for (int h = 0; h < n_heads; ++h) {
+    for (int i = 0; i < n_tokens; ++i) {
+      const float* src = q + i * token_stride + static_cast<size_t>(h0 + h) * ctx.group * dk;
+      const int row0 = h * per_head + i * ctx.group;
+      float* dst = s.scaled + static_cast<size_t>(row0) * dk;
+      for (int j = 0; j < ctx.group * dk; ++j) dst[j] = src[j] * ctx.fold;
+      const int64_t pos = pos0 + i;
+      const int64_t lo = ctx.window > 0 ? std::max<int64_t>(0, pos - ctx.window + 1) : 0;
+      for (int g = 0; g < ctx.group; ++g) {
+        s.lo[row0 + g] = lo;
+        s.hi[row0 + g] = pos + 1;
+      }
     }
+    const size_t row0 = static_cast<size_t>(h) * per_head;
+    ctx.k->prepare(*view.k_codec, h0 + h, s.scaled + row0 * dk, per_head, static_cast<size_t>(dk),
+                   s.prepared + row0 * qbytes);
   }
-  ctx.k->prepare(*view.k_codec, head, s.scaled, rows, static_cast<size_t>(dk), s.prepared);
+  return rows_of(s, n_heads, per_head);
+}
+
+QueryRows rows_of(const RowBuffers& src, int n_heads, int per_head) {
   QueryRows out;
-  out.count = rows;
-  out.prepared = s.prepared;
-  out.scaled = s.scaled;
-  out.lo = s.lo;
-  out.hi = s.hi;
+  out.count = n_heads * per_head;
+  out.per_head = per_head;
+  out.prepared = src.prepared;
+  out.scaled = src.scaled;
+  out.lo = src.lo;
+  out.hi = src.hi;
   return out;
 }
 

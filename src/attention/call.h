@@ -15,7 +15,9 @@ namespace kvpack::attention::detail {
 struct CallContext {
   const KKernel* k = nullptr;
   const VKernel* v = nullptr;
-  float fold = 1.0f;  // q multiplier: the logit scale, divided by softcap when capping
+  // q multiplier: the logit scale times log2(e) (softmax in log2 units), or the logit scale
+  // divided by softcap when capping.
+  float fold = 1.0f;
   float softcap = 0.0f;
   int window = 0;
   int group = 1;  // query heads per KV head
@@ -23,11 +25,16 @@ struct CallContext {
   CallContext(const cache::LayerView& view, int n_q_heads, const Params& params);
 };
 
-// Loads the query rows of KV head `head` for `n_tokens` consecutive query tokens at positions
-// pos0, pos0 + 1, ...: token i's group of rows is at q + i * token_stride (floats). Row
-// r = i * group + g. Scales them, prepares them for the K kernel and sets their key ranges.
-QueryRows load_rows(const cache::LayerView& view, const CallContext& ctx, int head, const float* q,
-                    int n_tokens, size_t token_stride, int64_t pos0, ThreadScratch& s);
+// Loads the query rows of KV heads [h0, h0 + n_heads) for `n_tokens` consecutive query tokens at
+// positions pos0, pos0 + 1, ...: token i's rows are at q + i * token_stride (floats). Row
+// (h * n_tokens + i) * group + g is query head (h0 + h) * group + g of token i. Scales them,
+// prepares them for the K kernel and sets their key ranges, in `dst`.
+QueryRows load_rows(const cache::LayerView& view, const CallContext& ctx, int h0, int n_heads,
+                    const float* q, int n_tokens, size_t token_stride, int64_t pos0,
+                    const RowBuffers& dst);
+
+// Rows already loaded into `src` (n_heads * per_head of them).
+QueryRows rows_of(const RowBuffers& src, int n_heads, int per_head);
 
 // Encoded pages [first, last) that any of the rows can see.
 void visible_pages(const cache::LayerView& view, const QueryRows& rows, size_t* first,

@@ -18,22 +18,28 @@ void codec_prepare(const format::Codec& codec, int head, const float* q, int row
   }
 }
 
-void codec_score(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                 const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf) {
+void codec_score(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
+                 float* logits, size_t stride, Prefetcher& pf) {
   const int pt = codec.page_tokens();
-  for (int i = 0; i < n_pages; ++i) {
-    codec.score(blocks[i], pt, reinterpret_cast<const float*>(qbuf), rows, logits + i * pt,
-                static_cast<int>(stride));
-    pf.advance(codec.head_bytes());
+  const float* qp = reinterpret_cast<const float*>(qbuf);
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      codec.score(b.at(i, h), pt, qp + h * rows * codec.query_floats(), rows,
+                  logits + h * rows * stride + i * pt, static_cast<int>(stride));
+      pf.advance(codec.head_bytes());
+    }
   }
 }
 
-void codec_accumulate(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                      const float* w, size_t w_stride, int rows, float* acc, Prefetcher& pf) {
+void codec_accumulate(const format::Codec& codec, const BlockSet& b, const float* w,
+                      size_t w_stride, int rows, float* acc, Prefetcher& pf) {
   const int pt = codec.page_tokens();
-  for (int i = 0; i < n_pages; ++i) {
-    codec.accumulate(blocks[i], pt, w + i * pt, static_cast<int>(w_stride), rows, acc);
-    pf.advance(codec.head_bytes());
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      codec.accumulate(b.at(i, h), pt, w + h * rows * w_stride + i * pt, static_cast<int>(w_stride),
+                       rows, acc + h * rows * codec.acc_floats());
+      pf.advance(codec.head_bytes());
+    }
   }
 }
 

@@ -9,9 +9,11 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// exp(m - max), 0 for an empty state.
+constexpr double kLog2e = 1.4426950408889634;
+
+// 2^(m - max) (states are in log2 units), 0 for an empty state.
 double weight_of(float m, double max) {
-  return m == kNegInf ? 0.0 : std::exp(static_cast<double>(m) - max);
+  return m == kNegInf ? 0.0 : std::exp2(static_cast<double>(m) - max);
 }
 
 }  // namespace
@@ -25,10 +27,11 @@ void merge_rows(const format::Codec& v_codec, int head, const Partial* parts, in
   for (int r = 0; r < rows; ++r) {
     const int pr = row0 + r;
     double mx = tail.m[pr];
-    if (sinks != nullptr) mx = std::max(mx, static_cast<double>(sinks[r]));
+    const double sink = sinks != nullptr ? sinks[r] * kLog2e : 0.0;  // natural-log units
+    if (sinks != nullptr) mx = std::max(mx, sink);
     for (int i = 0; i < n_parts; ++i) mx = std::max(mx, static_cast<double>(parts[i].m[pr]));
     double denom = tail.l[pr] * weight_of(tail.m[pr], mx);
-    if (sinks != nullptr) denom += std::exp(sinks[r] - mx);
+    if (sinks != nullptr) denom += std::exp2(sink - mx);
     for (int i = 0; i < n_parts; ++i) denom += parts[i].l[pr] * weight_of(parts[i].m[pr], mx);
     const double inv = denom > 0 ? 1.0 / denom : 0.0;
     float* staged = merge + r * af;

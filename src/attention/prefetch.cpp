@@ -4,10 +4,11 @@
 
 namespace kvpack::attention::detail {
 
-Prefetcher::Prefetcher(const cache::LayerView& view, int head, size_t page_begin, size_t page_end,
-                       size_t chunk_pages)
+Prefetcher::Prefetcher(const cache::LayerView& view, int h0, int n_heads, size_t page_begin,
+                       size_t page_end, size_t chunk_pages)
     : view_(&view),
-      head_(head),
+      h0_(h0),
+      n_heads_(n_heads),
       page_end_(page_end),
       chunk_pages_(std::max<size_t>(1, chunk_pages)),
       chunk_begin_(page_begin),
@@ -19,6 +20,7 @@ Prefetcher::Prefetcher(const cache::LayerView& view, int head, size_t page_begin
 
 bool Prefetcher::next_block() {
   const size_t n = std::min(chunk_pages_, page_end_ - chunk_begin_);
+  const size_t heads = static_cast<size_t>(n_heads_);
   if (++index_ >= 2 * n) {
     chunk_begin_ += n;
     index_ = 0;
@@ -28,15 +30,11 @@ bool Prefetcher::next_block() {
     }
   }
   const size_t m = std::min(chunk_pages_, page_end_ - chunk_begin_);
-  const bool keys = index_ < m;
+  const bool keys = index_ < m;  // K pages, then V pages, each page's heads as one range
   const size_t page = chunk_begin_ + (keys ? index_ : index_ - m);
-  if (keys) {
-    cur_ = view_->k_block(page, head_);
-    end_ = cur_ + view_->k_codec->head_bytes();
-  } else {
-    cur_ = view_->v_block(page, head_);
-    end_ = cur_ + view_->v_codec->head_bytes();
-  }
+  const format::Codec& codec = keys ? *view_->k_codec : *view_->v_codec;
+  cur_ = keys ? view_->k_block(page, h0_) : view_->v_block(page, h0_);
+  end_ = cur_ + codec.head_bytes() * heads;
   return true;
 }
 

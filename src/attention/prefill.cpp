@@ -39,13 +39,13 @@ void run_tile(const PrefillJob& job, int64_t task, detail::ThreadScratch& s) {
   const int n = std::min(kTileTokens, job.n_new - t0);
   const size_t token_stride = static_cast<size_t>(job.n_q_heads) * view.head_dim_k;
   const int64_t pos0 = view.n_tokens() - job.n_new + t0;
-  const detail::QueryRows qr =
-      detail::load_rows(view, job.ctx, head, job.q + t0 * token_stride, n, token_stride, pos0, s);
+  const detail::QueryRows qr = detail::load_rows(view, job.ctx, head, 1, job.q + t0 * token_stride,
+                                                 n, token_stride, pos0, s.query);
   s.pages.reset(qr.count);
   s.tail.reset(qr.count);
   size_t first = 0, last = 0;
   detail::visible_pages(view, qr, &first, &last);
-  const detail::SpanArgs args{&view, head, job.ctx.k, job.ctx.v, job.ctx.softcap};
+  const detail::SpanArgs args{&view, head, 1, job.ctx.k, job.ctx.v, job.ctx.softcap};
   detail::attend_pages(args, qr, first, last, s.span, s.pages);
   detail::attend_tail(args, qr, s.span, s.tail);
   const int g = job.ctx.group;

@@ -43,24 +43,29 @@ void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin
   const int pt = view.page_tokens;
   const size_t per_chunk = static_cast<size_t>(chunk_pages(pt));
   const size_t stride = logit_stride(pt);
-  Prefetcher pf(view, args.head, page_begin, page_end, per_chunk);
+  Prefetcher pf(view, args.h0, args.n_heads, page_begin, page_end, per_chunk);
+  const size_t heads = static_cast<size_t>(args.n_heads);
+  BlockSet kb{s.k_slices, 0, args.h0, args.n_heads, view.k_codec->head_bytes()};
+  BlockSet vb{s.v_slices, 0, args.h0, args.n_heads, view.v_codec->head_bytes()};
   for (size_t c = page_begin; c < page_end; c += per_chunk) {
     const int np = static_cast<int>(std::min(per_chunk, page_end - c));
     const int64_t pos0 = static_cast<int64_t>(c) * pt;
     if (!chunk_ranges(rows, pos0, np * pt, s)) {
       // Keep the prefetch cursor in step with the blocks it expected us to read.
-      pf.advance(np * (view.k_codec->head_bytes() + view.v_codec->head_bytes()));
+      pf.advance(np * heads * (kb.head_bytes + vb.head_bytes));
       continue;
     }
     for (int i = 0; i < np; ++i) {
-      s.k_blocks[i] = view.k_block(c + i, args.head);
-      s.v_blocks[i] = view.v_block(c + i, args.head);
+      const uint32_t id = view.page_ids[c + i];
+      s.k_slices[i] = view.k_pages + id * view.k_page_stride;
+      s.v_slices[i] = view.v_pages + id * view.v_page_stride;
     }
-    args.k->score(*view.k_codec, s.k_blocks, np, rows.prepared, rows.count, s.logits, stride, pf);
+    kb.n_pages = vb.n_pages = np;
+    args.k->score(*view.k_codec, kb, rows.prepared, rows.per_head, s.logits, stride, pf);
     softmax_step(s.logits, stride, rows.count, np * pt, s.lo, s.hi, args.softcap, out.m, out.l,
                  s.alpha);
     rescale(out, rows.count, s.alpha);
-    args.v->accumulate(*view.v_codec, s.v_blocks, np, s.logits, stride, rows.count, out.acc, pf);
+    args.v->accumulate(*view.v_codec, vb, s.logits, stride, rows.per_head, out.acc, pf);
   }
 }
 
@@ -72,12 +77,18 @@ void attend_tail(const SpanArgs& args, const QueryRows& rows, SpanScratch& s, co
   for (int t0 = 0; t0 < view.tail_tokens; t0 += step) {
     const int n = std::min(step, view.tail_tokens - t0);
     if (!chunk_ranges(rows, enc + t0, n, s)) continue;
-    score_tail(view.k_tail_row(args.head, t0), view.head_dim_k, n, view.head_dim_k, rows.scaled,
-               rows.count, s.logits, stride);
+    const int per = rows.per_head;
+    for (int h = 0; h < args.n_heads; ++h) {
+      score_tail(view.k_tail_row(args.h0 + h, t0), view.head_dim_k, n, view.head_dim_k,
+                 rows.scaled + static_cast<size_t>(h) * per * view.head_dim_k, per,
+                 s.logits + h * per * stride, stride);
+    }
     softmax_step(s.logits, stride, rows.count, n, s.lo, s.hi, args.softcap, out.m, out.l, s.alpha);
     rescale(out, rows.count, s.alpha);
-    accumulate_tail(view.v_tail_row(args.head, t0), view.head_dim_v, n, view.head_dim_v, s.logits,
-                    stride, rows.count, out.acc);
+    for (int h = 0; h < args.n_heads; ++h) {
+      accumulate_tail(view.v_tail_row(args.h0 + h, t0), view.head_dim_v, n, view.head_dim_v,
+                      s.logits + h * per * stride, stride, per, out.acc + h * per * out.acc_floats);
+    }
   }
 }
 

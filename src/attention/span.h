@@ -1,6 +1,8 @@
 // Internal: the page walk shared by decode and prefill. One work item is a set of query rows of
-// one KV head against a range of that head's pages (or against the unencoded tail); it produces
-// a partial softmax state that callers merge (merge.cpp).
+// a range of KV heads against a range of pages (or against the unencoded tail); it produces a
+// partial softmax state that callers merge (merge.cpp). Decode gives an item every head of the
+// layer, so it streams whole page slices (all heads' blocks are contiguous in a slice); prefill
+// gives it one head and many query tokens.
 #pragma once
 
 #include <cstddef>
@@ -25,9 +27,11 @@ inline size_t logit_stride(int page_tokens) {
   return static_cast<size_t>((n + kLogitAlign - 1) / kLogitAlign * kLogitAlign);
 }
 
-// The query rows of one work item. Row r sees keys at absolute positions [lo[r], hi[r]).
+// The query rows of one work item: per_head rows for each of its KV heads, head-major (row
+// h * per_head + r). Row r sees keys at absolute positions [lo[r], hi[r]).
 struct QueryRows {
-  int count = 0;
+  int count = 0;                      // n_heads * per_head
+  int per_head = 0;                   // rows per KV head
   const uint8_t* prepared = nullptr;  // [count][K kernel query_bytes]
   const float* scaled = nullptr;      // [count][head_dim_k] f32, scaled (the tail reads this)
   const int64_t* lo = nullptr;
@@ -50,19 +54,20 @@ struct SpanScratch {
   float* alpha = nullptr;              // [rows]
   int* lo = nullptr;                   // [rows], chunk-relative
   int* hi = nullptr;                   // [rows]
-  const uint8_t** k_blocks = nullptr;  // [chunk_pages]
-  const uint8_t** v_blocks = nullptr;  // [chunk_pages]
+  const uint8_t** k_slices = nullptr;  // [chunk_pages]
+  const uint8_t** v_slices = nullptr;  // [chunk_pages]
 };
 
 struct SpanArgs {
   const cache::LayerView* view = nullptr;
-  int head = 0;
+  int h0 = 0;  // the item's KV heads: [h0, h0 + n_heads)
+  int n_heads = 1;
   const KKernel* k = nullptr;
   const VKernel* v = nullptr;
-  float softcap = 0.0f;  // q was scaled by scale / softcap when this is non-zero
+  float softcap = 0.0f;  // q was scaled by scale / softcap when this is non-zero (call.h)
 };
 
-// Rows against encoded pages [page_begin, page_end) of the head, into `out` (codec acc basis).
+// Rows against encoded pages [page_begin, page_end) of the heads, into `out` (codec acc basis).
 // `out` must be reset (or hold an earlier state of the same rows) before the call.
 void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin, size_t page_end,
                   SpanScratch& scratch, const Partial& out);

@@ -1,7 +1,8 @@
-// Internal: turbo4's 16 Lloyd-Max centroids as an int8 table for the int8 dot-product K kernel.
-// The scale is chosen (over the integer images 96..127 of the largest centroid) to minimise the
-// largest relative rounding error over the centroids; that error bounds the kernel's extra
-// relative error per key element (KernelInfo::key_rel_error).
+// Internal: a TurboQuant codebook's 2^b Lloyd-Max centroids (b = 1..4) as an int8 table for the
+// int8 dot-product kernels. The scale is chosen (over the integer images 96..127 of the largest
+// centroid) to minimise the largest relative rounding error over the centroids; that error
+// bounds the kernels' extra relative error per element (KernelInfo::key_rel_error,
+// value_rel_error). Entries past 2^b repeat the table (index & (2^b - 1)).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,10 @@ struct TurboTable {
   double rel_error = 0;  // max_i |codes[i] * scale - c_i| / |c_i|
 };
 
-// The table for head dim d (cached; thread-safe).
-const TurboTable& turbo4_table(int d);
+// The table for head dim d and b-bit codes (cached; thread-safe).
+const TurboTable& turbo_table(int d, int bits);
+inline const TurboTable& turbo4_table(int d) {
+  return turbo_table(d, 4);
+}
 
 }  // namespace kvpack::attention::detail

@@ -43,6 +43,20 @@ Partial carve_partial(Carver& c, int rows, size_t floats) {
   return p;
 }
 
+RowBuffers carve_rows(Carver& c, const Geometry& g, int rows) {
+  RowBuffers b;
+  b.prepared = c.take<uint8_t>(rows * g.query_bytes);
+  b.scaled = c.take<float>(static_cast<size_t>(rows) * g.head_dim_k);
+  b.lo = c.take<int64_t>(rows);
+  b.hi = c.take<int64_t>(rows);
+  return b;
+}
+
+RowBuffers RowBuffers::from(int row, const Geometry& g) const {
+  const size_t r = static_cast<size_t>(row);
+  return {prepared + r * g.query_bytes, scaled + r * g.head_dim_k, lo + r, hi + r};
+}
+
 ThreadScratch carve_thread(Carver& c, const Geometry& g, int rows, int n_parts) {
   ThreadScratch s;
   const size_t n_chunk = static_cast<size_t>(chunk_pages(g.page_tokens));
@@ -50,12 +64,9 @@ ThreadScratch carve_thread(Carver& c, const Geometry& g, int rows, int n_parts) 
   s.span.alpha = c.take<float>(rows);
   s.span.lo = c.take<int>(rows);
   s.span.hi = c.take<int>(rows);
-  s.span.k_blocks = c.take<const uint8_t*>(n_chunk);
-  s.span.v_blocks = c.take<const uint8_t*>(n_chunk);
-  s.prepared = c.take<uint8_t>(rows * g.query_bytes);
-  s.scaled = c.take<float>(static_cast<size_t>(rows) * g.head_dim_k);
-  s.lo = c.take<int64_t>(rows);
-  s.hi = c.take<int64_t>(rows);
+  s.span.k_slices = c.take<const uint8_t*>(n_chunk);
+  s.span.v_slices = c.take<const uint8_t*>(n_chunk);
+  s.query = carve_rows(c, g, rows);
   s.pages = carve_partial(c, rows, g.acc_floats);
   s.tail = carve_partial(c, rows, static_cast<size_t>(g.head_dim_v));
   s.staging.merge = c.take<float>(rows * g.acc_floats);

@@ -56,17 +56,26 @@ struct Geometry {
   Geometry(const cache::LayerView& view, const KKernel& k);
 };
 
-// One thread's scratch for a work item of up to `rows` query rows.
-struct ThreadScratch {
-  SpanScratch span;
+// Prepared query rows and their key ranges (QueryRows points into these).
+struct RowBuffers {
   uint8_t* prepared = nullptr;  // [rows][query_bytes]
   float* scaled = nullptr;      // [rows][head_dim_k]
   int64_t* lo = nullptr;        // [rows]
   int64_t* hi = nullptr;        // [rows]
-  Partial pages;                // prefill: this item's page state
-  Partial tail;                 // prefill: this item's tail state
-  MergeStaging staging;         // [rows][acc_floats] + [rows]
-  Partial* parts = nullptr;     // [n_parts] views of states being merged
+
+  // The same buffers from row `row` on.
+  RowBuffers from(int row, const Geometry& g) const;
+};
+RowBuffers carve_rows(Carver& c, const Geometry& g, int rows);
+
+// One thread's scratch for a work item of up to `rows` query rows.
+struct ThreadScratch {
+  SpanScratch span;
+  RowBuffers query;          // prefill: the item's rows
+  Partial pages;             // prefill: this item's page state
+  Partial tail;              // prefill: this item's tail state
+  MergeStaging staging;      // [rows][acc_floats] + [rows]
+  Partial* parts = nullptr;  // [n_parts] views of states being merged
 };
 
 // n_parts: how many partial states one merge combines (decode: splits + 1).

@@ -52,13 +52,18 @@ ReadProbe::ReadProbe(size_t bytes)
 }
 
 double ReadProbe::measure(ThreadPool& pool, int passes) const {
+  return measure_rates(pool, passes).wall;
+}
+
+ReadProbe::Rates ReadProbe::measure_rates(ThreadPool& pool, int passes) const {
   const auto* words = reinterpret_cast<const uint64_t*>(data_.get());
   const size_t n = bytes_ / sizeof(uint64_t);
   const int n_threads = pool.size();
   std::atomic<uint64_t> sink{0};
-  double best = 0;
+  Rates best;
   for (int pass = 0; pass < passes; ++pass) {
     const double t0 = now_seconds();
+    const double c0 = process_cpu_seconds();
     pool.parallel_for(n_threads, [&](int64_t task, int) {
       // 64-byte aligned slices, one per thread.
       const size_t begin = n * task / n_threads / 8 * 8;
@@ -66,7 +71,9 @@ double ReadProbe::measure(ThreadPool& pool, int passes) const {
       sink.fetch_xor(HWY_DYNAMIC_DISPATCH(ReadFold)(words + begin, end - begin),
                      std::memory_order_relaxed);
     });
-    best = std::max(best, static_cast<double>(bytes_) / (now_seconds() - t0));
+    best.wall = std::max(best.wall, static_cast<double>(bytes_) / (now_seconds() - t0));
+    best.cpu =
+        std::max(best.cpu, static_cast<double>(bytes_) * n_threads / (process_cpu_seconds() - c0));
   }
   if (sink.load() == 0x5eed) std::puts("");  // keep the reads observable
   return best;

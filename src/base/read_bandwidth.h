@@ -21,6 +21,13 @@ class ReadProbe {
   // wide loads; bytes per second.
   double measure(ThreadPool& pool, int passes = 3) const;
 
+  struct Rates {
+    double wall = 0;  // bytes per wall-clock second (measure())
+    double cpu = 0;   // bytes per (process CPU second / threads): the rate on an idle machine
+  };
+  // Both rates, each the best of `passes` passes.
+  Rates measure_rates(ThreadPool& pool, int passes = 3) const;
+
  private:
   size_t bytes_;
   AlignedArray<uint8_t> data_;

@@ -2,7 +2,9 @@
 // mapped to e4m3's largest value 448.
 //
 // Head block (T = page_tokens, d = head_dim):
-//   codes   e4m3[T][d]  token-major (OCP e4m3 "FN": bias 7, no infinities, max 448)
+//   codes   e4m3: K role channel-major [d][T] (a channel's tokens side by side, as f16 keys, so
+//           a kernel scores 16 tokens per vector), V role token-major [T][d]
+//           (OCP e4m3 "FN": bias 7, no infinities, max 448)
 //   scales  f16[T]      at byte offset T * d
 // x = e4m3(code) * scale, code = e4m3(x / scale) rounded to nearest even, scale = amax / 448
 // stored as f16 (see quant.h for the step-up when that f16 would be subnormal or zero).
@@ -21,15 +23,18 @@ constexpr double kE4M3Cover = kE4M3Max + 16.0;
 struct Fp8Layout {
   int d;
   int T;
+  bool key;  // K role: channel-major codes
   size_t payload() const { return static_cast<size_t>(T) * d + 2 * static_cast<size_t>(T); }
-  size_t code_at(int t, int j) const { return static_cast<size_t>(t) * d + j; }
+  size_t code_at(int t, int j) const {
+    return key ? static_cast<size_t>(j) * T + t : static_cast<size_t>(t) * d + j;
+  }
   size_t scale_at(int t) const { return static_cast<size_t>(T) * d + 2 * static_cast<size_t>(t); }
 };
 
 class Fp8Codec final : public Codec {
  public:
   Fp8Codec(const FormatInfo& info, const CodecConfig& config)
-      : Codec(info, config), lay_{config.head_dim, config.page_tokens} {}
+      : Codec(info, config), lay_{config.head_dim, config.page_tokens, config.role == Role::K} {}
 
   // x: [n][d]
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {
@@ -91,7 +96,7 @@ class Fp8Codec final : public Codec {
 };
 
 size_t fp8_payload(int head_dim, int page_tokens) {
-  return Fp8Layout{head_dim, page_tokens}.payload();
+  return Fp8Layout{head_dim, page_tokens, false}.payload();
 }
 
 // One scale per token: any head dim works.

@@ -1,24 +1,26 @@
 // q8, q4 and q4a: integer codes with an f16 step (and, for q4a, an f16 min) per group of
 // g = group_size(d) values of one token: llama.cpp's q8_0, q4_0 and q4_1 maths.
 //
-// Head block (one head of one page; T = page_tokens, d = head_dim, G = d / g groups per token,
-// b = 8 or 4 bits per code):
-//   codes  T * d * b / 8 bytes, arranged per role (below)
-//   steps  f16[G][T]  at byte offset T * d * b / 8 (group-major: 16 tokens' steps of a group
+// Head block (one head of one page; T = page_tokens, T4 = T rounded up to a multiple of 4,
+// d = head_dim, G = d / g groups per token, b = 8 or 4 bits per code):
+//   codes  T4 * d * b / 8 bytes, arranged per role (below)
+//   steps  f16[G][T]  at byte offset T4 * d * b / 8 (group-major: 16 tokens' steps of a group
 //                     are one contiguous vector for the SIMD kernels)
 //   mins   f16[G][T]  right after the steps (q4a only)
 // q8:  code byte = int8 k,          x = k * step,         k = round(x / step), step = amax / 127
 // q4:  code nibble u = k + 8,       x = (u - 8) * step,   k in -7..7,          step = amax / 7
 // q4a: code nibble u,               x = u * step + min,   u in 0..15,   step = (max - min) / 15
-// Code arrangement:
-//   V role (token-major, ggml's): token t's codes are bytes [t * d * b / 8, ...), groups in
-//     channel order; 4-bit codes packed as ggml's block_q4_0.qs within each group: byte i
-//     (i < g/2) of the group holds value i in its low nibble and value i + g/2 in its high one,
-//     so a group's code bytes equal ggml's for the same grid indices.
-//   K role (channel-interleaved, for int8 dot-product instructions that sum 4 byte products per
-//     32-bit lane): q8: [d/4][T][4] bytes, byte (c, t, i) = channel 4c + i of token t; 4-bit:
-//     [d/8][T][4] bytes, byte (o, t, i) holds channel 8o + i (low nibble) and 8o + 4 + i (high
-//     nibble) of token t. One 64-byte line then holds 16 tokens x 4 (q8) or 8 (4-bit) channels.
+// Code arrangement: both roles interleave codes for int8 dot-product instructions, which sum 4
+// byte products per 32-bit lane (x86 VPDPBUSD, Arm SDOT); one 64-byte line is 16 lanes x 4.
+//   K role (channel-interleaved: a lane is one token, its 4 bytes 4 or 8 channels): q8:
+//     [d/4][T][4] bytes, byte (c, t, i) = channel 4c + i of token t; 4-bit: [d/8][T][4] bytes,
+//     byte (o, t, i) holds channel 8o + i (low nibble) and 8o + 4 + i (high nibble) of token t.
+//   V role (token quads: a lane is one or two channels, its 4 bytes 4 consecutive tokens): q8:
+//     [T4/4][d][4] bytes, byte (q, j, i) = channel j of token 4q + i; 4-bit: [T4/4][d/2][4]
+//     bytes: within each block of w = 32 channels (the last block of d % 32 channels when d is
+//     not a multiple of 32), byte lane l < w/2 holds channel l (low nibble) and l + w/2 (high
+//     nibble): byte (q, 16 * block + l, i) of token 4q + i. So one line is 16 channels (q8) or
+//     32 channels (4-bit) of 4 tokens, and a value kernel multiplies it by 4 tokens' weights.
 //
 // q4 differs from ggml's q4_0 encoder on purpose: ggml maps the group's signed extreme to -8
 // (step = max / -8), so values of the other sign can be clamped by up to a whole step at +7;
@@ -27,6 +29,7 @@
 // stored f16 step and min (see quant.h), not the unrounded ones as ggml does.
 #include <string>
 
+#include "base/aligned.h"
 #include "format/families.h"
 #include "format/quant.h"
 
@@ -63,7 +66,7 @@ struct GroupLayout {
 
   int groups() const { return d / g; }
   size_t row_bytes() const { return static_cast<size_t>(d) * F::kBits / 8; }
-  size_t steps_offset() const { return static_cast<size_t>(T) * row_bytes(); }
+  size_t steps_offset() const { return round_up(static_cast<size_t>(T), 4) * row_bytes(); }
   size_t mins_offset() const { return steps_offset() + 2 * static_cast<size_t>(T) * groups(); }
   size_t payload() const {
     return F::kAsym ? mins_offset() + (mins_offset() - steps_offset()) : mins_offset();
@@ -77,16 +80,16 @@ struct GroupLayout {
   size_t byte_of(int t, int j, bool* high) const {
     if constexpr (F::kBits == 8) {
       *high = false;
-      return key ? (size_t(j) / 4 * T + t) * 4 + j % 4 : size_t(t) * d + j;
+      return key ? (size_t(j) / 4 * T + t) * 4 + j % 4 : (size_t(t) / 4 * d + j) * 4 + t % 4;
     } else {
       if (key) {
         const int p = j % 8;
         *high = p >= 4;
         return (size_t(j) / 8 * T + t) * 4 + p % 4;
       }
-      const int half = g / 2, base = j - j % g, p = j % g;
+      const int block = j / 32, p = j % 32, half = std::min(32, d - 32 * block) / 2;
       *high = p >= half;
-      return size_t(t) * row_bytes() + base / 2 + p % half;
+      return (size_t(t) / 4 * (d / 2) + 16 * block + p % half) * 4 + t % 4;
     }
   }
 

@@ -4,9 +4,10 @@
 // Bits per value = b + 32 / page_tokens (two f16 per channel per page).
 //
 // Head block (T = page_tokens, d = head_dim):
-//   codes  [T][d * b / 8] bytes, token-major; channel j of a token sits in byte j * b / 8 at
-//          bit (j % (8 / b)) * b (kivi4: even channel in the low nibble; kivi2: channel 4i+k
-//          in bits 2k..2k+1 of byte i)
+//   codes  T * d * b / 8 bytes, a key bit plane (format/planes.h): lines of 32/b channels,
+//          [lines][T][4] bytes, so 16 tokens x 4 channels of one value position are one 64-byte
+//          operand of an int8 dot-product instruction (kivi4: channel 8o + 4k + i of token t in
+//          nibble k of byte (o, t, i); kivi2: channel 16o + 4k + i in bits 2k..2k+1)
 //   steps  f16[d]  at byte offset T * d * b / 8
 //   mins   f16[d]  right after the steps
 // x[t][j] = u * step[j] + min[j], u = round((x - min) / step) in 0..2^b-1, min = the channel's
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "format/families.h"
+#include "format/planes.h"
 #include "format/quant.h"
 
 namespace kvpack::format {
@@ -36,14 +38,14 @@ struct KiviLayout {
   size_t mins_offset() const { return steps_offset() + 2 * static_cast<size_t>(d); }
   size_t payload() const { return mins_offset() + 2 * static_cast<size_t>(d); }
 
-  const uint8_t* row(const uint8_t* block, int t) const { return block + t * row_bytes(); }
-  int get(const uint8_t* r, int j) const {
-    const int per_byte = 8 / bits, shift = (j % per_byte) * bits;
-    return (r[j / per_byte] >> shift) & levels();
+  int get(const uint8_t* block, int t, int j) const {
+    int shift = 0;
+    const size_t at = key_plane_byte(T, d, bits, t, j, &shift);
+    return (block[at] >> shift) & levels();
   }
-  void put(uint8_t* r, int j, int u) const {
-    const int per_byte = 8 / bits, shift = (j % per_byte) * bits;
-    uint8_t& byte = r[j / per_byte];
+  void put(uint8_t* block, int t, int j, int u) const {
+    int shift = 0;
+    uint8_t& byte = block[key_plane_byte(T, d, bits, t, j, &shift)];
     byte = static_cast<uint8_t>((byte & ~(levels() << shift)) | (u << shift));
   }
 };
@@ -70,7 +72,7 @@ class KiviCodec final : public Codec {
       const float step = f16_to_f32(grid.step), min = f16_to_f32(grid.min);
       for (int t = 0; t < n; ++t) {
         const float v = saturate_input(x[static_cast<size_t>(t) * d + j]);
-        lay_.put(block + t * lay_.row_bytes(), j, round_asym(v, min, step, lay_.levels()));
+        lay_.put(block, t, j, round_asym(v, min, step, lay_.levels()));
       }
     }
   }
@@ -79,10 +81,9 @@ class KiviCodec final : public Codec {
   void decode(int /*head*/, const uint8_t* block, int n, float* out) const override {
     const int d = lay_.d;
     for (int t = 0; t < n; ++t) {
-      const uint8_t* r = lay_.row(block, t);
       for (int j = 0; j < d; ++j) {
         out[static_cast<size_t>(t) * d + j] =
-            static_cast<float>(lay_.get(r, j)) * step(block, j) + min(block, j);
+            static_cast<float>(lay_.get(block, t, j)) * step(block, j) + min(block, j);
       }
     }
   }
@@ -101,9 +102,8 @@ class KiviCodec final : public Codec {
         bias += static_cast<double>(q[j]) * min(block, j);
       }
       for (int t = 0; t < n; ++t) {
-        const uint8_t* r = lay_.row(block, t);
         double s = bias;
-        for (int j = 0; j < d; ++j) s += qs[j] * lay_.get(r, j);
+        for (int j = 0; j < d; ++j) s += qs[j] * lay_.get(block, t, j);
         logits[static_cast<size_t>(i) * logits_stride + t] = static_cast<float>(s);
       }
     }

@@ -3,8 +3,9 @@
 // K role: prepare_query rotates q once per head (qp = Pi q); a token's logit is
 //   stored_norm * sum_j qp_j c[idx_j]  (= <Pi q, Pi x~> = <q, x~>), read from the packed codes.
 // V role: accumulate stays in the rotated basis (acc += w * stored_norm * c[idx]); finish applies
-// Pi^T once per query head. Byte layout: turbo_layout.h and docs/formats.md (turbo4 keys use the
-// channel-interleaved code arrangement the attention kernels read with int8 dot products).
+// Pi^T once per query head. Byte layout: turbo_layout.h and docs/formats.md (codes in bit planes
+// the attention kernels read with int8 dot products: across tokens for keys, token quads for
+// values).
 #include <vector>
 
 #include "base/half.h"
@@ -19,8 +20,7 @@ class TurboCodec final : public Codec {
  public:
   TurboCodec(const FormatInfo& info, const CodecConfig& config, int bits)
       : Codec(info, config),
-        layout_{config.head_dim, config.page_tokens, bits, false,
-                config.role == Role::K && bits == 4, config.role == Role::V && bits == 4},
+        layout_{config.head_dim, config.page_tokens, bits, false, config.role == Role::K},
         mse_(config.head_dim, bits, config.n_heads, config.seed) {}
 
   void encode(int head, const float* x, int n, uint8_t* block) const override {
@@ -90,7 +90,7 @@ class TurboCodec final : public Codec {
 
 template <int kBits>
 size_t turbo_payload(int head_dim, int page_tokens) {
-  return TurboLayout{head_dim, page_tokens, kBits, false}.payload_bytes();
+  return TurboLayout{head_dim, page_tokens, kBits, false, false}.payload_bytes();
 }
 
 template <int kBits, FormatId kId>

@@ -1,6 +1,10 @@
 // Bit packing for the TurboQuant blocks (layout in turbo_layout.h).
 #include "format/turbo_layout.h"
 
+#include <algorithm>
+
+#include "format/planes.h"
+
 #include "base/error.h"
 #include "kvpack/format.h"
 
@@ -41,54 +45,79 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
   }
 }
 
+size_t TurboLayout::plane_byte(size_t plane, int p, int t, int j, int* shift) const {
+  return plane + (key ? key_plane_byte(page_tokens, head_dim, p, t, j, shift)
+                      : value_plane_byte(head_dim, p, t, j, shift));
+}
+
+unsigned TurboLayout::get(const uint8_t* block, size_t plane, int p, int t, int j) const {
+  int shift = 0;
+  const uint8_t byte = block[plane_byte(plane, p, t, j, &shift)];
+  return (byte >> shift) & ((1u << p) - 1);
+}
+
+void TurboLayout::put(uint8_t* block, size_t plane, int p, int t, int j, unsigned v) const {
+  int shift = 0;
+  uint8_t& byte = block[plane_byte(plane, p, t, j, &shift)];
+  const unsigned mask = ((1u << p) - 1) << shift;
+  byte = static_cast<uint8_t>((byte & ~mask) | ((v << shift) & mask));
+}
+
+// The planes of the MSE codes: 4-bit (4-bit codes, or turbo4_qjl's code | sign << 3), 2-bit,
+// or 2-bit low bits then a 1-bit plane of bit 2 (3-bit codes).
 void TurboLayout::store_codes(uint8_t* block, int t, const uint8_t* idx) const {
-  if (grouped) {
-    uint8_t* row = code_row(block, t);
-    const int g = group_size(head_dim), half = g / 2;
-    for (int base = 0; base < head_dim; base += g) {
-      for (int i = 0; i < half; ++i) {
-        row[base / 2 + i] = static_cast<uint8_t>(idx[base + i] | (idx[base + half + i] << 4));
-      }
-    }
-    return;
-  }
-  if (!interleaved) {
-    pack_codes(idx, head_dim, bits, code_row(block, t));
-    return;
-  }
-  KVPACK_DASSERT(bits == 4 && head_dim % 8 == 0, "interleaved codes are 4-bit, d % 8 == 0");
-  uint8_t* codes = block + codes_offset();
-  for (int o = 0; o < head_dim / 8; ++o) {
-    for (int i = 0; i < 4; ++i) {
-      codes[(static_cast<size_t>(o) * page_tokens + t) * 4 + i] =
-          static_cast<uint8_t>(idx[8 * o + i] | (idx[8 * o + 4 + i] << 4));
+  const size_t low = codes_offset();
+  const size_t high = low + code_rows() * static_cast<size_t>(head_dim) / 4;
+  for (int j = 0; j < head_dim; ++j) {
+    KVPACK_DASSERT(idx[j] < (1u << bits), "code {} too wide for {} bits", idx[j], bits);
+    if (bits == 4) {
+      put(block, low, 4, t, j, idx[j]);
+    } else if (nibble_signs()) {
+      put(block, low, 4, t, j, (get(block, low, 4, t, j) & 8u) | idx[j]);
+    } else if (bits == 2 || bits == 1) {
+      put(block, low, bits, t, j, idx[j]);
+    } else {
+      put(block, low, 2, t, j, idx[j] & 3u);
+      put(block, high, 1, t, j, idx[j] >> 2);
     }
   }
 }
 
 void TurboLayout::load_codes(const uint8_t* block, int t, uint8_t* idx) const {
-  if (grouped) {
-    const uint8_t* row = code_row(block, t);
-    const int g = group_size(head_dim), half = g / 2;
-    for (int base = 0; base < head_dim; base += g) {
-      for (int i = 0; i < half; ++i) {
-        idx[base + i] = row[base / 2 + i] & 0xf;
-        idx[base + half + i] = row[base / 2 + i] >> 4;
-      }
+  const size_t low = codes_offset();
+  const size_t high = low + code_rows() * static_cast<size_t>(head_dim) / 4;
+  for (int j = 0; j < head_dim; ++j) {
+    unsigned v;
+    if (bits == 4) {
+      v = get(block, low, 4, t, j);
+    } else if (nibble_signs()) {
+      v = get(block, low, 4, t, j) & 7u;
+    } else if (bits == 2 || bits == 1) {
+      v = get(block, low, bits, t, j);
+    } else {
+      v = get(block, low, 2, t, j) | get(block, high, 1, t, j) << 2;
     }
-    return;
+    idx[j] = static_cast<uint8_t>(v);
   }
-  if (!interleaved) {
-    unpack_codes(code_row(block, t), head_dim, bits, idx);
-    return;
-  }
-  const uint8_t* codes = block + codes_offset();
-  for (int o = 0; o < head_dim / 8; ++o) {
-    for (int i = 0; i < 4; ++i) {
-      const uint8_t b = codes[(static_cast<size_t>(o) * page_tokens + t) * 4 + i];
-      idx[8 * o + i] = b & 0xf;
-      idx[8 * o + 4 + i] = b >> 4;
+}
+
+void TurboLayout::store_signs(uint8_t* block, int t, const uint8_t* bits_in) const {
+  for (int j = 0; j < head_dim; ++j) {
+    const unsigned s = (bits_in[j >> 3] >> (j & 7)) & 1u;
+    if (nibble_signs()) {
+      put(block, codes_offset(), 4, t, j, (get(block, codes_offset(), 4, t, j) & 7u) | s << 3);
+    } else {
+      put(block, signs_offset(), 1, t, j, s);
     }
+  }
+}
+
+void TurboLayout::load_signs(const uint8_t* block, int t, uint8_t* bits_out) const {
+  std::memset(bits_out, 0, sign_row_bytes());
+  for (int j = 0; j < head_dim; ++j) {
+    const unsigned s = nibble_signs() ? get(block, codes_offset(), 4, t, j) >> 3
+                                      : get(block, signs_offset(), 1, t, j);
+    bits_out[j >> 3] = static_cast<uint8_t>(bits_out[j >> 3] | s << (j & 7));
   }
 }
 

@@ -1,20 +1,19 @@
 // Byte layout of one KV head's block for the TurboQuant formats, and the packing of their b-bit
-// codes: the one place that knows where each field sits, so a SIMD re-layout later changes only
-// this file (and the code readers written against it). docs/formats.md draws the same picture.
+// codes: the one place that knows where each field sits. docs/formats.md draws the same picture.
 //
-// Block of one head, T = page_tokens tokens, d = head_dim, b = bits of the MSE codes:
-//   norms   f16[T]                 stored norm per token (||x|| / ||c[idx]||, norm-corrected)
-//   gammas  f16[T]                 QJL only: ||r||, the norm of the MSE residual
-//   codes   u8[T][d*b/8]           per token, code j in bits [j*b, j*b + b) of the row, LSB first;
-//                                  turbo4 keys (interleaved): u8[d/8][T][4], byte (o, t, i)
-//                                  holds code 8o + i (low nibble) and 8o + 4 + i (high) of token
-//                                  t, for int8 dot-product instructions (as q4 keys);
-//                                  turbo4 values (grouped): per token row, per group of
-//                                  g = group_size(d) codes, byte i holds code i (low nibble)
-//                                  and code i + g/2 (high), as q4 values (ggml's order)
-//   signs   u8[T][d/8]             QJL only: bit j of the row = 1 when (S r)_j >= 0
-// then zero padding to 64 bytes. With T = 32 the norms fill exactly one cache line, so the codes
-// start cache-line aligned (the QJL gammas fill the second).
+// Block of one head, T = page_tokens, T4 = T rounded up to 4, d = head_dim, b = MSE code bits:
+//   norms   f16[T]          stored norm per token (||x|| / ||c[idx]||, norm-corrected)
+//   gammas  f16[T]          QJL only: ||r||, the norm of the MSE residual
+//   codes   T4 * d * b / 8  the MSE codes in bit planes (below)
+//   signs   T4 * d / 8      QJL only: the sign bits of S r, a 1-bit plane
+// then zero padding to 64 bytes. With T = 32 the norms fill one cache line, so the codes start
+// cache-line aligned (the QJL gammas fill the second).
+//
+// Codes are split into bit planes (format/planes.h): 4-bit codes are one 4-bit plane, 2-bit
+// codes one 2-bit plane, 3-bit codes a 2-bit plane of the low bits followed by a 1-bit plane of
+// the high bit (turbo4_qjl keys instead put code | sign << 3 in one 4-bit plane). Keys use key
+// planes (a 64-byte line is 16 tokens x one 4-channel quad per value position), values value
+// planes (token quads: 16 channel slots x 4 tokens).
 #pragma once
 
 #include <cstddef>
@@ -27,19 +26,21 @@ struct TurboLayout {
   int head_dim;
   int page_tokens;
   int bits;  // bits per MSE code (1..4)
-  bool qjl;  // QJL variant: gammas and sign rows present
-  bool interleaved = false;  // 4-bit K codes in the channel-interleaved arrangement
-  bool grouped = false;      // 4-bit V codes in q4's nibble order (below)
+  bool qjl;  // QJL variant: gammas and sign bits present
+  bool key;  // K role (key planes) or V role (token quads)
 
   size_t norms_offset() const { return 0; }
   size_t gammas_offset() const { return 2 * static_cast<size_t>(page_tokens); }
   size_t codes_offset() const { return (qjl ? 4 : 2) * static_cast<size_t>(page_tokens); }
+  size_t code_rows() const { return (static_cast<size_t>(page_tokens) + 3) / 4 * 4; }
   size_t code_row_bytes() const { return static_cast<size_t>(head_dim) * bits / 8; }
-  size_t signs_offset() const { return codes_offset() + page_tokens * code_row_bytes(); }
+  size_t signs_offset() const { return codes_offset() + code_rows() * code_row_bytes(); }
   size_t sign_row_bytes() const { return static_cast<size_t>(head_dim) / 8; }
   size_t payload_bytes() const {
-    return signs_offset() + (qjl ? page_tokens * sign_row_bytes() : 0);
+    return signs_offset() + (qjl ? code_rows() * sign_row_bytes() : 0);
   }
+  // turbo4_qjl keys: code and sign share one 4-bit plane.
+  bool nibble_signs() const { return qjl && key && bits == 3; }
 
   // Zeroes the bytes after the payload up to the block's end (docs/formats.md: zero padding).
   void zero_padding(uint8_t* block, size_t head_bytes) const {
@@ -52,22 +53,17 @@ struct TurboLayout {
   void set_gamma(uint8_t* block, int t, uint16_t v) const {
     store16(block + gammas_offset(), t, v);
   }
-  const uint8_t* code_row(const uint8_t* block, int t) const {
-    return block + codes_offset() + t * code_row_bytes();
-  }
-  uint8_t* code_row(uint8_t* block, int t) const {
-    return block + codes_offset() + t * code_row_bytes();
-  }
-  // Token t's codes idx: [head_dim], in whichever arrangement this layout uses.
+
+  // Token t's codes idx: [head_dim] (each < 2^bits).
   void store_codes(uint8_t* block, int t, const uint8_t* idx) const;
   void load_codes(const uint8_t* block, int t, uint8_t* idx) const;
+  // QJL: token t's sign bits, bit j of bits[j / 8] = 1 when (S r)_j >= 0.
+  void store_signs(uint8_t* block, int t, const uint8_t* bits) const;
+  void load_signs(const uint8_t* block, int t, uint8_t* bits) const;
 
-  const uint8_t* sign_row(const uint8_t* block, int t) const {
-    return block + signs_offset() + t * sign_row_bytes();
-  }
-  uint8_t* sign_row(uint8_t* block, int t) const {
-    return block + signs_offset() + t * sign_row_bytes();
-  }
+  // Where value j of token t sits in a plane of p bits starting at byte `plane` (this layout's
+  // role): the byte offset from the block and the bit shift.
+  size_t plane_byte(size_t plane, int p, int t, int j, int* shift) const;
 
   // Little-endian f16 fields (memcpy: blocks carry no alignment promise for single fields).
   static uint16_t load16(const uint8_t* base, int t) {
@@ -79,9 +75,16 @@ struct TurboLayout {
     const uint8_t b[2] = {static_cast<uint8_t>(v & 0xff), static_cast<uint8_t>(v >> 8)};
     std::memcpy(base + 2 * static_cast<size_t>(t), b, 2);
   }
+
+ private:
+  // Reads/writes a p-bit value in the plane at `plane`.
+  unsigned get(const uint8_t* block, size_t plane, int p, int t, int j) const;
+  void put(uint8_t* block, size_t plane, int p, int t, int j, unsigned v) const;
 };
 
-// Packs codes idx: [n] (each < 2^bits) into out: [n * bits / 8] bytes; n * bits % 8 == 0.
+// Packs codes idx: [n] (each < 2^bits) into out: [n * bits / 8] bytes, code j in bits
+// [j*bits, j*bits + bits), LSB first; n * bits % 8 == 0. (A plain little-endian bit string: the
+// blocks use the planes above; tests and tools use this.)
 void pack_codes(const uint8_t* idx, int n, int bits, uint8_t* out);
 // Inverse of pack_codes: idx: [n].
 void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx);

@@ -31,7 +31,7 @@ class TurboQjlCodec final : public Codec {
  public:
   TurboQjlCodec(const FormatInfo& info, const CodecConfig& config, int bits)
       : Codec(info, config),
-        layout_{config.head_dim, config.page_tokens, bits - 1, true},
+        layout_{config.head_dim, config.page_tokens, bits - 1, true, true},
         mse_(config.head_dim, bits - 1, config.n_heads, config.seed),
         sketch_(static_cast<size_t>(config.head_dim) * config.head_dim),
         qjl_scale_(std::sqrt(std::numbers::pi / 2) / config.head_dim) {
@@ -45,12 +45,13 @@ class TurboQjlCodec final : public Codec {
     const int d = head_dim();
     std::vector<float> xs(static_cast<size_t>(d)), xm(xs.size()), r(xs.size()), sr(xs.size());
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d] MSE codes
+    std::vector<uint8_t> signs(static_cast<size_t>(d) / 8);
     layout_.zero_padding(block, head_bytes());
     for (int t = 0; t < n; ++t) {
       saturate_to_f16_range(x + static_cast<size_t>(t) * d, d, xs.data());
       const uint16_t stored = mse_.quantize(head, xs.data(), idx.data());
       layout_.set_norm(block, t, stored);
-      pack_codes(idx.data(), d, layout_.bits, layout_.code_row(block, t));
+      layout_.store_codes(block, t, idx.data());
       mse_.reconstruct(head, stored, idx.data(), xm.data());
       double r2 = 0;
       for (int j = 0; j < d; ++j) {
@@ -58,7 +59,8 @@ class TurboQjlCodec final : public Codec {
         r2 += static_cast<double>(r[j]) * r[j];
       }
       sketch(r.data(), sr.data());
-      pack_signs(sr.data(), d, layout_.sign_row(block, t));
+      pack_signs(sr.data(), d, signs.data());
+      layout_.store_signs(block, t, signs.data());
       layout_.set_gamma(block, t, f32_to_f16_sat(static_cast<float>(std::sqrt(r2))));
     }
   }
@@ -66,12 +68,14 @@ class TurboQjlCodec final : public Codec {
   void decode(int head, const uint8_t* block, int n, float* out) const override {
     const int d = head_dim();
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
-    std::vector<float> z(static_cast<size_t>(d));      // [d] +-1
+    std::vector<uint8_t> signs(static_cast<size_t>(d) / 8);
+    std::vector<float> z(static_cast<size_t>(d));  // [d] +-1
     for (int t = 0; t < n; ++t) {
       float* o = out + static_cast<size_t>(t) * d;
-      unpack_codes(layout_.code_row(block, t), d, layout_.bits, idx.data());
+      layout_.load_codes(block, t, idx.data());
       mse_.reconstruct(head, layout_.norm(block, t), idx.data(), o);
-      unpack_signs(layout_.sign_row(block, t), d, z.data());
+      layout_.load_signs(block, t, signs.data());
+      unpack_signs(signs.data(), d, z.data());
       const double g = f16_to_f32(layout_.gamma(block, t)) * qjl_scale_;
       for (int j = 0; j < d; ++j) {  // o += g * S^T z
         double s = 0;
@@ -90,10 +94,12 @@ class TurboQjlCodec final : public Codec {
              int logits_stride) const override {
     const int d = head_dim();
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
-    std::vector<float> z(static_cast<size_t>(d));      // [d] +-1
+    std::vector<uint8_t> signs(static_cast<size_t>(d) / 8);
+    std::vector<float> z(static_cast<size_t>(d));  // [d] +-1
     for (int t = 0; t < n; ++t) {
-      unpack_codes(layout_.code_row(block, t), d, layout_.bits, idx.data());
-      unpack_signs(layout_.sign_row(block, t), d, z.data());
+      layout_.load_codes(block, t, idx.data());
+      layout_.load_signs(block, t, signs.data());
+      unpack_signs(signs.data(), d, z.data());
       const double norm = f16_to_f32(layout_.norm(block, t));
       const double g = f16_to_f32(layout_.gamma(block, t)) * qjl_scale_;
       for (int i = 0; i < n_q; ++i) {
@@ -125,7 +131,7 @@ class TurboQjlCodec final : public Codec {
 
 template <int kBits>
 size_t qjl_payload(int head_dim, int page_tokens) {
-  return TurboLayout{head_dim, page_tokens, kBits - 1, true}.payload_bytes();
+  return TurboLayout{head_dim, page_tokens, kBits - 1, true, true}.payload_bytes();
 }
 
 template <int kBits, FormatId kId>

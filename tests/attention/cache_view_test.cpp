@@ -55,8 +55,7 @@ void check_cache_pair(FormatId k, FormatId v, int hp_window) {
     for (int j = 0; j < 128; ++j) s += double(keys[t * 128 + j]) * keys[t * 128 + j];
     max_norm = std::max(max_norm, std::sqrt(s));
   }
-  const auto tol = testing::tolerance(view, q.data(), n_new, n_q, Params{},
-                                      kernel_info(*view.k_codec), max_norm);
+  const auto tol = testing::tolerance(view, q.data(), n_new, n_q, Params{}, max_norm);
   EXPECT_LT(testing::excess(got, want, tol).worst, 1.0)
       << format::info(k).name << "/" << format::info(v).name << " window " << hp_window << " tail "
       << view.tail_tokens;

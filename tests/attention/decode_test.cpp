@@ -39,18 +39,20 @@ void check_decode(const DecodeCase& c, const Params& base, ThreadPool& pool) {
   const std::vector<float> q = kv.queries(1, n_q, 77);
   std::vector<float> want(static_cast<size_t>(n_q) * c.shape.head_dim_v);
   reference(kv.view(), q.data(), 1, n_q, want.data(), base);
-  for (bool codec_ops : {false, true}) {
+  // The specialised kernels with integer value weights (the default), with exact ones, and the
+  // codec kernels.
+  for (int variant = 0; variant < 3; ++variant) {
     Params p = base;
-    p.codec_ops = codec_ops;
+    p.exact_value_weights = variant == 1;
+    p.codec_ops = variant == 2;
     Workspace ws;
     std::vector<float> got(want.size(), -1.0f);
     decode(kv.view(), q.data(), n_q, got.data(), p, pool, ws);
-    const KernelInfo info = codec_ops ? KernelInfo{} : kernel_info(*kv.view().k_codec);
-    const auto tol = testing::tolerance(kv.view(), q.data(), 1, n_q, p, info, kv.max_key_norm());
+    const auto tol = testing::tolerance(kv.view(), q.data(), 1, n_q, p, kv.max_key_norm());
     const auto e = testing::excess(got, want, tol);
-    ASSERT_LT(e.worst, 1.0) << describe(c) << (codec_ops ? " codec ops" : " simd") << " at "
-                            << e.index << ": got " << got[e.index] << " want " << want[e.index]
-                            << " tol " << tol[e.index];
+    static const char* kNames[] = {" simd", " simd exact weights", " codec ops"};
+    ASSERT_LT(e.worst, 1.0) << describe(c) << kNames[variant] << " at " << e.index << ": got "
+                            << got[e.index] << " want " << want[e.index] << " tol " << tol[e.index];
   }
 }
 
@@ -79,9 +81,13 @@ TEST(Decode, EveryFormatPairMatchesReference) {
 TEST(Decode, HeadDimsGroupsAndLengths) {
   ThreadPool pool(2);
   const std::pair<FormatId, FormatId> pairs[] = {
-      {FormatId::f16, FormatId::f16}, {FormatId::bf16, FormatId::f32},
-      {FormatId::q8, FormatId::q8},   {FormatId::q4, FormatId::q8},
-      {FormatId::q4a, FormatId::q4},  {FormatId::turbo4, FormatId::turbo4}};
+      {FormatId::f16, FormatId::f16},        {FormatId::bf16, FormatId::f32},
+      {FormatId::q8, FormatId::q8},          {FormatId::q4, FormatId::q8},
+      {FormatId::q4a, FormatId::q4},         {FormatId::turbo4, FormatId::turbo4},
+      {FormatId::turbo2, FormatId::turbo3},  {FormatId::turbo3, FormatId::turbo2},
+      {FormatId::turbo3_qjl, FormatId::q4a}, {FormatId::turbo4_qjl, FormatId::fp8},
+      {FormatId::kivi4, FormatId::turbo4},   {FormatId::kivi2, FormatId::q8},
+      {FormatId::fp8, FormatId::turbo3}};
   for (auto [k, v] : pairs) {
     for (int dim : {64, 128, 256}) {
       for (int group : {1, 4, 8}) {
@@ -171,7 +177,7 @@ TEST(Decode, BatchMatchesReferencePerSequence) {
     std::vector<float> want(per_seq);
     reference(views[i], q.data() + i * per_seq, 1, n_q, want.data(), Params{});
     const auto tol = testing::tolerance(views[i], q.data() + i * per_seq, 1, n_q, Params{},
-                                        kernel_info(*views[i].k_codec), seqs[i].max_key_norm());
+                                        seqs[i].max_key_norm());
     const std::vector<float> got(batch.begin() + i * per_seq, batch.begin() + (i + 1) * per_seq);
     EXPECT_LT(testing::excess(got, want, tol).worst, 1.0) << "sequence " << i;
   }
@@ -183,10 +189,22 @@ TEST(Decode, SpecialisedKernelsServeTheirFormats) {
     FormatId id;
     format::Role role;
     const char* kernel;
-  } expect[] = {
-      {FormatId::f16, format::Role::K, "f16 simd"},   {FormatId::f16, format::Role::V, "f16 simd"},
-      {FormatId::q8, format::Role::K, "q8 int8-dot"}, {FormatId::q8, format::Role::V, "q8 simd"},
-      {FormatId::q4, format::Role::K, "q4 int8-dot"}, {FormatId::q4, format::Role::V, "q4 simd"}};
+  } expect[] = {{FormatId::f16, format::Role::K, "f16 simd"},
+                {FormatId::f16, format::Role::V, "f16 simd"},
+                {FormatId::q8, format::Role::K, "q8 int8-dot"},
+                {FormatId::q8, format::Role::V, "q8 int-weights"},
+                {FormatId::q4, format::Role::K, "q4 int8-dot"},
+                {FormatId::q4, format::Role::V, "q4 int-weights"},
+                {FormatId::turbo4, format::Role::V, "turbo4 int-weights"},
+                {FormatId::turbo2, format::Role::K, "turbo2 int8-dot"},
+                {FormatId::turbo2, format::Role::V, "turbo2 int-weights"},
+                {FormatId::turbo3, format::Role::K, "turbo3 int8-dot"},
+                {FormatId::turbo3_qjl, format::Role::K, "turbo3_qjl int8-dot"},
+                {FormatId::turbo4_qjl, format::Role::K, "turbo4_qjl int8-dot"},
+                {FormatId::kivi4, format::Role::K, "kivi4 int8-dot"},
+                {FormatId::kivi2, format::Role::K, "kivi2 int8-dot"},
+                {FormatId::fp8, format::Role::K, "fp8 simd"},
+                {FormatId::fp8, format::Role::V, "fp8 simd"}};
   for (const auto& e : expect) {
     for (int d : {64, 128, 256}) {
       const auto codec = format::make_codec(e.id, {e.role, d, 32, 1, 0});

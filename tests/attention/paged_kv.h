@@ -56,12 +56,13 @@ class PagedKv {
 };
 
 // Per-element bound on |out - reference| for attention over `view` (same semantics as
-// attention::reference), for a kernel whose logits are exact up to f32 rounding of the dot
-// products (query_bits == 0) or also carry int8 query rounding (query_bits > 0, per group).
+// attention::reference), for the kernels attention uses under `params` (kernel_info): logits
+// exact up to f32 rounding of the dot products, or also carrying the int8 query rounding and
+// table errors the K kernel reports; values exact up to f32 rounding, or also carrying the
+// integer rounding of the weights and the table errors the V kernel reports.
 // max_key_norm: PagedKv::max_key_norm() (bounds QJL residuals).
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
-                              int n_q_heads, const attention::Params& params,
-                              const attention::KernelInfo& k_kernel, double max_key_norm);
+                              int n_q_heads, const attention::Params& params, double max_key_norm);
 
 // Largest |a - b| / tol over elements, and where; < 1 passes.
 struct Excess {

@@ -22,8 +22,7 @@ void check_prefill(FormatId k, FormatId v, const KvShape& s, int group, int n_ne
   Workspace ws;
   std::vector<float> got(want.size());
   prefill(kv.view(), q.data(), n_new, n_q, got.data(), p, pool, ws);
-  const auto tol = testing::tolerance(kv.view(), q.data(), n_new, n_q, p,
-                                      kernel_info(*kv.view().k_codec), kv.max_key_norm());
+  const auto tol = testing::tolerance(kv.view(), q.data(), n_new, n_q, p, kv.max_key_norm());
   const auto e = testing::excess(got, want, tol);
   EXPECT_LT(e.worst, 1.0) << format::info(k).name << "/" << format::info(v).name
                           << " tokens=" << s.n_tokens << " new=" << n_new << " at " << e.index;
@@ -68,7 +67,7 @@ TEST(Prefill, LastRowAgreesWithDecode) {
   decode(kv.view(), q.data() + (n_new - 1) * n_q * 128, n_q, dec.data(), Params{}, pool, ws);
   // Both are within the tolerance of the same reference row, so within twice it of each other.
   const auto tol = testing::tolerance(kv.view(), q.data() + (n_new - 1) * n_q * 128, 1, n_q,
-                                      Params{}, kernel_info(*kv.view().k_codec), kv.max_key_norm());
+                                      Params{}, kv.max_key_norm());
   const std::vector<float> last(pre.end() - n_q * 128, pre.end());
   std::vector<double> twice(tol);
   for (auto& t : twice) t *= 2;

@@ -35,8 +35,7 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool) {
     std::vector<float> dec(n_q * 128), pre(want.size());
     decode(kv.view(), q.data() + 2 * n_q * 128, n_q, dec.data(), Params{}, pool, ws);
     prefill(kv.view(), q.data(), 3, n_q, pre.data(), Params{}, pool, ws);
-    const auto tol =
-        testing::tolerance(kv.view(), q.data(), 3, n_q, Params{}, info, kv.max_key_norm());
+    const auto tol = testing::tolerance(kv.view(), q.data(), 3, n_q, Params{}, kv.max_key_norm());
     EXPECT_LT(testing::excess(pre, want, tol).worst, 1.0) << info.name;
     const std::vector<float> last_want(want.end() - n_q * 128, want.end());
     const std::vector<double> last_tol(tol.end() - n_q * 128, tol.end());
@@ -50,11 +49,13 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool) {
 
 TEST(Targets, EveryTargetMatchesReference) {
   ThreadPool pool(2);
-  const std::pair<FormatId, FormatId> pairs[] = {{FormatId::f16, FormatId::bf16},
-                                                 {FormatId::q8, FormatId::q4},
-                                                 {FormatId::q4, FormatId::q8},
-                                                 {FormatId::q4a, FormatId::q4a},
-                                                 {FormatId::turbo4, FormatId::turbo4}};
+  const std::pair<FormatId, FormatId> pairs[] = {
+      {FormatId::f16, FormatId::bf16},       {FormatId::q8, FormatId::q4},
+      {FormatId::q4, FormatId::q8},          {FormatId::q4a, FormatId::q4a},
+      {FormatId::turbo4, FormatId::turbo4},  {FormatId::turbo3, FormatId::turbo3},
+      {FormatId::turbo2, FormatId::turbo2},  {FormatId::turbo3_qjl, FormatId::q8},
+      {FormatId::turbo4_qjl, FormatId::q4a}, {FormatId::kivi4, FormatId::fp8},
+      {FormatId::kivi2, FormatId::turbo4},   {FormatId::fp8, FormatId::q8}};
   for (auto [k, v] : pairs) check_targets(k, v, pool);
 }
 

@@ -14,7 +14,7 @@ namespace {
 using testing::f16_at;
 using testing::Rows;
 
-// Documented layout: codes e4m3[T][d], then f16 scale[T] at byte offset T*d.
+// Documented layout: codes e4m3 (K [d][T], V [T][d]), then f16 scale[T] at byte offset T*d.
 size_t scale_at(int d, int T, int t) {
   return static_cast<size_t>(T) * d + 2 * static_cast<size_t>(t);
 }
@@ -78,10 +78,16 @@ TEST(Fp8Format, ByteLayoutMatchesDocs) {
   std::vector<uint8_t> b(codec->head_bytes());
   codec->encode(0, x.data(), 1, b.data());
   // Scale 1.0: the codes are e4m3 of x itself (bias 7: 1.0 = 0x38, 2.0 = 0x40, 0.5 = 0x30).
+  // Keys are channel-major: channel j of token 0 at byte j * T.
   const uint8_t expected[] = {0x7e, 0x38, 0xc0, 0x30, 0x00, 0xfe, 0x01, 0x44};
-  for (int j = 0; j < d; ++j) EXPECT_EQ(b[j], expected[j]) << "j=" << j;
+  for (int j = 0; j < d; ++j) EXPECT_EQ(b[j * T], expected[j]) << "j=" << j;
   EXPECT_EQ(b[T * d], 0x00);
   EXPECT_EQ(b[T * d + 1], 0x3c);  // f16 1.0
+  // Values are token-major: channel j of token 0 at byte j.
+  auto v = make_codec(FormatId::fp8, CodecConfig{Role::V, d, T, 1, 0});
+  b.assign(v->head_bytes(), 0);
+  v->encode(0, x.data(), 1, b.data());
+  for (int j = 0; j < d; ++j) EXPECT_EQ(b[j], expected[j]) << "j=" << j;
 }
 
 TEST(Fp8Format, NonFiniteInputSaturates) {

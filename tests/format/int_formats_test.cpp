@@ -3,6 +3,7 @@
 // non-finite input, names and bits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -22,7 +23,20 @@ struct IntSpec {
   int bits;   // per code
   bool asym;  // has a min per group
   int top;    // largest grid index magnitude (q8 127, q4 7) or level count (q4a 15)
-  size_t steps_offset(int d, int T) const { return static_cast<size_t>(T) * d * bits / 8; }
+  // Codes take T rounded up to a multiple of 4 rows (V: token quads).
+  size_t steps_offset(int d, int T) const {
+    return static_cast<size_t>((T + 3) / 4 * 4) * d * bits / 8;
+  }
+  // V role: the byte of value j of token t (token quads) and whether it is the high nibble.
+  size_t value_byte(int d, int t, int j, bool* high) const {
+    if (bits == 8) {
+      *high = false;
+      return (static_cast<size_t>(t / 4) * d + j) * 4 + t % 4;
+    }
+    const int block = j / 32, p = j % 32, half = std::min(32, d - 32 * block) / 2;
+    *high = p >= half;
+    return (static_cast<size_t>(t / 4) * (d / 2) + 16 * block + p % half) * 4 + t % 4;
+  }
   // Steps (and mins) are group-major: f16[G][T].
   size_t step_at(int d, int T, int t, int gi) const {
     return steps_offset(d, T) + 2 * (static_cast<size_t>(gi) * T + t);
@@ -121,6 +135,8 @@ void ggml_dequant(const IntSpec& spec, const uint8_t* qs, float d, float m, floa
 }
 
 TEST(IntFormats, GroupsDecodeAsGgmlBlocks) {
+  // The grids are ggml's: a group's codes, gathered from the token quads into ggml's qs order,
+  // dequantize with ggml's formulas to exactly what decode() returns.
   const int d = 128, T = 32;
   for (const IntSpec& spec : kSpecs) {
     auto codec = make_codec(spec.id, CodecConfig{Role::V, d, T, 1, 0});
@@ -129,7 +145,18 @@ TEST(IntFormats, GroupsDecodeAsGgmlBlocks) {
     const auto block = testing::round_trip(*codec, in, out);
     for (int t = 0; t < T; ++t) {
       for (int gi = 0; gi < d / 32; ++gi) {
-        const uint8_t* qs = block.data() + (static_cast<size_t>(t) * d + gi * 32) * spec.bits / 8;
+        uint8_t qs[32] = {};
+        for (int i = 0; i < 32; ++i) {
+          bool high = false;
+          const uint8_t byte = block[spec.value_byte(d, t, gi * 32 + i, &high)];
+          if (spec.bits == 8) {
+            qs[i] = byte;
+          } else if (i < 16) {
+            qs[i] = static_cast<uint8_t>(qs[i] | (high ? byte >> 4 : byte & 0xf));
+          } else {
+            qs[i - 16] = static_cast<uint8_t>(qs[i - 16] | (high ? byte >> 4 : byte & 0xf) << 4);
+          }
+        }
         const float m = spec.asym ? f16_at(block, spec.min_at(d, T, t, gi)) : 0.0f;
         float y[32];
         ggml_dequant(spec, qs, f16_at(block, spec.step_at(d, T, t, gi)), m, y);
@@ -143,35 +170,37 @@ TEST(IntFormats, GroupsDecodeAsGgmlBlocks) {
 }
 
 TEST(IntFormats, ByteLayoutMatchesDocs) {
-  // V role: token-major codes (ggml's within a group). One group per token; steps at T*d*bits/8.
+  // V role: token quads. One group per token; steps at T*d*bits/8. Token 1 of the first quad:
+  // byte (q, lane, i) sits at (q * lanes + lane) * 4 + i.
   const int d = 32, T = 16;
-  std::vector<float> x(d, 0.0f);
-  x[5] = 7.0f;
-  x[21] = -7.0f;  // step 1: codes 15 and 1, sharing byte 5 (low, high nibble)
+  std::vector<float> x(2 * d, 0.0f);
+  float* x1 = x.data() + d;
+  x1[5] = 7.0f;
+  x1[21] = -7.0f;  // step 1: codes 15 and 1, sharing lane 5 (low, high nibble)
   auto q4 = make_codec(FormatId::q4, CodecConfig{Role::V, d, T, 1, 0});
   std::vector<uint8_t> b(q4->head_bytes());
-  q4->encode(0, x.data(), 1, b.data());
-  for (int i = 0; i < 16; ++i) EXPECT_EQ(b[i], i == 5 ? 0x1f : 0x88) << "q4 byte " << i;
-  EXPECT_EQ(b[256], 0x00);  // f16 1.0 = 0x3c00, little-endian
-  EXPECT_EQ(b[257], 0x3c);
+  q4->encode(0, x.data(), 2, b.data());
+  for (int l = 0; l < 16; ++l) EXPECT_EQ(b[l * 4 + 1], l == 5 ? 0x1f : 0x88) << "q4 lane " << l;
+  EXPECT_EQ(b[256 + 2], 0x00);  // token 1's step, f16 1.0 = 0x3c00, little-endian
+  EXPECT_EQ(b[256 + 3], 0x3c);
 
   auto q8 = make_codec(FormatId::q8, CodecConfig{Role::V, d, T, 1, 0});
-  x[5] = 127.0f;
-  x[21] = -127.0f;
+  x1[5] = 127.0f;
+  x1[21] = -127.0f;
   b.assign(q8->head_bytes(), 0);
-  q8->encode(0, x.data(), 1, b.data());
-  EXPECT_EQ(b[5], 0x7f);
-  EXPECT_EQ(b[21], 0x81);
-  EXPECT_EQ(b[512 + 1], 0x3c);  // step 1.0 at T*d
+  q8->encode(0, x.data(), 2, b.data());
+  EXPECT_EQ(b[5 * 4 + 1], 0x7f);
+  EXPECT_EQ(b[21 * 4 + 1], 0x81);
+  EXPECT_EQ(b[512 + 3], 0x3c);  // token 1's step 1.0 at T*d + 2
 
   // q4a: x_j = (j % 16) + 2 gives min 2, step 1, codes j % 16.
-  for (int j = 0; j < d; ++j) x[j] = static_cast<float>(j % 16 + 2);
+  for (int j = 0; j < d; ++j) x1[j] = static_cast<float>(j % 16 + 2);
   auto q4a = make_codec(FormatId::q4a, CodecConfig{Role::V, d, T, 1, 0});
   b.assign(q4a->head_bytes(), 0);
-  q4a->encode(0, x.data(), 1, b.data());
-  for (int i = 0; i < 16; ++i) EXPECT_EQ(b[i], (i << 4) | i) << "q4a byte " << i;
-  EXPECT_EQ(b[256 + 1], 0x3c);       // step 1.0 = 0x3c00 at T*d/2
-  EXPECT_EQ(b[256 + 32 + 1], 0x40);  // min 2.0 = 0x4000 after T*G steps
+  q4a->encode(0, x.data(), 2, b.data());
+  for (int l = 0; l < 16; ++l) EXPECT_EQ(b[l * 4 + 1], (l << 4) | l) << "q4a lane " << l;
+  EXPECT_EQ(b[256 + 3], 0x3c);           // step 1.0 = 0x3c00 at T*d/2 + 2
+  EXPECT_EQ(b[256 + 32 + 2 + 1], 0x40);  // min 2.0 = 0x4000 after T*G steps
 }
 
 // K role: codes interleaved by channel quads (q8) or octets (4-bit) across the page's tokens.

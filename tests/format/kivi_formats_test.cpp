@@ -15,7 +15,7 @@ namespace {
 using testing::f16_at;
 using testing::Rows;
 
-// Documented layout: codes [T][d*b/8], then f16 step[d], then f16 min[d].
+// Documented layout: codes (T*d*b/8 bytes, a key bit plane), then f16 step[d], then f16 min[d].
 struct KiviSpec {
   FormatId id;
   int bits;
@@ -128,17 +128,18 @@ TEST(KiviFormats, ByteLayoutMatchesDocs) {
       EXPECT_EQ(f16_at(b, spec.min_at(d, T, j)), static_cast<float>(j));
     }
   }
-  // Within a byte, channel order starts at the low bits: one channel set apart.
+  // Key planes: channel c of token t in byte t*B + c % B, bits (c / B) * b, B = d*b/8 bytes per
+  // token in a line this narrow (d = 8): one channel set apart.
   std::vector<float> x(static_cast<size_t>(T) * d, 0.0f);
-  x[1] = 3.0f;  // token 0, channel 1: code 3 (2 bits) or 15 (4 bits), others 0
+  x[d + 5] = 3.0f;  // token 1, channel 5: code 3 (2 bits) or 15 (4 bits), others 0
   auto k2 = make_codec(FormatId::kivi2, CodecConfig{Role::K, d, T, 1, 0});
   std::vector<uint8_t> b(k2->head_bytes());
   k2->encode(0, x.data(), T, b.data());
-  EXPECT_EQ(b[0], 3 << 2);
+  EXPECT_EQ(b[1 * 2 + 5 % 2], 3 << (5 / 2 * 2));  // B = 2
   auto k4 = make_codec(FormatId::kivi4, CodecConfig{Role::K, d, T, 1, 0});
   b.assign(k4->head_bytes(), 0);
   k4->encode(0, x.data(), T, b.data());
-  EXPECT_EQ(b[0], 15 << 4);
+  EXPECT_EQ(b[1 * 4 + 5 % 4], 15 << (5 / 4 * 4));  // B = 4
 }
 
 TEST(KiviFormats, KeysOnlyAndBitsPerValue) {

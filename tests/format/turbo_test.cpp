@@ -136,10 +136,10 @@ TEST(Turbo, NonFiniteInputSaturatesAsDocumented) {
   codec->decode(0, a.data(), 1, out.data());
   // ||x|| / ||c|| is far beyond f16: the stored norm is 65504, so the decoded norm is
   // 65504 * ||c[idx]||.
-  const TurboLayout layout{d, 16, 4, false};
+  const TurboLayout layout{d, 16, 4, false, false};  // turbo4 values
   EXPECT_EQ(layout.norm(a.data(), 0), f32_to_f16(kF16Max));
   std::vector<uint8_t> idx(static_cast<size_t>(d));
-  unpack_codes(layout.code_row(a.data(), 0), d, 4, idx.data());
+  layout.load_codes(a.data(), 0, idx.data());
   double c2 = 0;
   for (uint8_t i : idx) c2 += codebook(d, 4).centroids[i] * codebook(d, 4).centroids[i];
   EXPECT_NEAR(std::sqrt(sq_norm(out.data(), d)), kF16Max * std::sqrt(c2), 1e-5 * kF16Max);
@@ -156,13 +156,22 @@ TEST(Turbo, BlockLayoutIsAsDocumented) {
   const testing::Rows x = testing::gaussian_rows(t, d, 4);
   std::vector<uint8_t> block(codec->head_bytes(), 0xee);
   codec->encode(0, x.x.data(), t, block.data());
-  const TurboLayout layout{d, t, 3, false};
+  const TurboLayout layout{d, t, 3, false, true};
   const Codebook& cb = codebook(d, 3);
   std::vector<uint8_t> idx(static_cast<size_t>(d));
   for (int k = 0; k < t; ++k) {
     // Stored norm = ||x|| / ||c[idx]||, read at the documented offset, little-endian f16.
     const float stored = f16_to_f32(static_cast<uint16_t>(block[2 * k] | (block[2 * k + 1] << 8)));
-    unpack_codes(block.data() + 2 * t + static_cast<size_t>(k) * 3 * d / 8, d, 3, idx.data());
+    // 3-bit keys: a 2-bit plane of the low bits (lines of 16 channels, [d/16][T][4]: channel
+    // 16o + 4m + i at bits 2m of byte o*4T + 4k + i), then a 1-bit plane of bit 2 (lines of 32
+    // channels: channel 32o + 4m + i at bit m of byte o*4T + 4k + i).
+    const uint8_t* low = block.data() + 2 * t;
+    const uint8_t* high = low + static_cast<size_t>(t) * d / 4;
+    for (int j = 0; j < d; ++j) {
+      const int lo = (low[j / 16 * 4 * t + 4 * k + j % 4] >> (j % 16 / 4 * 2)) & 3;
+      const int hi = (high[j / 32 * 4 * t + 4 * k + j % 4] >> (j % 32 / 4)) & 1;
+      idx[j] = static_cast<uint8_t>(lo | hi << 2);
+    }
     double c2 = 0;
     for (int j = 0; j < d; ++j) c2 += cb.centroids[idx[j]] * cb.centroids[idx[j]];
     const double expect = std::sqrt(sq_norm(&x.x[static_cast<size_t>(k) * d], d) / c2);
@@ -171,8 +180,8 @@ TEST(Turbo, BlockLayoutIsAsDocumented) {
   for (size_t i = layout.payload_bytes(); i < block.size(); ++i) EXPECT_EQ(block[i], 0);
 }
 
-// turbo4 keys: codes interleaved by channel octets across tokens; values: rows in q4's nibble
-// order (docs/formats.md). Both decode the same numbers.
+// turbo4 keys: codes interleaved by channel octets across tokens; values: token quads in q4's
+// value arrangement (docs/formats.md). Both decode the same numbers.
 TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   const int d = 64, t = 16;
   const auto k = make_codec(FormatId::turbo4, CodecConfig{Role::K, d, t, 1, 3});
@@ -183,10 +192,10 @@ TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   v->encode(0, x.x.data(), 3, vb.data());
   std::vector<uint8_t> idx(static_cast<size_t>(d));
   for (int tok = 0; tok < 3; ++tok) {
-    // Values: q4's nibble order per group of 32: byte i holds code i and code i + 16.
-    const uint8_t* row = vb.data() + 2 * t + static_cast<size_t>(tok) * d / 2;
+    // Values: token quads; per block of 32 codes, lane l holds code l and code l + 16.
     for (int j = 0; j < d; ++j) {
-      const uint8_t byte = row[j / 32 * 16 + j % 16];
+      const uint8_t byte =
+          vb[2 * t + (static_cast<size_t>(tok / 4) * (d / 2) + j / 32 * 16 + j % 16) * 4 + tok % 4];
       idx[j] = j % 32 < 16 ? (byte & 0xf) : (byte >> 4);
     }
     for (int j = 0; j < d; ++j) {
@@ -198,6 +207,44 @@ TEST(Turbo, Turbo4KeyCodesAreChannelInterleaved) {
   k->decode(0, kb.data(), 3, ko.data());
   v->decode(0, vb.data(), 3, vo.data());
   EXPECT_EQ(ko, vo);
+}
+
+// Every plane arrangement stores and loads every code (and QJL sign) back, for head dims with
+// partial lines and blocks, and token counts not a multiple of 4; writing one token leaves the
+// others' bits alone.
+TEST(TurboLayout, PlanesRoundTripEveryCode) {
+  for (int d : {8, 24, 40, 64, 72, 136, 200, 256}) {
+    for (int T : {5, 16, 32}) {
+      for (int bits = 1; bits <= 4; ++bits) {
+        for (bool key : {false, true}) {
+          for (bool qjl : {false, true}) {
+            if (qjl && (!key || bits < 2 || bits > 3)) continue;
+            const TurboLayout l{d, T, bits, qjl, key};
+            std::vector<uint8_t> block(l.payload_bytes(), 0);
+            Rng rng(static_cast<uint64_t>(d * 1000 + T * 10 + bits));
+            std::vector<std::vector<uint8_t>> codes(static_cast<size_t>(T)), signs(codes.size());
+            for (int t = 0; t < T; ++t) {
+              codes[t].resize(static_cast<size_t>(d));
+              signs[t].resize(static_cast<size_t>(d) / 8);
+              for (auto& c : codes[t]) c = static_cast<uint8_t>(rng.below(1u << bits));
+              for (auto& s : signs[t]) s = static_cast<uint8_t>(rng.below(256));
+              l.store_codes(block.data(), t, codes[t].data());
+              if (qjl) l.store_signs(block.data(), t, signs[t].data());
+            }
+            std::vector<uint8_t> c(static_cast<size_t>(d)), s(static_cast<size_t>(d) / 8);
+            for (int t = 0; t < T; ++t) {
+              l.load_codes(block.data(), t, c.data());
+              EXPECT_EQ(c, codes[t]) << "d " << d << " T " << T << " bits " << bits << " key "
+                                     << key << " qjl " << qjl << " token " << t;
+              if (!qjl) continue;
+              l.load_signs(block.data(), t, s.data());
+              EXPECT_EQ(s, signs[t]) << "d " << d << " T " << T << " bits " << bits;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(TurboLayout, PacksCodesLsbFirst) {

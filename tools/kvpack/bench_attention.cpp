@@ -41,6 +41,7 @@ struct Options {
   double min_time = 0.5;
   bool no_baseline = false;
   bool codec_ops = false;
+  bool shuffle_pages = false;
   bool json = false;
 };
 
@@ -89,6 +90,10 @@ struct Row {
 
   double gbps() const { return m.bytes_per_call / m.us_per_call * 1e-3; }
   double pct() const { return 100.0 * m.bytes_per_call / (m.us_per_call * 1e-6) / m.bandwidth; }
+  double cpu_pct() const {
+    return 100.0 * m.bytes_per_call / (m.cpu_us_per_call * 1e-6) / m.cpu_bandwidth;
+  }
+  double cpu_time_vs_f16() const { return m.cpu_us_per_call / f16->cpu_us_per_call; }
   double bytes_vs_f16() const { return double(m.bytes_per_call) / f16->bytes_per_call; }
   double time_vs_f16() const { return m.us_per_call / f16->us_per_call; }
 };
@@ -110,6 +115,10 @@ nlohmann::ordered_json to_json(const Row& r) {
       {"bytes_vs_f16", r.bytes_vs_f16()},
       {"time_vs_f16", r.time_vs_f16()},
       {"target_time_vs_f16", 1.3 * r.bytes_vs_f16()},
+      {"cpu_us_per_call", r.m.cpu_us_per_call},
+      {"cpu_bandwidth_gb_per_s", r.m.cpu_bandwidth * 1e-9},
+      {"cpu_pct_of_bandwidth", r.cpu_pct()},
+      {"cpu_time_vs_f16", r.cpu_time_vs_f16()},
   };
   if (r.m.baseline_us > 0) {
     j["dequant_baseline_us"] = r.m.baseline_us;
@@ -134,6 +143,9 @@ std::vector<std::string> table_cells(const Row& r) {
           fmt::format("{:.2f}", r.bytes_vs_f16()),
           fmt::format("{:.2f}", r.time_vs_f16()),
           ref ? "" : fmt::format("{:.2f}", 1.3 * r.bytes_vs_f16()),
+          fmt::format("{:.0f}", r.m.cpu_us_per_call),
+          fmt::format("{:.0f}%", r.cpu_pct()),
+          fmt::format("{:.2f}", r.cpu_time_vs_f16()),
           r.m.baseline_us > 0 ? fmt::format("{:.1f}x", r.m.baseline_us / r.m.us_per_call) : "-",
           r.llama_ms ? fmt::format("{:.1f}x", *r.llama_ms * 1e3 / r.m.us_per_call) : "-",
           r.m.k_kernel + " / " + r.m.v_kernel};
@@ -141,16 +153,20 @@ std::vector<std::string> table_cells(const Row& r) {
 
 void print_table(const std::vector<Row>& rows, const MeasureConfig& c, int threads) {
   Table t({"K", "V", "ctx", "us/call", "MiB/call", "GB/s", "%bw", "bytes/f16", "time/f16", "target",
-           "vs dequant", "vs llama.cpp", "kernels K / V"});
-  t.align_left(0).align_left(1).align_left(12);
+           "cpu us", "cpu %bw", "cpu t/f16", "vs dequant", "vs llama.cpp", "kernels K / V"});
+  t.align_left(0).align_left(1).align_left(15);
   for (const Row& r : rows) t.add_row(table_cells(r));
   std::printf("%s", t.to_text().c_str());
   std::printf(
-      "\n%d query heads, %d KV heads, head dim %d, %d-token pages, %d threads; %%bw: of the read "
+      "\n%d query heads, %d KV heads, head dim %d, %d-token pages (%s ids), %d threads; %%bw: of "
+      "the read "
       "bandwidth measured beside each row; target: time/f16 must be <= 1.3 x bytes/f16; vs "
       "dequant: speedup over dequantizing to an f16 copy and attending over it; vs llama.cpp: "
-      "over FACTS.md section 4.\n",
-      c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.page_tokens, threads);
+      "over FACTS.md section 4; cpu columns: the same in process CPU time / threads against the "
+      "probe's CPU-time rate (what an idle machine would show; use them when the load average "
+      "exceeds the thread count).\n",
+      c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.page_tokens,
+      c.shuffle_pages ? "shuffled" : "ascending", threads);
 }
 
 size_t memory_needed(FormatId k, FormatId v, const MeasureConfig& c) {
@@ -168,6 +184,7 @@ void run(const Options& o) {
   c.min_seconds = o.min_time;
   c.baseline = !o.no_baseline;
   c.codec_ops = o.codec_ops;
+  c.shuffle_pages = o.shuffle_pages;
   const uint64_t max_memory = parse_bytes(o.max_memory);
   auto pairs = pairs_from(o.kv);
   // Every ratio is to f16/f16 of the same run: report that row too.
@@ -207,6 +224,7 @@ void run(const Options& o) {
                                     {"page_tokens", c.shape.page_tokens}}},
                                   {"threads", pool.size()},
                                   {"working_set_bytes", c.working_set},
+                                  {"page_order", c.shuffle_pages ? "shuffled" : "ascending"},
                                   {"results", nlohmann::ordered_json::array()}};
     for (const Row& r : rows) out["results"].push_back(to_json(r));
     std::printf("%s\n", out.dump(2).c_str());
@@ -244,6 +262,9 @@ void add_bench_attention_command(CLI::App& bench) {
   cmd->add_flag("--no-baseline", o->no_baseline, "Skip the (slow) dequantize-to-f16 baseline");
   cmd->add_flag("--codec-ops", o->codec_ops,
                 "Read every format through its codec's generic role operations");
+  cmd->add_flag("--shuffle-pages", o->shuffle_pages,
+                "Scatter page ids as a fragmented pool would (default: ascending, as the cache "
+                "allocates one sequence on a fresh or compacted pool)");
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   cmd->callback([o] { run(*o); });
 }

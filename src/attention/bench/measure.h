@@ -20,6 +20,7 @@ struct MeasureConfig {
   double min_seconds = 0.5;              // per measurement (at least 3 rounds over the layers)
   bool baseline = true;                  // also time the dequantize-to-f16 baseline
   bool codec_ops = false;                // force the codecs' generic role operations
+  bool shuffle_pages = false;            // scattered page ids (a fragmented pool)
 };
 
 struct Measurement {
@@ -32,7 +33,11 @@ struct Measurement {
   double us_per_call = 0;     // median over rounds
   double us_min = 0;          // fastest round
   double bandwidth = 0;       // bytes/s, read probe right before and after (the higher)
-  double baseline_us = 0;     // dequantize + f16 attend per call; 0 when not measured
+  // The same in process CPU time divided by the thread count (what an idle machine would show;
+  // on a shared one, other processes' time slices stay out of it).
+  double cpu_us_per_call = 0;  // median over rounds
+  double cpu_bandwidth = 0;    // bytes/s of the probe in the same measure
+  double baseline_us = 0;      // dequantize + f16 attend per call; 0 when not measured
 };
 
 Measurement measure_pair(format::FormatId k, format::FormatId v, const MeasureConfig& config,

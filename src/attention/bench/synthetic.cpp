@@ -62,7 +62,8 @@ size_t layer_bytes(format::FormatId k, format::FormatId v, const Shape& s, int64
 }
 
 SyntheticLayers::SyntheticLayers(format::FormatId k, format::FormatId v, const Shape& s,
-                                 int64_t context, size_t working_set, uint64_t seed)
+                                 int64_t context, size_t working_set, uint64_t seed,
+                                 bool shuffle_pages)
     : k_codec_(codec_for(k, format::Role::K, s)), v_codec_(codec_for(v, format::Role::V, s)) {
   Rng rng(seed);
   const size_t n_pages = static_cast<size_t>(context / s.page_tokens);
@@ -82,7 +83,9 @@ SyntheticLayers::SyntheticLayers(format::FormatId k, format::FormatId v, const S
     layer.v_pool = filled_pool(v_templ, v_codec_->slice_bytes(), n_pages);
     layer.ids.resize(n_pages);
     for (size_t i = 0; i < n_pages; ++i) layer.ids[i] = static_cast<uint32_t>(i);
-    for (size_t i = n_pages; i > 1; --i) std::swap(layer.ids[i - 1], layer.ids[rng.below(i)]);
+    for (size_t i = n_pages; shuffle_pages && i > 1; --i) {
+      std::swap(layer.ids[i - 1], layer.ids[rng.below(i)]);
+    }
     cache::LayerView view = make_view(*k_codec_, *v_codec_, s);
     view.k_pages = layer.k_pool.get();
     view.v_pages = layer.v_pool.get();

@@ -29,10 +29,11 @@ size_t layer_bytes(format::FormatId k, format::FormatId v, const Shape& shape, i
 class SyntheticLayers {
  public:
   // Enough layers (at least 2) that their pages total >= working_set bytes. Pages hold encoded
-  // Gaussian data (a few distinct pages, copied), in shuffled page order as a real pool would
-  // have; the last context % page_tokens tokens form the f32 tail.
+  // Gaussian data (a few distinct pages, copied); the last context % page_tokens tokens form the
+  // f32 tail. Page ids ascend, as the cache's lowest-id-first allocator gives one sequence on a
+  // fresh or compacted pool; `shuffle_pages` scatters them as a fragmented pool would.
   SyntheticLayers(format::FormatId k, format::FormatId v, const Shape& shape, int64_t context,
-                  size_t working_set, uint64_t seed);
+                  size_t working_set, uint64_t seed, bool shuffle_pages = false);
 
   int n_layers() const { return static_cast<int>(views_.size()); }
   const cache::LayerView& view(int layer) const { return views_[static_cast<size_t>(layer)]; }

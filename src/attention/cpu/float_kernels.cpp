@@ -10,6 +10,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
+
 #include "attention/cpu/float_load-inl.h"
 #include "attention/kernels.h"
 
@@ -76,26 +78,34 @@ HWY_INLINE void ScorePage(const T* k, int d, int pt, const float* q, int qs, flo
   for (; t0 < pt; t0 += N) ScoreTile<T, R, 1>(k, d, pt, t0, q, qs, logits, stride, pf);
 }
 
+// R-row tiles of one block's rows q: [rows][d] into out: [rows][stride].
 template <typename T>
-void ScoreFloat(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* q, int rows,
-                float* logits, size_t stride, Prefetcher& pf) {
-  for (int i = 0; i < n_pages; ++i) {
-    const T* k = reinterpret_cast<const T*>(blocks[i]);
-    float* out = logits + i * pt;
-    int r = 0;
-    Prefetcher* first = &pf;  // only the first row tile advances the cursor
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      ScorePage<T, kMaxRows>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+HWY_INLINE void ScoreBlock(const T* k, int d, int pt, const float* q, int rows, float* out,
+                           size_t stride, Prefetcher& pf) {
+  int r = 0;
+  Prefetcher* first = &pf;  // only the first row tile advances the cursor
+  for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+    ScorePage<T, kMaxRows>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+  }
+  if (r + 4 <= rows && kMaxRows > 4) {
+    ScorePage<T, 4>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+    r += 4, first = nullptr;
+  }
+  if (r + 2 <= rows) {
+    ScorePage<T, 2>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+    r += 2, first = nullptr;
+  }
+  if (r < rows) ScorePage<T, 1>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
+}
+
+template <typename T>
+void ScoreFloat(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,
+                size_t stride, Prefetcher& pf) {
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      ScoreBlock<T>(reinterpret_cast<const T*>(b.at(i, h)), d, pt, q + h * rows * d, rows,
+                    logits + h * rows * stride + i * pt, stride, pf);
     }
-    if (r + 4 <= rows && kMaxRows > 4) {
-      ScorePage<T, 4>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
-      r += 4, first = nullptr;
-    }
-    if (r + 2 <= rows) {
-      ScorePage<T, 2>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
-      r += 2, first = nullptr;
-    }
-    if (r < rows) ScorePage<T, 1>(k, d, pt, q + r * d, d, out + r * stride, stride, first);
   }
 }
 
@@ -142,37 +152,101 @@ HWY_INLINE void AccPage(const T* v, int d, int pt, const float* w, size_t ws, fl
 }
 
 template <typename T>
-void AccumulateFloat(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* w,
-                     size_t ws, int rows, float* acc, Prefetcher& pf) {
-  for (int i = 0; i < n_pages; ++i) {
-    const T* v = reinterpret_cast<const T*>(blocks[i]);
-    const float* wi = w + i * pt;
-    int r = 0;
-    Prefetcher* first = &pf;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      AccPage<T, kMaxRows>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
+HWY_INLINE void AccBlock(const T* v, int d, int pt, const float* w, size_t ws, int rows, float* acc,
+                         Prefetcher& pf) {
+  int r = 0;
+  Prefetcher* first = &pf;
+  for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+    AccPage<T, kMaxRows>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+  }
+  if (r + 4 <= rows && kMaxRows > 4) {
+    AccPage<T, 4>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+    r += 4, first = nullptr;
+  }
+  if (r + 2 <= rows) {
+    AccPage<T, 2>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+    r += 2, first = nullptr;
+  }
+  if (r < rows) AccPage<T, 1>(v, d, pt, w + r * ws, ws, acc + r * d, first);
+}
+
+template <typename T>
+void AccumulateFloat(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows,
+                     float* acc, Prefetcher& pf) {
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      AccBlock<T>(reinterpret_cast<const T*>(b.at(i, h)), d, pt, w + h * rows * ws + i * pt, ws,
+                  rows, acc + h * rows * d, pf);
     }
-    if (r + 4 <= rows && kMaxRows > 4) {
-      AccPage<T, 4>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
-      r += 4, first = nullptr;
+  }
+}
+
+// fp8: e4m3 codes read as f32 x 2^-8 (float_load-inl.h), times the token's f16 scale x 2^8:
+// keys after the dot products, values folded into the weights.
+constexpr float kE4M3Unscale = 256.0f;
+
+void ScoreFP8(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,
+              size_t stride, Prefetcher& pf) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const uint8_t* block = b.at(i, h);
+      float* out = logits + h * rows * stride + i * pt;
+      ScoreBlock<E4M3>(reinterpret_cast<const E4M3*>(block), d, pt, q + h * rows * d, rows, out,
+                       stride, pf);
+      // The tiles advanced the prefetch cursor by the codes; the scales follow them.
+      pf.advance(b.head_bytes - static_cast<size_t>(pt) * d);
+      const auto* scales =
+          reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
+      for (int t = 0; t < pt; t += N) {
+        const VF s = hn::Mul(LoadAsFloat(df, scales + t), hn::Set(df, kE4M3Unscale));
+        for (int r = 0; r < rows; ++r) {
+          hn::StoreU(hn::Mul(hn::LoadU(df, out + r * stride + t), s), df, out + r * stride + t);
+        }
+      }
     }
-    if (r + 2 <= rows) {
-      AccPage<T, 2>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
-      r += 2, first = nullptr;
+  }
+}
+
+void AccumulateFP8(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows,
+                   float* acc, Prefetcher& pf) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  constexpr int kRows = 8;
+  HWY_ALIGN float scaled[kRows][256];  // weights x scale x 2^8 of up to kRows rows (pt <= 256)
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const uint8_t* block = b.at(i, h);
+      const auto* scales =
+          reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
+      Prefetcher none;  // rows past the first kRows read the block again: no prefetch
+      for (int r0 = 0; r0 < rows; r0 += kRows) {
+        const int n = std::min(kRows, rows - r0);
+        for (int t = 0; t < pt; t += N) {
+          const VF s = hn::Mul(LoadAsFloat(df, scales + t), hn::Set(df, kE4M3Unscale));
+          for (int r = 0; r < n; ++r) {
+            hn::Store(hn::Mul(hn::LoadU(df, w + (h * rows + r0 + r) * ws + i * pt + t), s), df,
+                      scaled[r] + t);
+          }
+        }
+        AccBlock<E4M3>(reinterpret_cast<const E4M3*>(block), d, pt, scaled[0], 256, n,
+                       acc + (h * rows + r0) * d, r0 == 0 ? pf : none);
+        if (r0 == 0) pf.advance(b.head_bytes - static_cast<size_t>(pt) * d);  // the scales
+      }
     }
-    if (r < rows) AccPage<T, 1>(v, d, pt, wi + r * ws, ws, acc + r * d, first);
   }
 }
 
 // Per-format entry points (one exported function per element type and role).
-#define KVPACK_FLOAT_KERNELS(NAME, T)                                                             \
-  void Score##NAME(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* q,      \
-                   int rows, float* logits, size_t stride, Prefetcher& pf) {                      \
-    ScoreFloat<T>(blocks, n_pages, d, pt, q, rows, logits, stride, pf);                           \
-  }                                                                                               \
-  void Accumulate##NAME(const uint8_t* const* blocks, int n_pages, int d, int pt, const float* w, \
-                        size_t ws, int rows, float* acc, Prefetcher& pf) {                        \
-    AccumulateFloat<T>(blocks, n_pages, d, pt, w, ws, rows, acc, pf);                             \
+#define KVPACK_FLOAT_KERNELS(NAME, T)                                                          \
+  void Score##NAME(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,  \
+                   size_t stride, Prefetcher& pf) {                                            \
+    ScoreFloat<T>(b, d, pt, q, rows, logits, stride, pf);                                      \
+  }                                                                                            \
+  void Accumulate##NAME(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows, \
+                        float* acc, Prefetcher& pf) {                                          \
+    AccumulateFloat<T>(b, d, pt, w, ws, rows, acc, pf);                                        \
   }
 KVPACK_FLOAT_KERNELS(F32, float)
 KVPACK_FLOAT_KERNELS(F16, hwy::float16_t)
@@ -198,6 +272,8 @@ HWY_EXPORT(ScoreBF16);
 HWY_EXPORT(AccumulateF32);
 HWY_EXPORT(AccumulateF16);
 HWY_EXPORT(AccumulateBF16);
+HWY_EXPORT(ScoreFP8);
+HWY_EXPORT(AccumulateFP8);
 HWY_EXPORT(TargetName);
 
 namespace {
@@ -214,20 +290,21 @@ void float_prepare(const format::Codec& codec, int /*head*/, const float* q, int
 }
 
 #define KVPACK_FLOAT_ENTRY(NAME)                                                                   \
-  void score_##NAME(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,         \
-                    const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf) { \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,  \
+                    float* logits, size_t stride, Prefetcher& pf) {                                \
     HWY_DYNAMIC_DISPATCH(Score##NAME)                                                              \
-    (blocks, n_pages, codec.head_dim(), codec.page_tokens(), reinterpret_cast<const float*>(qbuf), \
-     rows, logits, stride, pf);                                                                    \
+    (b, codec.head_dim(), codec.page_tokens(), reinterpret_cast<const float*>(qbuf), rows, logits, \
+     stride, pf);                                                                                  \
   }                                                                                                \
-  void accumulate_##NAME(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,    \
-                         const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {        \
+  void accumulate_##NAME(const format::Codec& codec, const BlockSet& b, const float* w, size_t ws, \
+                         int rows, float* acc, Prefetcher& pf) {                                   \
     HWY_DYNAMIC_DISPATCH(Accumulate##NAME)                                                         \
-    (blocks, n_pages, codec.head_dim(), codec.page_tokens(), w, ws, rows, acc, pf);                \
+    (b, codec.head_dim(), codec.page_tokens(), w, ws, rows, acc, pf);                              \
   }
 KVPACK_FLOAT_ENTRY(F32)
 KVPACK_FLOAT_ENTRY(F16)
 KVPACK_FLOAT_ENTRY(BF16)
+KVPACK_FLOAT_ENTRY(FP8)
 #undef KVPACK_FLOAT_ENTRY
 
 const KKernel kKF32{"f32 simd", 0, 0, float_query_bytes, float_prepare, score_F32};
@@ -236,6 +313,8 @@ const KKernel kKBF16{"bf16 simd", 0, 0, float_query_bytes, float_prepare, score_
 const VKernel kVF32{"f32 simd", accumulate_F32};
 const VKernel kVF16{"f16 simd", accumulate_F16};
 const VKernel kVBF16{"bf16 simd", accumulate_BF16};
+const KKernel kKFP8{"fp8 simd", 0, 0, float_query_bytes, float_prepare, score_FP8};
+const VKernel kVFP8{"fp8 simd", accumulate_FP8};
 
 // The kernels need whole vectors of tokens (K) and of channels (V); 16 covers every target.
 bool simd_geometry(const format::Codec& codec) {
@@ -253,6 +332,8 @@ const KKernel* float_k_kernel(const format::Codec& codec) {
       return &kKF16;
     case format::FormatId::bf16:
       return &kKBF16;
+    case format::FormatId::fp8:
+      return &kKFP8;
     default:
       return nullptr;
   }
@@ -267,6 +348,8 @@ const VKernel* float_v_kernel(const format::Codec& codec) {
       return &kVF16;
     case format::FormatId::bf16:
       return &kVBF16;
+    case format::FormatId::fp8:
+      return codec.page_tokens() <= 256 ? &kVFP8 : nullptr;
     default:
       return nullptr;
   }

@@ -18,6 +18,8 @@
 #undef KVPACK_VNNI
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
+
+#include "attention/cpu/vnni.h"
 #define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 #else
 #define KVPACK_VNNI
@@ -73,7 +75,7 @@ KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, in
       for (int r = 0; r < R; ++r) {
         int32_t quad;
         __builtin_memcpy(&quad, q[r].codes + 4 * slab, 4);
-        acc[r] = _mm512_dpbusd_epi32(acc[r], u, _mm512_set1_epi32(quad));
+        dpbusd(acc[r], u, _mm512_set1_epi32(quad));
       }
     } else {
       const __m512i lo = _mm512_and_si512(v, low4);
@@ -82,8 +84,8 @@ KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, in
         int32_t q0, q1;
         __builtin_memcpy(&q0, q[r].codes + 8 * slab, 4);
         __builtin_memcpy(&q1, q[r].codes + 8 * slab + 4, 4);
-        acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(q0));
-        acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(q1));
+        dpbusd(acc[r], lo, _mm512_set1_epi32(q0));
+        dpbusd(acc[r], hi, _mm512_set1_epi32(q1));
       }
     }
   }
@@ -176,30 +178,37 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
 }
 
 template <Code C>
-KVPACK_VNNI void ScoreInt(const uint8_t* const* blocks, int n_pages, int T, int d, int group,
-                          const uint8_t* qbuf, int rows, float* logits, size_t stride,
-                          Prefetcher& pf, size_t block_bytes) {
+KVPACK_VNNI void ScoreInt(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, int rows,
+                          float* logits, size_t stride, Prefetcher& pf) {
   constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
-  for (int i = 0; i < n_pages; ++i) {
-    const KeyArgs a{blocks[i], T, d, group, block_bytes, IntQueryLayout{d, group}, qbuf};
-    float* out = logits + i * T;
-    Prefetcher* first = &pf;
-    int r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+  const IntQueryLayout ql{d, group};
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const KeyArgs a{b.at(i, h),
+                      T,
+                      d,
+                      group,
+                      b.head_bytes,
+                      ql,
+                      qbuf + static_cast<size_t>(h) * rows * ql.row_bytes()};
+      float* out = logits + h * rows * stride + i * T;
+      Prefetcher* first = &pf;
+      int r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
+        ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+      }
+      if (kMaxRows > 4 && r + 4 <= rows)
+        ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = nullptr;
+      if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = nullptr;
+      if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
     }
-    if (kMaxRows > 4 && r + 4 <= rows)
-      ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = nullptr;
-    if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = nullptr;
-    if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
   }
 }
 
-#define KVPACK_INT_SCORE(NAME, CODE)                                                               \
-  KVPACK_VNNI void Score##NAME(const uint8_t* const* blocks, int n_pages, int T, int d, int group, \
-                               const uint8_t* qbuf, int rows, float* logits, size_t stride,        \
-                               Prefetcher& pf, size_t block_bytes) {                               \
-    ScoreInt<CODE>(blocks, n_pages, T, d, group, qbuf, rows, logits, stride, pf, block_bytes);     \
+#define KVPACK_INT_SCORE(NAME, CODE)                                                            \
+  KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, \
+                               int rows, float* logits, size_t stride, Prefetcher& pf) {        \
+    ScoreInt<CODE>(b, T, d, group, qbuf, rows, logits, stride, pf);                             \
   }
 KVPACK_INT_SCORE(Q8, Code::q8)
 KVPACK_INT_SCORE(Q4, Code::q4)
@@ -233,12 +242,12 @@ void int_prepare(const format::Codec& codec, int /*head*/, const float* q, int r
   for (int r = 0; r < rows; ++r) quantize_query(l, q + r * q_stride, qbuf + r * l.row_bytes());
 }
 
-#define KVPACK_INT_ENTRY(NAME)                                                                     \
-  void score_##NAME(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,         \
-                    const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf) { \
-    HWY_DYNAMIC_DISPATCH(Score##NAME)                                                              \
-    (blocks, n_pages, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), \
-     qbuf, rows, logits, stride, pf, codec.head_bytes());                                          \
+#define KVPACK_INT_ENTRY(NAME)                                                                    \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
+                    float* logits, size_t stride, Prefetcher& pf) {                               \
+    HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
+    (b, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), qbuf, rows,  \
+     logits, stride, pf);                                                                         \
   }
 KVPACK_INT_ENTRY(Q8)
 KVPACK_INT_ENTRY(Q4)
@@ -247,8 +256,8 @@ KVPACK_INT_ENTRY(Q4A)
 
 // query_group is filled in per codec by int_k_kernel (it depends on the head dim).
 KKernel make_kernel(std::string_view name, int group,
-                    void (*score)(const format::Codec&, const uint8_t* const*, int, const uint8_t*,
-                                  int, float*, size_t, Prefetcher&)) {
+                    void (*score)(const format::Codec&, const BlockSet&, const uint8_t*, int,
+                                  float*, size_t, Prefetcher&)) {
   return KKernel{name, 8, group, int_query_bytes, int_prepare, score};
 }
 

@@ -1,10 +1,12 @@
-// turbo4 kernels. Keys (channel-interleaved 4-bit codes, docs/formats.md): the rotated query is
-// rounded to int8 per group, the codes map to int8 centroids through a 16-entry table (PSHUFB),
-// and per group of channels the integer dot products are summed exactly (VPDPBUSD on AVX-512
-// VNNI; f32 sums of integers elsewhere); logit = norm * table scale * sum_g qscale_g * dot_g.
-// Values (rows in q4's nibble order): each token's codes become f32 centroids by a lane table
-// lookup and are added, times weight x norm, into the rotated-basis accumulator; finish() rotates
-// back.
+// K kernel of the TurboQuant formats (turbo2, turbo3, turbo4, turbo3_qjl, turbo4_qjl). Codes sit
+// in bit planes across tokens (docs/formats.md): per 64-byte line, 16 tokens x one 4-channel
+// quad per value position. The rotated query is rounded to int8 with one scale per row (its
+// coordinates are spread evenly by the rotation), the codes become int8 centroids through a
+// 16-entry table (PSHUFB; 3-bit codes join a 2-bit and a 1-bit plane first), and the integer dot
+// products over all channels are summed exactly (VPDPBUSD on AVX-512 VNNI; f32 sums of integers
+// below 2^24 elsewhere): logit = norm * table scale * query scale * dot. The QJL formats add the
+// sign plane's dot with the int8-rounded S q, sum_j z_j (2 b_j - 1) = 2 sum_j z_j b_j - sum_j z_j,
+// times gamma sqrt(pi/2) / d.
 #define HWY_WANT_AVX3_DL 1
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/turbo_kernels.cpp"
@@ -19,6 +21,8 @@
 #undef KVPACK_VNNI
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
+
+#include "attention/cpu/vnni.h"
 #define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 #else
 #define KVPACK_VNNI
@@ -34,253 +38,232 @@ using VF = hn::Vec<DF>;
 
 constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
 
+// The code planes: 4-bit (t4; q4: code | sign << 3), 2-bit (t2; q3 with a 1-bit sign plane), or
+// 2-bit low bits and a 1-bit plane of bit 2 (t3).
+enum class TCode { t2, t3, t4, q3, q4 };
+
+template <TCode C>
+struct TTraits {
+  static constexpr bool kQjl = C == TCode::q3 || C == TCode::q4;
+  static constexpr bool kNibbles = C == TCode::t4 || C == TCode::q4;
+  static constexpr bool kHighPlane = C == TCode::t3;  // 1-bit plane of code bit 2
+  static constexpr bool kSignPlane = C == TCode::q3;  // 1-bit plane of signs
+};
+
+// One K block and the prepared rows scored against it. A prepared row is an IntQueryLayout row
+// of Pi q (one group), followed for the QJL formats by one of S q.
 struct KeyArgs {
   const uint8_t* block;
   int T;
   int d;
-  int group;
-  size_t bytes;
   const TurboTable* table;
   IntQueryLayout ql;
+  size_t row_bytes;
   const uint8_t* qbuf;
+  float qjl_scale;  // sqrt(pi/2) / d
+};
+
+struct Row {
+  IntQueryRow mse;
+  IntQueryRow sign;
 };
 
 #if HWY_TARGET == HWY_AVX3_DL
-template <int R>
-KVPACK_VNNI HWY_INLINE void GroupDots(const KeyArgs& a, const IntQueryRow* q, int tb, int gi,
-                                      VF (&out)[R]) {
-  __m512i acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_set1_epi32(-128 * q[r].sum[gi]);
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
+// 16 tokens from tb: integer dots of R rows with the codes (biased by 128 through the table, the
+// bias taken off in the initial value) and, for QJL, with the sign bits.
+template <TCode C, int R>
+KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i (&dot)[R],
+                                 __m512i (&sdot)[R]) {
+  using Tr = TTraits<C>;
   const __m512i tab =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
-  const uint8_t* codes = a.block + 2 * static_cast<size_t>(a.T);
-  for (int o = gi * a.group / 8; o < (gi + 1) * a.group / 8; ++o) {
-    const __m512i v = _mm512_loadu_si512(codes + (static_cast<size_t>(o) * a.T + tb) * 4);
-    const __m512i lo = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, low4));
-    const __m512i hi = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
-    for (int r = 0; r < R; ++r) {
-      int32_t q0, q1;
-      __builtin_memcpy(&q0, q[r].codes + 8 * o, 4);
-      __builtin_memcpy(&q1, q[r].codes + 8 * o + 4, 4);
-      acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(q0));
-      acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(q1));
+  const __m512i low4 = _mm512_set1_epi8(0x0f), low2 = _mm512_set1_epi8(0x03);
+  const __m512i one = _mm512_set1_epi8(0x01), bit2 = _mm512_set1_epi8(0x04);
+  for (int r = 0; r < R; ++r) {
+    dot[r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
+    sdot[r] = _mm512_setzero_si512();
+  }
+  const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
+  const size_t line = 4 * static_cast<size_t>(a.T);  // bytes of one plane line
+  const auto quad = [&](const IntQueryRow& row, int c) {
+    int32_t v;
+    __builtin_memcpy(&v, row.codes + 4 * c, 4);
+    return _mm512_set1_epi32(v);
+  };
+  if constexpr (Tr::kNibbles) {
+    for (int o = 0; o < a.d / 8; ++o) {
+      const __m512i v = _mm512_loadu_si512(codes + o * line + 4 * static_cast<size_t>(tb));
+      const __m512i n[2] = {_mm512_and_si512(v, low4),
+                            _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)};
+      for (int k = 0; k < 2; ++k) {
+        const __m512i e = _mm512_shuffle_epi8(tab, n[k]);
+        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 2 * o + k));
+        if constexpr (Tr::kQjl) {
+          const __m512i s = _mm512_and_si512(_mm512_srli_epi16(n[k], 3), one);
+          for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 2 * o + k));
+        }
+      }
+    }
+  } else {
+    const uint8_t* high = codes + static_cast<size_t>(a.T) * a.d / 4;  // t3 bit 2 / q3 signs
+    for (int o = 0; o < a.d / 16; ++o) {
+      const __m512i v = _mm512_loadu_si512(codes + o * line + 4 * static_cast<size_t>(tb));
+      __m512i h = _mm512_setzero_si512();
+      if constexpr (Tr::kHighPlane || Tr::kSignPlane) {
+        h = _mm512_loadu_si512(high + (o / 2) * line + 4 * static_cast<size_t>(tb));
+        if (o % 2) h = _mm512_srli_epi16(h, 4);  // this line's quads are bits 4..7
+      }
+      for (int k = 0; k < 4; ++k) {
+        __m512i x = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), low2);
+        if constexpr (Tr::kHighPlane) {
+          // bit k of h becomes bit 2 of x
+          const __m512i hk = k < 2 ? _mm512_slli_epi16(h, 2 - k) : _mm512_srli_epi16(h, k - 2);
+          x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
+        }
+        const __m512i e = _mm512_shuffle_epi8(tab, x);
+        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 4 * o + k));
+        if constexpr (Tr::kSignPlane) {
+          const __m512i s = _mm512_and_si512(_mm512_srli_epi16(h, k), one);
+          for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 4 * o + k));
+        }
+      }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = VF{_mm512_cvtepi32_ps(acc[r])};
 }
-#elif HWY_TARGET == HWY_SCALAR
-// One token per vector: plain loops over the same table.
-template <int R>
-HWY_INLINE void GroupDots(const KeyArgs& a, const IntQueryRow* q, int tb, int gi, VF (&out)[R]) {
-  const uint8_t* codes = a.block + 2 * static_cast<size_t>(a.T);
-  float dot[R] = {};
-  for (int o = gi * a.group / 8; o < (gi + 1) * a.group / 8; ++o) {
-    for (int i = 0; i < 4; ++i) {
-      const uint8_t b = codes[(static_cast<size_t>(o) * a.T + tb) * 4 + i];
+#endif
+
+// The code (0..15, table index) and sign bit of channel j of token t: the planes read one value
+// at a time (portable path).
+template <TCode C>
+HWY_INLINE void CodeAt(const KeyArgs& a, int t, int j, int* code, int* sign) {
+  using Tr = TTraits<C>;
+  const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
+  const size_t line = 4 * static_cast<size_t>(a.T);
+  *sign = 0;
+  if constexpr (Tr::kNibbles) {
+    const int n = (codes[(j / 8) * line + 4 * t + j % 4] >> (j % 8 / 4 * 4)) & 15;
+    *code = n;
+    *sign = n >> 3;
+  } else {
+    const int lo = (codes[(j / 16) * line + 4 * t + j % 4] >> (j % 16 / 4 * 2)) & 3;
+    const uint8_t* high = codes + static_cast<size_t>(a.T) * a.d / 4;
+    const int hb = (high[(j / 32) * line + 4 * t + j % 4] >> (j % 32 / 4)) & 1;
+    *code = Tr::kHighPlane ? lo | hb << 2 : lo;
+    if (Tr::kSignPlane) *sign = hb;
+  }
+}
+
+// The same sums without VNNI: per token (lane), f32 sums of integer products (exact, < 2^24).
+template <TCode C, int R>
+HWY_INLINE void PortableDots(const KeyArgs& a, const Row* q, int tb, VF (&dot)[R], VF (&sdot)[R]) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  HWY_ALIGN float d0[R][HWY_MAX_BYTES / 4], s0[R][HWY_MAX_BYTES / 4];
+  for (int i = 0; i < N; ++i) {
+    for (int r = 0; r < R; ++r) d0[r][i] = s0[r][i] = 0.0f;
+    for (int j = 0; j < a.d; ++j) {
+      int code, sign;
+      CodeAt<C>(a, tb + i, j, &code, &sign);
       for (int r = 0; r < R; ++r) {
-        dot[r] += q[r].fcodes[8 * o + i] * a.table->codes[b & 0xf] +
-                  q[r].fcodes[8 * o + 4 + i] * a.table->codes[b >> 4];
+        d0[r][i] += q[r].mse.fcodes[j] * static_cast<float>(a.table->codes[code]);
+        if (TTraits<C>::kQjl) s0[r][i] += q[r].sign.fcodes[j] * static_cast<float>(sign);
       }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hn::Set(DF(), dot[r]);
-}
-#else
-template <int R>
-HWY_INLINE void GroupDots(const KeyArgs& a, const IntQueryRow* q, int tb, int gi, VF (&out)[R]) {
-  const DF df;
-  const hn::RebindToSigned<DF> di;
-  const hn::Rebind<uint8_t, DF> du8;
-  const hn::Full128<int8_t> d16;
-  const auto tab = hn::LoadU(d16, a.table->codes);
-  const auto low4 = hn::Set(du8, uint8_t{0x0f});
-  const uint8_t* codes = a.block + 2 * static_cast<size_t>(a.T);
-  for (int r = 0; r < R; ++r) out[r] = hn::Zero(df);
-  for (int o = gi * a.group / 8; o < (gi + 1) * a.group / 8; ++o) {
-    hn::Vec<decltype(du8)> c[4];
-    hn::LoadInterleaved4(du8, codes + (static_cast<size_t>(o) * a.T + tb) * 4, c[0], c[1], c[2],
-                         c[3]);
-    VF ch[8];
-    for (int i = 0; i < 4; ++i) {
-      const auto lo = hn::BitCast(hn::Rebind<int8_t, DF>(), hn::And(c[i], low4));
-      const auto hi = hn::BitCast(hn::Rebind<int8_t, DF>(), hn::ShiftRight<4>(c[i]));
-      ch[i] = hn::ConvertTo(df, hn::PromoteTo(di, hn::TableLookupBytes(tab, lo)));
-      ch[4 + i] = hn::ConvertTo(df, hn::PromoteTo(di, hn::TableLookupBytes(tab, hi)));
-    }
-    for (int r = 0; r < R; ++r) {
-      for (int i = 0; i < 8; ++i) {
-        out[r] = hn::MulAdd(hn::Set(df, q[r].fcodes[8 * o + i]), ch[i], out[r]);
-      }
-    }
+  for (int r = 0; r < R; ++r) {
+    dot[r] = hn::Load(df, d0[r]);
+    sdot[r] = hn::Load(df, s0[r]);
   }
 }
-#endif
 
-template <int R>
-KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, int tb,
-                                        float* logits, size_t stride, LineSchedule& prefetch) {
-  const DF df;
-  VF acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
-  for (int gi = 0; gi < a.d / a.group; ++gi) {
-    VF dots[R];
-    GroupDots<R>(a, q, tb, gi, dots);
-    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(dots[r], hn::Set(df, q[r].scale[gi]), acc[r]);
-    prefetch.step();
-  }
-  const VF norms = hn::Mul(LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block) + tb),
-                           hn::Set(df, a.table->scale));
-  for (int r = 0; r < R; ++r) hn::StoreU(hn::Mul(acc[r], norms), df, logits + r * stride + tb);
-}
+// Prefetch addresses handed to the first row tile of a block, issued a share per token block.
+struct BlockLines {
+  const uint8_t* const* lines = nullptr;
+  int n = 0;
+};
 
-template <int R>
+template <TCode C, int R>
 KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, size_t stride,
-                                      Prefetcher* pf) {
-  const int N = static_cast<int>(hn::Lanes(DF()));
-  IntQueryRow q[R];
-  for (int r = 0; r < R; ++r) q[r] = IntQueryRow(a.ql, a.qbuf + (r0 + r) * a.ql.row_bytes());
-  const uint8_t* lines[512];
-  LineSchedule prefetch(lines, pf ? pf->take_lines(a.bytes, lines, 512) : 0,
-                        a.T / N * (a.d / a.group));
+                                      BlockLines pf) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  Row q[R];
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* row = a.qbuf + (r0 + r) * a.row_bytes;
+    q[r].mse = IntQueryRow(a.ql, row);
+    q[r].sign = IntQueryRow(a.ql, row + a.ql.row_bytes());
+  }
+  int issued = 0;
   for (int tb = 0; tb < a.T; tb += N) {
-    ScoreTokens<R>(a, q, tb, logits + r0 * stride, stride, prefetch);
-  }
-}
-
-KVPACK_VNNI void ScoreTurbo4(const uint8_t* const* blocks, int n_pages, int T, int d, int group,
-                             size_t block_bytes, const uint8_t* qbuf, int rows, float* logits,
-                             size_t stride, Prefetcher& pf) {
-  const TurboTable& table = turbo4_table(d);
-  for (int i = 0; i < n_pages; ++i) {
-    const KeyArgs a{blocks[i], T, d, group, block_bytes, &table, IntQueryLayout{d, group}, qbuf};
-    float* out = logits + i * T;
-    Prefetcher* first = &pf;
-    int r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      ScoreRows<kMaxRows>(a, r, out, stride, first);
+    for (const int end = pf.n * (tb + N) / a.T; issued < end; ++issued) {
+      __builtin_prefetch(pf.lines[issued], 0, 3);
     }
-    if (kMaxRows > 4 && r + 4 <= rows)
-      ScoreRows<4>(a, r, out, stride, first), r += 4, first = nullptr;
-    if (r + 2 <= rows) ScoreRows<2>(a, r, out, stride, first), r += 2, first = nullptr;
-    if (r < rows) ScoreRows<1>(a, r, out, stride, first);
-  }
-}
-
-// ---- values ----
-
-constexpr int kAccRegs = HWY_MAX_BYTES >= 64 ? 16 : 8;
-constexpr int kMaxPageTokens = 256;
-
-#if HWY_TARGET != HWY_SCALAR
-// f32 centroids of the codes in idx (each lane < 16).
-HWY_INLINE VF Centroids(hn::Vec<hn::RebindToSigned<DF>> idx, const float* table) {
-  const DF df;
-  const hn::RebindToSigned<DF> di;
-  const int N = static_cast<int>(hn::Lanes(df));
-  if (N >= 16) return hn::TableLookupLanes(hn::LoadU(df, table), hn::IndicesFromVec(df, idx));
-  const auto lane = hn::And(idx, hn::Set(di, N - 1));
-  VF out = hn::Zero(df);
-  for (int k = 0; k < 16; k += N) {
-    const VF sub = hn::TableLookupLanes(hn::LoadU(df, table + k), hn::IndicesFromVec(df, lane));
-    out = hn::IfThenElse(hn::RebindMask(df, hn::Eq(hn::Sub(idx, lane), hn::Set(di, k))), sub, out);
-  }
-  return out;
-}
-#endif
-
-// Centroids of codes [j, j + N) of a token row in q4's nibble order (groups of 32: byte i
-// holds code i low and code i + 16 high; docs/formats.md).
-#if HWY_TARGET == HWY_SCALAR
-HWY_INLINE VF CentroidsAt(const uint8_t* row, int j, int p, const float* table) {
-  const uint8_t b = row[j / 32 * 16 + j % 16];
-  return hn::Set(DF(), table[p < 16 ? (b & 0xf) : (b >> 4)]);
-}
-#else
-// p = j % 32 (a compile-time constant in aligned tiles).
-HWY_INLINE VF CentroidsAt(const uint8_t* row, int j, int p, const float* table) {
-  const hn::Rebind<uint8_t, DF> du8;
-  const hn::RebindToUnsigned<DF> du;
-  const hn::RebindToSigned<DF> di;
-  const auto wide = hn::PromoteTo(du, hn::LoadU(du8, row + j / 32 * 16 + p % 16));
-  const auto codes = p < 16 ? hn::And(wide, hn::Set(du, 0xfu)) : hn::ShiftRight<4>(wide);
-  return Centroids(hn::BitCast(di, codes), table);
-}
-#endif
-
-template <int R, int DC, bool kAligned>
-HWY_INLINE void AccTile(const uint8_t* codes, int T, int d, int j0, const float* table,
-                        const float (*wn)[kMaxPageTokens], float* acc, LineSchedule* pf) {
-  const DF df;
-  const int N = static_cast<int>(hn::Lanes(df));
-  VF v[R][DC];
-  for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < DC; ++c) v[r][c] = hn::LoadU(df, acc + r * d + j0 + c * N);
-  }
-  for (int t = 0; t < T; ++t) {
-    VF x[DC];
-    const uint8_t* row = codes + static_cast<size_t>(t) * (d / 2);
-    for (int c = 0; c < DC; ++c) {
-      x[c] = CentroidsAt(row, j0 + c * N, kAligned ? (c * N) % 32 : (j0 + c * N) % 32, table);
-    }
+    VF dot[R], sdot[R];
+#if HWY_TARGET == HWY_AVX3_DL
+    __m512i di[R], si[R];
+    Dots<C, R>(a, q, tb, di, si);
     for (int r = 0; r < R; ++r) {
-      const VF w = hn::Set(df, wn[r][t]);
-      for (int c = 0; c < DC; ++c) v[r][c] = hn::MulAdd(w, x[c], v[r][c]);
+      dot[r] = VF{_mm512_cvtepi32_ps(di[r])};
+      sdot[r] = VF{_mm512_cvtepi32_ps(si[r])};
     }
-    if (pf != nullptr) pf->step();
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < DC; ++c) hn::StoreU(v[r][c], df, acc + r * d + j0 + c * N);
+#else
+    PortableDots<C, R>(a, q, tb, dot, sdot);
+#endif
+    const auto* norms = reinterpret_cast<const hwy::float16_t*>(a.block);
+    const VF norm = LoadAsFloat(df, norms + tb);
+    VF gamma = hn::Zero(df);
+    if constexpr (TTraits<C>::kQjl) gamma = LoadAsFloat(df, norms + a.T + tb);
+    for (int r = 0; r < R; ++r) {
+      VF out = hn::Mul(dot[r], hn::Mul(norm, hn::Set(df, a.table->scale * q[r].mse.scale[0])));
+      if constexpr (TTraits<C>::kQjl) {
+        const VF s =
+            hn::Sub(hn::Add(sdot[r], sdot[r]), hn::Set(df, static_cast<float>(q[r].sign.sum[0])));
+        out = hn::MulAdd(s, hn::Mul(gamma, hn::Set(df, a.qjl_scale * q[r].sign.scale[0])), out);
+      }
+      hn::StoreU(out, df, logits + (r0 + r) * stride + tb);
+    }
   }
 }
 
-template <int R>
-HWY_INLINE void AccRows(const uint8_t* block, int T, int d, size_t bytes, const float* table,
-                        const float* w, size_t ws, float* acc, Prefetcher* pf) {
-  const DF df;
-  const int N = static_cast<int>(hn::Lanes(df));
-  constexpr int DC = kAccRegs / R >= 8 ? 8 : kAccRegs / R;
-  float wn[R][kMaxPageTokens];  // weight x stored norm per row and token
-  for (int t = 0; t < T; t += N) {
-    const VF norm = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(block) + t);
-    for (int r = 0; r < R; ++r)
-      hn::StoreU(hn::Mul(hn::LoadU(df, w + r * ws + t), norm), df, wn[r] + t);
-  }
-  const uint8_t* lines[512];
-  LineSchedule prefetch(lines, pf ? pf->take_lines(bytes, lines, 512) : 0, T);
-  const uint8_t* codes = block + 2 * static_cast<size_t>(T);
-  LineSchedule* first = &prefetch;
-  int j0 = 0;
-  for (; j0 + DC * N <= d; j0 += DC * N, first = nullptr) {
-    AccTile<R, DC, (DC * hn::MaxLanes(DF())) % 32 == 0>(codes, T, d, j0, table, wn, acc, first);
-  }
-  for (; j0 < d; j0 += N, first = nullptr) {
-    AccTile<R, 1, false>(codes, T, d, j0, table, wn, acc, first);
+template <TCode C>
+KVPACK_VNNI void ScoreTurbo(const BlockSet& b, int T, int d, int bits, const uint8_t* qbuf,
+                            int rows, float* logits, size_t stride, Prefetcher& pf) {
+  const TurboTable& table = turbo_table(d, bits);
+  const IntQueryLayout ql{d, d};
+  const size_t row_bytes = ql.row_bytes() * (TTraits<C>::kQjl ? 2 : 1);
+  const float qjl = static_cast<float>(1.2533141373155001 / d);  // sqrt(pi/2) / d
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const KeyArgs a{
+          b.at(i, h), T, d, &table, ql, row_bytes, qbuf + static_cast<size_t>(h) * rows * row_bytes,
+          qjl};
+      // The block's prefetches, spread over the token blocks of its first row tile.
+      const uint8_t* lines[512];
+      BlockLines first{lines, pf.take_lines(b.head_bytes, lines, 512)};
+      float* out = logits + h * rows * stride + i * T;
+      int r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows, first = {}) {
+        ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+      }
+      if (kMaxRows > 4 && r + 4 <= rows)
+        ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = {};
+      if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = {};
+      if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
+    }
   }
 }
 
-void AccumulateTurbo4(const uint8_t* const* blocks, int n_pages, int T, int d, size_t block_bytes,
-                      const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {
-  const float* table = turbo4_table(d).centroids;
-  for (int i = 0; i < n_pages; ++i) {
-    const float* wi = w + i * T;
-    Prefetcher* first = &pf;
-    int r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-      AccRows<kMaxRows>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
-    }
-    if (kMaxRows > 4 && r + 4 <= rows) {
-      AccRows<4>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
-      r += 4, first = nullptr;
-    }
-    if (r + 2 <= rows) {
-      AccRows<2>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
-      r += 2, first = nullptr;
-    }
-    if (r < rows)
-      AccRows<1>(blocks[i], T, d, block_bytes, table, wi + r * ws, ws, acc + r * d, first);
+#define KVPACK_TURBO_SCORE(NAME, CODE, BITS)                                                   \
+  KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, const uint8_t* qbuf, int rows, \
+                               float* logits, size_t stride, Prefetcher& pf) {                 \
+    ScoreTurbo<CODE>(b, T, d, BITS, qbuf, rows, logits, stride, pf);                           \
   }
-}
+KVPACK_TURBO_SCORE(Turbo2, TCode::t2, 2)
+KVPACK_TURBO_SCORE(Turbo3, TCode::t3, 3)
+KVPACK_TURBO_SCORE(Turbo4, TCode::t4, 4)
+KVPACK_TURBO_SCORE(Turbo3Qjl, TCode::q3, 2)
+KVPACK_TURBO_SCORE(Turbo4Qjl, TCode::q4, 3)
+#undef KVPACK_TURBO_SCORE
 
 }  // namespace HWY_NAMESPACE
 }  // namespace kvpack::attention::detail
@@ -291,67 +274,100 @@ HWY_AFTER_NAMESPACE();
 
 namespace kvpack::attention::detail {
 
+HWY_EXPORT(ScoreTurbo2);
+HWY_EXPORT(ScoreTurbo3);
 HWY_EXPORT(ScoreTurbo4);
-HWY_EXPORT(AccumulateTurbo4);
+HWY_EXPORT(ScoreTurbo3Qjl);
+HWY_EXPORT(ScoreTurbo4Qjl);
 
 namespace {
 
-IntQueryLayout query_layout(const format::Codec& codec) {
-  return IntQueryLayout{codec.head_dim(), format::group_size(codec.head_dim())};
+bool qjl(const format::Codec& codec) {
+  const format::FormatId id = codec.info().id;
+  return id == format::FormatId::turbo3_qjl || id == format::FormatId::turbo4_qjl;
 }
 
-size_t turbo_query_bytes(const format::Codec& codec) {
-  return query_layout(codec).row_bytes();
-}
-
-// Rotates each row with the codec (Pi q), then rounds it to int8 per group.
-void turbo_prepare(const format::Codec& codec, int head, const float* q, int rows, size_t q_stride,
-                   uint8_t* qbuf) {
-  const IntQueryLayout l = query_layout(codec);
-  float rotated[256];  // turbo head dims are <= 256
-  for (int r = 0; r < rows; ++r) {
-    codec.prepare_query(head, q + r * q_stride, rotated);
-    quantize_query(l, rotated, qbuf + r * l.row_bytes());
+// MSE bits of the format's codes.
+int mse_bits(const format::Codec& codec) {
+  switch (codec.info().id) {
+    case format::FormatId::turbo2:
+    case format::FormatId::turbo3_qjl:
+      return 2;
+    case format::FormatId::turbo3:
+    case format::FormatId::turbo4_qjl:
+      return 3;
+    default:
+      return 4;
   }
 }
 
-void score_turbo4(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                  const uint8_t* qbuf, int rows, float* logits, size_t stride, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(ScoreTurbo4)
-  (blocks, n_pages, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()),
-   codec.head_bytes(), qbuf, rows, logits, stride, pf);
+size_t turbo_query_bytes(const format::Codec& codec) {
+  const IntQueryLayout l{codec.head_dim(), codec.head_dim()};
+  return l.row_bytes() * (qjl(codec) ? 2 : 1);
 }
 
-void accumulate_turbo4(const format::Codec& codec, const uint8_t* const* blocks, int n_pages,
-                       const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(AccumulateTurbo4)
-  (blocks, n_pages, codec.page_tokens(), codec.head_dim(), codec.head_bytes(), w, ws, rows, acc,
-   pf);
-}
-
-double turbo4_key_error(const format::Codec& codec) {
-  return turbo4_table(codec.head_dim()).rel_error;
-}
-
-const VKernel kV{"turbo4 simd", accumulate_turbo4};
-
-bool fast_geometry(const format::Codec& codec) {
+// Rotates each row with the codec (Pi q, and S q for QJL), then rounds each part to int8 with
+// one scale per row.
+void turbo_prepare(const format::Codec& codec, int head, const float* q, int rows, size_t q_stride,
+                   uint8_t* qbuf) {
   const int d = codec.head_dim();
-  return codec.info().id == format::FormatId::turbo4 && codec.page_tokens() % 16 == 0 &&
-         codec.page_tokens() <= 256 && d % 32 == 0 && d <= 256;
+  const IntQueryLayout l{d, d};
+  float prepared[512];  // [Pi q, S q]; turbo head dims are <= 256
+  for (int r = 0; r < rows; ++r) {
+    codec.prepare_query(head, q + r * q_stride, prepared);
+    uint8_t* row = qbuf + r * turbo_query_bytes(codec);
+    quantize_query(l, prepared, row);
+    if (qjl(codec)) quantize_query(l, prepared + d, row + l.row_bytes());
+  }
+}
+
+#define KVPACK_TURBO_ENTRY(NAME)                                                                  \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
+                    float* logits, size_t stride, Prefetcher& pf) {                               \
+    HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
+    (b, codec.page_tokens(), codec.head_dim(), qbuf, rows, logits, stride, pf);                   \
+  }
+KVPACK_TURBO_ENTRY(Turbo2)
+KVPACK_TURBO_ENTRY(Turbo3)
+KVPACK_TURBO_ENTRY(Turbo4)
+KVPACK_TURBO_ENTRY(Turbo3Qjl)
+KVPACK_TURBO_ENTRY(Turbo4Qjl)
+#undef KVPACK_TURBO_ENTRY
+
+double turbo_key_error(const format::Codec& codec) {
+  return turbo_table(codec.head_dim(), mse_bits(codec)).rel_error;
 }
 
 }  // namespace
 
 const KKernel* turbo_k_kernel(const format::Codec& codec) {
-  if (!fast_geometry(codec)) return nullptr;
-  static const KKernel k32{"turbo4 int8-dot", 8, 32, turbo_query_bytes, turbo_prepare, score_turbo4,
-                           turbo4_key_error};
-  return &k32;  // d % 32 == 0: query groups of 32
-}
-
-const VKernel* turbo_v_kernel(const format::Codec& codec) {
-  return fast_geometry(codec) ? &kV : nullptr;
+  const int d = codec.head_dim();
+  if (codec.page_tokens() % 16 != 0 || d > 256) return nullptr;
+  // The query group is the whole head (filled in per head dim below).
+  static const auto make = [](std::string_view name,
+                              void (*score)(const format::Codec&, const BlockSet&, const uint8_t*,
+                                            int, float*, size_t, Prefetcher&)) {
+    return KKernel{name, 8, 0, turbo_query_bytes, turbo_prepare, score, turbo_key_error};
+  };
+  static const KKernel t2 = make("turbo2 int8-dot", score_Turbo2);
+  static const KKernel t3 = make("turbo3 int8-dot", score_Turbo3);
+  static const KKernel t4 = make("turbo4 int8-dot", score_Turbo4);
+  static const KKernel q3 = make("turbo3_qjl int8-dot", score_Turbo3Qjl);
+  static const KKernel q4 = make("turbo4_qjl int8-dot", score_Turbo4Qjl);
+  switch (codec.info().id) {
+    case format::FormatId::turbo2:
+      return d % 16 == 0 ? &t2 : nullptr;
+    case format::FormatId::turbo3:
+      return d % 32 == 0 ? &t3 : nullptr;
+    case format::FormatId::turbo4:
+      return d % 8 == 0 ? &t4 : nullptr;
+    case format::FormatId::turbo3_qjl:
+      return d % 32 == 0 ? &q3 : nullptr;
+    case format::FormatId::turbo4_qjl:
+      return d % 8 == 0 ? &q4 : nullptr;
+    default:
+      return nullptr;
+  }
 }
 
 }  // namespace kvpack::attention::detail
