@@ -119,12 +119,14 @@ def make_passkey_example(pk: Passkey, rng: random.Random, length, answer_weight=
 
 KV_HEAD = "Here is a list of keys and values. Remember them."
 KV_PAIR = "\nkey {K} -> value {V}"
-KV_Q = "\nWhat is the value for key {K}? The value is"
+# The question repeats the pair's own prefix, so the lookup is "find 'key K -> value', read on"
+KV_Q = "\nWhat is the value for key {K}? key {K} -> value"
 
 
 def make_kv_example(tok: spm_mod.SPM, rng: random.Random, length, text_tokens):
     """Key-value lookup: pairs 'key KKKK -> value VVVVV' scattered through natural text (a random
-    window of `text_tokens`), then queries answered with ' VVVVV.'; loss on the answers.
+    window of `text_tokens`), then queries '...? key KKKK -> value' answered with ' VVVVV.';
+    loss on the answers.
     The number of pairs is drawn so that pairs and queries take at most ~60% of `length`."""
     head = tok.encode(KV_HEAD)
     pair_len, q_len = 14, 26  # typical token counts of one pair / one query+answer
@@ -166,3 +168,40 @@ def make_lm_example(rng: random.Random, length, text_tokens):
     start = rng.randrange(0, len(text_tokens) - length)
     toks = [spm_mod.BOS] + text_tokens[start:start + length - 1]
     return toks, [0.0] + [1.0] * (length - 1)
+
+
+def make_copy_example(rng: random.Random, length, text_tokens, vocab_size):
+    """Copy warm-up: BOS + X X X ... with X of 8-32 tokens (random normal-piece ids, or natural
+    text one time in five); loss on every token after the first X."""
+    m = rng.randint(8, 32)
+    if rng.random() < 0.2:
+        s = rng.randrange(0, len(text_tokens) - m)
+        x = text_tokens[s:s + m]
+    else:
+        x = [rng.randrange(spm_mod.BYTE0 + 256, vocab_size) for _ in range(m)]
+    k = (length - 2) // m + 1
+    toks = ([spm_mod.BOS] + x * k)[:length]
+    return toks, ([0.0] * (1 + m) + [1.0] * (m * (k - 1)))[:length]
+
+
+def make_repeat_example(rng: random.Random, length, text_tokens, vocab_size):
+    """Induction warm-up: BOS + X + Y + X where X (8-96 tokens) is either natural text or random
+    normal-piece ids and Y is natural text of random length (possibly empty); the loss is on the
+    second X only. Every token of it is a copy target, so the attention pattern that the passkey
+    and key-value tasks need (find the earlier occurrence, read what followed) gets a dense
+    gradient long before those sparse tasks give one."""
+    m = rng.randint(8, min(96, (length - 1) // 2))
+    if rng.random() < 0.5:
+        s = rng.randrange(0, len(text_tokens) - m)
+        x = text_tokens[s:s + m]
+    else:
+        x = [rng.randrange(spm_mod.BYTE0 + 256, vocab_size) for _ in range(m)]
+    if rng.random() < 0.3:  # X X X ... : the densest copy signal
+        k = (length - 1) // m
+        return [spm_mod.BOS] + x * k, [0.0] * (1 + m) + [1.0] * (m * (k - 1))
+    n_y = rng.randint(0, length - 1 - 2 * m)
+    s = rng.randrange(0, len(text_tokens) - n_y - 1)
+    y = text_tokens[s:s + n_y]
+    toks = [spm_mod.BOS] + x + y + x
+    w = [0.0] * (1 + m + n_y) + [1.0] * m
+    return toks, w

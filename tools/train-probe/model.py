@@ -48,33 +48,33 @@ def rope_tables(head_dim, n_pos, theta):
 
 
 def apply_rope(x, cos, sin):
-    # x: (B, H, T, D); pairs (x[2i], x[2i+1]) rotate by angle pos * inv[i]
-    xr = x.float().reshape(*x.shape[:-1], -1, 2)
-    x0, x1 = xr[..., 0], xr[..., 1]
-    o0 = x0 * cos - x1 * sin
-    o1 = x0 * sin + x1 * cos
-    return torch.stack((o0, o1), -1).flatten(-2).type_as(x)
+    """x: (..., T, D). Pairs (x[2i], x[2i+1]) rotate by angle pos * theta^(-2i/D): as a complex
+    number x[2i] + i x[2i+1] times e^(i angle) (Meta's Llama code, llama.cpp rope mode 0)."""
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2).contiguous())
+    rot = torch.view_as_complex(torch.stack((cos, sin), -1))
+    return torch.view_as_real(xc * rot).flatten(-2).type_as(x)
 
 
 def causal_attention(q, k, v, p0=0, chunk=512):
-    """Causal softmax attention, computed in query chunks so each chunk only scores the keys it
-    can see (halves the work and the memory of a full masked T x T matrix at long lengths).
-    q: (B, H, T, D) at absolute positions p0..p0+T-1; k, v: (B, H, p0+T, D) (KV heads already
-    repeated for GQA)."""
-    B, H, T, D = q.shape
-    scale = 1.0 / math.sqrt(D)
+    """Causal softmax attention for grouped-query heads, in query chunks so each chunk only
+    scores the keys it can see (half the work and memory of a masked T x T matrix).
+    q: (B, Hkv, rep, T, D) at absolute positions p0..p0+T-1, already scaled by 1/sqrt(D);
+    k, v: (B, Hkv, p0+T, D). All `rep` query heads of a KV head share one matmul against it,
+    so K/V are never repeated. Returns (B, Hkv, rep, T, D)."""
+    B, Hk, rep, T, D = q.shape
+    kt = k.transpose(-1, -2).contiguous()  # (B, Hkv, D, S): a plain gemm operand
     outs = []
     for s in range(0, T, chunk):
         e = min(T, s + chunk)
-        qs = q[:, :, s:e]
-        att = torch.matmul(qs, k[:, :, :p0 + e].transpose(-1, -2)) * scale  # (B,H,c,p0+e)
-        # mask keys after each query
+        c = e - s
+        qs = q[:, :, :, s:e].reshape(B, Hk, rep * c, D)
+        att = torch.matmul(qs, kt[..., :p0 + e]).view(B, Hk, rep, c, p0 + e)
         qi = torch.arange(p0 + s, p0 + e)[:, None]
         ki = torch.arange(0, p0 + e)[None, :]
         att = att.masked_fill(ki > qi, float("-inf"))
-        att = torch.softmax(att, dim=-1)
-        outs.append(torch.matmul(att, v[:, :, :p0 + e]))
-    return torch.cat(outs, dim=2)
+        att = torch.softmax(att, dim=-1).view(B, Hk, rep * c, p0 + e)
+        outs.append(torch.matmul(att, v[:, :, :p0 + e]).view(B, Hk, rep, c, D))
+    return torch.cat(outs, dim=3) if len(outs) > 1 else outs[0]
 
 
 class Attention(nn.Module):
@@ -89,10 +89,12 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, cache=None):
         B, T, _ = x.shape
         c = self.c
-        q = self.wq(x).view(B, T, c.n_heads, c.head_dim).transpose(1, 2)
+        rep = c.n_heads // c.n_kv_heads  # query head h uses KV head h // rep (llama.cpp order)
+        q = self.wq(x).view(B, T, c.n_kv_heads, rep, c.head_dim).permute(0, 2, 3, 1, 4)
         k = self.wk(x).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
         v = self.wv(x).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q = apply_rope(q, cos, sin) * (1.0 / math.sqrt(c.head_dim))
+        k = apply_rope(k, cos, sin)
         p0 = 0
         if cache is not None:  # inference: append to this layer's (k, v) history
             if "k" in cache:
@@ -100,11 +102,8 @@ class Attention(nn.Module):
                 k = torch.cat((cache["k"], k), 2)
                 v = torch.cat((cache["v"], v), 2)
             cache["k"], cache["v"] = k, v
-        rep = c.n_heads // c.n_kv_heads  # query head h uses KV head h // rep (llama.cpp order)
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-        o = causal_attention(q, k, v, p0)
-        return self.wo(o.transpose(1, 2).reshape(B, T, -1))
+        o = causal_attention(q, k, v, p0)  # (B, Hkv, rep, T, D)
+        return self.wo(o.permute(0, 3, 1, 2, 4).reshape(B, T, -1))
 
 
 class FFN(nn.Module):
@@ -137,6 +136,7 @@ class Llama(nn.Module):
         self.c = c
         self.tok_emb = nn.Embedding(c.vocab_size, c.dim)
         self.layers = nn.ModuleList(Block(c) for _ in range(c.n_layers))
+        self.n_active = c.n_layers  # blocks in use (training grows it; inference uses all)
         self.norm = RMSNorm(c.dim, c.norm_eps)
         self.out = None if c.tied else nn.Linear(c.dim, c.vocab_size, bias=False)
         cos, sin = rope_tables(c.head_dim, c.max_seq_len, c.rope_theta)
@@ -161,7 +161,7 @@ class Llama(nn.Module):
         p0 = caches[0]["k"].shape[2] if caches and "k" in caches[0] else 0
         x = self.tok_emb(idx)
         cos, sin = self.cos[p0:p0 + T], self.sin[p0:p0 + T]
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers[:self.n_active]):
             x = layer(x, cos, sin, None if caches is None else caches[i])
         x = self.norm(x)
         w = self.tok_emb.weight if self.out is None else self.out.weight

@@ -49,17 +49,26 @@ import data  # noqa: E402
 import spm as spm_mod  # noqa: E402
 from model import Config, Llama  # noqa: E402
 
-# Training stages: (name, steps, seq_len, batch, mix over example kinds).
-# seq_len 4224 = 4096-token passkey prompts + answer + slack; it is also llama.context_length.
-MIX_SHORT = {"tiny": 0.35, "wiki": 0.25, "passkey": 0.2, "kv": 0.2}
-MIX_LONG = {"tiny": 0.15, "wiki": 0.15, "passkey": 0.4, "kv": 0.3}
+# Training stages: (name, max steps, seq_len, batch, mix over example kinds, active layers,
+# early stop). The first stage is a copy warm-up on a 2-layer model: induction heads (the
+# "find the earlier occurrence, read what followed" circuit that passkey and key-value retrieval
+# need) form after a plateau, which on this machine was ~700 steps for 2 layers (d 256) but not
+# within 600 for 4 layers. The warm-up runs until the copy loss is below `early stop` (or its
+# step limit), then blocks 3-4 are added as identity blocks (zero output projections) and the
+# full mix trains all four. seq_len 4224 = 4096-token passkey prompt + answer + slack; it is
+# also llama.context_length.
+MIX_COPY = {"copy": 1.0}
+MIX_SHORT = {"tiny": 0.3, "wiki": 0.2, "repeat": 0.15, "passkey": 0.2, "kv": 0.15}
+MIX_LONG = {"tiny": 0.15, "wiki": 0.1, "repeat": 0.1, "passkey": 0.35, "kv": 0.3}
 PRESETS = {
-    "smoke": [("short", 60, 256, 8, MIX_SHORT), ("long", 4, 1024, 2, MIX_LONG)],
+    "smoke": [("copy", 20, 128, 8, MIX_COPY, 2, 1.0), ("short", 30, 256, 8, MIX_SHORT, 4, None),
+              ("long", 4, 1024, 2, MIX_LONG, 4, None)],
     "full": [
-        ("s256", 700, 256, 16, MIX_SHORT),
-        ("s1024", 200, 1024, 4, MIX_LONG),
-        ("s2048", 100, 2048, 2, MIX_LONG),
-        ("s4224", 160, 4224, 1, MIX_LONG),
+        ("copy", 1500, 128, 32, MIX_COPY, 2, 0.5),
+        ("s256", 800, 256, 16, MIX_SHORT, 4, None),
+        ("s1024", 200, 1024, 4, MIX_LONG, 4, None),
+        ("s2048", 100, 2048, 2, MIX_LONG, 4, None),
+        ("s4224", 250, 4224, 1, MIX_LONG, 4, None),
     ],
 }
 CONTEXT_LENGTH = 4224
@@ -101,6 +110,12 @@ class Corpus:
 def make_example(kind, corpus, rng, T):
     if kind in ("tiny", "wiki"):
         return data.make_lm_example(rng, T, corpus.ids[kind])
+    if kind == "copy":
+        src = corpus.ids["tiny"]
+        return data.make_copy_example(rng, T, src, corpus.tok.n_vocab)
+    if kind == "repeat":
+        src = corpus.ids["tiny" if rng.random() < 0.6 else "wiki"]
+        return data.make_repeat_example(rng, T, src, corpus.tok.n_vocab)
     if kind == "passkey":
         ans_len = 7  # '▁' + 5 digits + EOS
         lo = max(120, T // 4)
@@ -200,16 +215,30 @@ def passkey_accuracy(model, corpus, lengths, depths, n_keys, prefix=True, style=
 
 
 def lr_at(step, total, peak, warmup, floor=0.1):
+    """Linear warm-up, then cosine from peak to floor*peak over `total` steps."""
     if step < warmup:
         return peak * (step + 1) / warmup
     p = (step - warmup) / max(1, total - warmup)
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
+def grow(model, n_active):
+    """Activate blocks up to n_active; new blocks start as the identity (attention output and FFN
+    down projections zeroed), so the function learned so far is unchanged."""
+    with torch.no_grad():
+        for layer in model.layers[model.n_active:n_active]:
+            layer.attn.wo.weight.zero_()
+            layer.ffn.w2.weight.zero_()
+    model.n_active = n_active
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="full", choices=sorted(PRESETS))
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
+    ap.add_argument("--stages", default=None,
+                    help="override the preset: comma list of SEQxBATCHxSTEPS, e.g. 256x16x400,1024x4x100")
+    ap.add_argument("--mix", default=None, help="with --stages: KIND=P,... for every stage (experiments)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (default 1, see _early_env)")
     ap.add_argument("--vocab", type=int, default=1024)
@@ -219,8 +248,9 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--ffn", type=int, default=768)
     ap.add_argument("--untied", action="store_true", help="separate output matrix (default: tied)")
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=60)
+    ap.add_argument("--lr-floor", type=float, default=0.1, help="final lr as a fraction of --lr (1 = constant)")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--resume", action="store_true", help="continue from out/ckpt.pt")
     ap.add_argument("--eval-only", action="store_true", help="evaluate and export out/ckpt.pt")
@@ -252,38 +282,59 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     stages = PRESETS[args.preset]
-    total = sum(s[1] for s in stages)
+    if args.stages:
+        stages = []
+        for spec in args.stages.split(","):
+            T, B, n = (int(v) for v in spec.split("x"))
+            mix = MIX_SHORT if T <= 512 else MIX_LONG
+            if args.mix:
+                mix = {k: float(p) for k, p in (kv.split("=") for kv in args.mix.split(";"))}
+            stages.append((f"s{T}", n, T, B, mix, cfg.n_layers, None))
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     step, wall_used, cpu_used, curve = 0, 0.0, 0.0, []
+    si, stage_step = 0, 0  # current stage and steps done in it
     if args.resume or args.eval_only:
         ck = torch.load(ckpt_path)
+        model.n_active = ck["n_active"]
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, wall_used, cpu_used, curve = ck["step"], ck["wall"], ck["cpu"], ck["curve"]
-        log(f"resumed at step {step} (wall {wall_used:.0f}s cpu {cpu_used:.0f}s)", logf)
+        si, stage_step = ck["stage"], ck["stage_step"]
+        log(f"resumed at step {step}, stage {si} step {stage_step} (wall {wall_used:.0f}s cpu {cpu_used:.0f}s)", logf)
 
     def save():
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall_used + (time.time() - w0),
                     "cpu": cpu_used + (time.process_time() - c0), "curve": curve, "config": cfg.to_dict(),
+                    "n_active": model.n_active, "stage": si, "stage_step": stage_step,
                     "args": vars(args)}, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
 
     w0, c0 = time.time(), time.process_time()
     model.train()
-    stage_start = 0
     acc = {}
-    for name, n_steps, T, B, mix in ([] if args.eval_only else stages):
-        stage_end = stage_start + n_steps
-        if step >= stage_end:
-            stage_start = stage_end
-            continue
+    while si < len(stages) and not args.eval_only:
+        name, n_steps, T, B, mix, n_layers, early_stop = stages[si]
+        if stage_step == 0 and n_layers > model.n_active:
+            grow(model, n_layers)
+            log(f"grew the model to {n_layers} active blocks", logf)
+        elif stage_step == 0 and n_layers < model.n_active:
+            model.n_active = n_layers
+        # lr: warm-up and constant peak through a warm-up stage that may stop early (its length is
+        # not known in advance), then one cosine over the remaining stages
+        first_main = 1 if stages[0][6] is not None else 0
+        main_total = sum(st[1] for st in stages[first_main:])
         kinds_all, probs = list(mix), list(mix.values())
         last_save = time.time()
-        while step < stage_end:
+        recent = []
+        while stage_step < n_steps:
             rng = random.Random(args.seed * 1_000_003 + step)  # per-step stream: resumable, reproducible
             kinds = rng.choices(kinds_all, probs, k=B)
             toks, w = make_batch(kinds, corpus, rng, T)
-            lr = lr_at(step, total, args.lr, args.warmup)
+            if si < first_main:
+                lr = lr_at(stage_step, 1, args.lr, args.warmup, 1.0)
+            else:
+                done = sum(st[1] for st in stages[first_main:si]) + stage_step
+                lr = lr_at(done, main_total, args.lr, 0 if first_main else args.warmup, args.lr_floor)
             for g in opt.param_groups:
                 g["lr"] = lr
             loss, per_ex = batch_loss(model, toks, w)
@@ -294,23 +345,30 @@ def main():
             for k, l in zip(kinds, per_ex.tolist()):
                 acc.setdefault(k, []).append(l)
             acc.setdefault("_all", []).append(float(loss))
+            recent = (recent + [float(loss)])[-20:]
             step += 1
-            if step % args.log_every == 0 or step == stage_end:
+            stage_step += 1
+            stop = early_stop is not None and len(recent) == 20 and np.mean(recent) < early_stop
+            if step % args.log_every == 0 or stage_step == n_steps or stop:
                 wall = wall_used + time.time() - w0
                 cpu = cpu_used + time.process_time() - c0
                 parts = {k: float(np.mean(v)) for k, v in acc.items()}
                 curve.append({"step": step, "stage": name, "T": T, "lr": lr, "wall": wall, "cpu": cpu, **parts})
-                log(f"step {step:5d}/{total} {name} T={T} lr {lr:.2e} loss {parts['_all']:.3f} | " +
+                log(f"step {step:5d} {name} {stage_step}/{n_steps} T={T} lr {lr:.2e} loss {parts['_all']:.3f} | " +
                     " ".join(f"{k} {v:.3f}" for k, v in sorted(parts.items()) if k != "_all") +
                     f" | gnorm {float(gn):.2f} wall {wall:.0f}s cpu {cpu:.0f}s", logf)
                 acc = {}
+            if stop:
+                log(f"stage {name}: mean loss of the last 20 steps below {early_stop}: done", logf)
+                break
             if time.time() - last_save > 600:
                 save()
                 last_save = time.time()
+        si, stage_step = si + 1, 0
         save()
-        log(f"end of stage {name}: quick passkey check", logf)
-        passkey_accuracy(model, corpus, [min(T, 4096) - 8 if T > 4096 else T - 8], [10, 50, 90], 4, logf=logf)
-        stage_start = stage_end
+        if T >= 256:
+            log(f"end of stage {name}: quick passkey check", logf)
+            passkey_accuracy(model, corpus, [min(T - 8, 4096)], [10, 50, 90], 4, logf=logf)
 
     wall_train = wall_used + (time.time() - w0 if not args.eval_only else 0)
     cpu_train = cpu_used + (time.process_time() - c0 if not args.eval_only else 0)
