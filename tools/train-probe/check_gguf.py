@@ -162,17 +162,61 @@ def check_probe(gguf_path, ckpt_path, tok_json=None):
     return ok
 
 
+def torch_model_from_gguf(r):
+    """A model.Llama whose weights are exactly the GGUF's (F16 matrices widened to f32)."""
+    import torch
+    from model import Config, Llama
+    kv = r.kv
+    n_embd, n_head = kv["llama.embedding_length"], kv["llama.attention.head_count"]
+    cfg = Config(vocab_size=len(kv["tokenizer.ggml.tokens"]), dim=n_embd, n_layers=kv["llama.block_count"],
+                 n_heads=n_head, n_kv_heads=kv["llama.attention.head_count_kv"], head_dim=n_embd // n_head,
+                 ffn_dim=kv["llama.feed_forward_length"], norm_eps=kv["llama.attention.layer_norm_rms_epsilon"],
+                 rope_theta=kv["llama.rope.freq_base"], max_seq_len=kv["llama.context_length"],
+                 tied="output.weight" not in r.tensors)
+    m = Llama(cfg)
+    names = {"tok_emb.weight": "token_embd.weight", "norm.weight": "output_norm.weight", "out.weight": "output.weight"}
+    for i in range(cfg.n_layers):
+        for ours, theirs in (("attn_norm", "attn_norm"), ("attn.wq", "attn_q"), ("attn.wk", "attn_k"),
+                             ("attn.wv", "attn_v"), ("attn.wo", "attn_output"), ("ffn_norm", "ffn_norm"),
+                             ("ffn.w1", "ffn_gate"), ("ffn.w3", "ffn_up"), ("ffn.w2", "ffn_down")):
+            names[f"layers.{i}.{ours}.weight"] = f"blk.{i}.{theirs}.weight"
+    sd = {k: torch.from_numpy(np.asarray(r.tensors[names[k]], dtype=np.float32).copy()) for k in m.state_dict()}
+    m.load_state_dict(sd)
+    m.eval()
+    return m
+
+
+def check_passkey(gguf_path, length, n_keys):
+    """Passkey accuracy of the GGUF's own weights and tokenizer (PyTorch f32 compute, f32 KV)."""
+    import data
+    import train
+    r = gguf.Reader(gguf_path)
+
+    class C:
+        pass
+    c = C()
+    c.tok = spm_mod.SPM.from_gguf_kv(r.kv)
+    c.pk = data.Passkey(c.tok)
+    res = train.passkey_accuracy(torch_model_from_gguf(r), c, [length], train.EVAL_DEPTHS, n_keys)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", default=os.path.join(HERE, "out", "probe.gguf"))
     ap.add_argument("--ckpt", default=os.path.join(HERE, "out", "ckpt.pt"))
     ap.add_argument("--tokenizer-json", default=None, help="default: tokenizer.json beside --ckpt")
     ap.add_argument("--stories", action="store_true", help="only the stories260K conventions check")
+    ap.add_argument("--passkey-length", type=int, default=0,
+                    help="also measure passkey accuracy of the GGUF's weights at this length")
+    ap.add_argument("--passkey-keys", type=int, default=20)
     a = ap.parse_args()
     ok = check_stories()
     if not a.stories:
         tj = a.tokenizer_json or os.path.join(os.path.dirname(a.ckpt), "tokenizer.json")
         ok &= check_probe(a.gguf, a.ckpt, tj if os.path.exists(tj) else None)
+        if a.passkey_length:
+            check_passkey(a.gguf, a.passkey_length, a.passkey_keys)
     sys.exit(0 if ok else 1)
 
 

@@ -99,9 +99,9 @@ class Passkey:
         return self.tok.encode(f" {key}", dummy_prefix=False)
 
 
-def make_passkey_example(pk: Passkey, rng: random.Random, length, answer_weight=1.0):
+def make_passkey_example(pk: Passkey, rng: random.Random, length, answer_weight=1.0, depth_range=(0, 100)):
     key = rng.randint(10000, 99999)
-    depth = rng.uniform(0, 100)
+    depth = rng.uniform(*depth_range)
     r = rng.random()
     prefix, style = (True, "spec") if r < 0.6 else ((False, "spec") if r < 0.8 else (True, "lines"))
     toks, key_pos = pk.prompt(length, depth, key, prefix, style)

@@ -60,6 +60,7 @@ from model import Config, Llama  # noqa: E402
 MIX_COPY = {"copy": 1.0}
 MIX_SHORT = {"tiny": 0.3, "wiki": 0.2, "repeat": 0.15, "passkey": 0.2, "kv": 0.15}
 MIX_LONG = {"tiny": 0.15, "wiki": 0.1, "repeat": 0.1, "passkey": 0.35, "kv": 0.3}
+MIX_FAR = {"tiny": 0.15, "wiki": 0.1, "repeat": 0.1, "passkey": 0.2, "passkey_far": 0.25, "kv": 0.2}
 PRESETS = {
     "smoke": [("copy", 20, 128, 8, MIX_COPY, 2, 1.0), ("short", 30, 256, 8, MIX_SHORT, 4, None),
               ("long", 4, 1024, 2, MIX_LONG, 4, None)],
@@ -69,6 +70,15 @@ PRESETS = {
         ("s1024", 200, 1024, 4, MIX_LONG, 4, None),
         ("s2048", 100, 2048, 2, MIX_LONG, 4, None),
         ("s4224", 250, 4224, 1, MIX_LONG, 4, None),
+        # The cosine above ends near 1e-4; at that rate 250 steps left passkeys more than ~2k
+        # tokens back unsolved (4096 tokens: depth 10% 0/4, 50% 3/4, 90% 4/4). This stage has
+        # its own schedule: 3e-4 cosine to 3e-5.
+        ("s4224b", 300, 4224, 1, MIX_LONG, 4, None, (3e-4, 0.1)),
+        # After s4224b, 4096-token prompts still failed with the key near the start (depth 0%:
+        # 2/20, 25%: 15/20; 50-100%: 20/20): prompt lengths uniform in [T/4, T] and uniform depth
+        # rarely put the key 3000+ tokens back. "passkey_far" does: length in [T-1024, T-7] and
+        # depth 0-40%.
+        ("s4224c", 200, 4224, 1, MIX_FAR, 4, None, (2e-4, 0.1)),
     ],
 }
 CONTEXT_LENGTH = 4224
@@ -116,6 +126,9 @@ def make_example(kind, corpus, rng, T):
     if kind == "repeat":
         src = corpus.ids["tiny" if rng.random() < 0.6 else "wiki"]
         return data.make_repeat_example(rng, T, src, corpus.tok.n_vocab)
+    if kind == "passkey_far":
+        L = rng.randint(T - 1024, T - 7)
+        return data.make_passkey_example(corpus.pk, rng, L, depth_range=(0, 40))
     if kind == "passkey":
         ans_len = 7  # '▁' + 5 digits + EOS
         lo = max(120, T // 4)
@@ -313,7 +326,8 @@ def main():
     model.train()
     acc = {}
     while si < len(stages) and not args.eval_only:
-        name, n_steps, T, B, mix, n_layers, early_stop = stages[si]
+        name, n_steps, T, B, mix, n_layers, early_stop = stages[si][:7]
+        own_lr = stages[si][7] if len(stages[si]) > 7 else None  # (peak, floor): own cosine
         if stage_step == 0 and n_layers > model.n_active:
             grow(model, n_layers)
             log(f"grew the model to {n_layers} active blocks", logf)
@@ -322,7 +336,8 @@ def main():
         # lr: warm-up and constant peak through a warm-up stage that may stop early (its length is
         # not known in advance), then one cosine over the remaining stages
         first_main = 1 if stages[0][6] is not None else 0
-        main_total = sum(st[1] for st in stages[first_main:])
+        main = [st for st in stages[first_main:] if len(st) <= 7]
+        main_total = sum(st[1] for st in main)
         kinds_all, probs = list(mix), list(mix.values())
         last_save = time.time()
         recent = []
@@ -332,8 +347,10 @@ def main():
             toks, w = make_batch(kinds, corpus, rng, T)
             if si < first_main:
                 lr = lr_at(stage_step, 1, args.lr, args.warmup, 1.0)
+            elif own_lr:
+                lr = lr_at(stage_step, n_steps, own_lr[0], 0, own_lr[1])
             else:
-                done = sum(st[1] for st in stages[first_main:si]) + stage_step
+                done = sum(st[1] for st in stages[first_main:si] if len(st) <= 7) + stage_step
                 lr = lr_at(done, main_total, args.lr, 0 if first_main else args.warmup, args.lr_floor)
             for g in opt.param_groups:
                 g["lr"] = lr
