@@ -32,8 +32,10 @@ asan-test:
 tsan-test:
 	@$(MAKE) --no-print-directory test PRESET=tsan ARGS="$(ARGS)"
 
+# Builds only the fuzz targets (a few sources with ASan + UBSan), then runs each for FUZZ_SECONDS.
 fuzz:
-	@$(MAKE) --no-print-directory build PRESET=fuzz
+	@$(MAKE) --no-print-directory configure PRESET=fuzz
+	@cmake --build --preset fuzz --target fuzzers
 	@./scripts/run-fuzzers.sh build/fuzz
 
 format:

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   cmake ninja-build g++ clang libclang-rt-14-dev clang-format pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libfmt-dev libcli11-dev
-  nlohmann-json3-dev libxxhash-dev libcpp-httplib-dev
+  nlohmann-json3-dev libxxhash-dev libcpp-httplib-dev libpcre2-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

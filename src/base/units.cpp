@@ -75,6 +75,19 @@ int64_t parse_count(std::string_view text) {
   return static_cast<int64_t>(n);
 }
 
+std::vector<int64_t> parse_counts(std::span<const std::string> texts) {
+  std::vector<int64_t> out;
+  for (const std::string& t : texts) {
+    std::string_view rest = t;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      out.push_back(parse_count(rest.substr(0, comma)));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  return out;
+}
+
 std::string format_bytes(double bytes) {
   static constexpr const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   int i = 0;

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kvpack {
 
@@ -13,6 +15,9 @@ uint64_t parse_bytes(std::string_view text);
 
 // "4096", "4k", "32K", "128k", "1M": k = 1024 tokens, M = 1024^2. Throws Error naming the text.
 int64_t parse_count(std::string_view text);
+// Counts from an option given once or repeated, each a comma-separated list: {"0,4k", "16k"}
+// -> {0, 4096, 16384}. Throws Error naming the bad count.
+std::vector<int64_t> parse_counts(std::span<const std::string> texts);
 
 // 1536 MiB -> "1.50 GiB"; below 1 KiB -> "512 B".
 std::string format_bytes(double bytes);

@@ -1,18 +1,47 @@
 #include "eval/policy_search.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <numeric>
 
 #include "base/error.h"
 
 namespace kvpack::eval {
 
+namespace {
+
+// Most DP cells the default resolution may use (items x budget units): 50 MB of choices.
+constexpr double kMaxCells = 5e7;
+
+// The largest unit every cost is a whole multiple of, when costs are multiples of 1/1024 (bytes
+// per token are: head bytes are multiples of 64, pages hold 16-256 tokens); 0 otherwise. With it
+// the DP is exact, and a choice that fills the budget exactly is never rounded out of it.
+double common_unit(const std::vector<std::vector<Option>>& items) {
+  int64_t g = 0;
+  for (const auto& item : items) {
+    for (const Option& o : item) {
+      const double scaled = o.bytes_per_token * 1024;
+      const int64_t r = std::llround(scaled);
+      if (std::fabs(scaled - static_cast<double>(r)) > 1e-6 || r < 0) return 0;
+      g = std::gcd(g, r);
+    }
+  }
+  return static_cast<double>(g) / 1024;
+}
+
+}  // namespace
+
 SearchResult search_min_error(const std::vector<std::vector<Option>>& items, double budget,
                               double resolution) {
   if (items.empty()) return {};
-  if (resolution <= 0) resolution = budget / 20000.0;
+  if (resolution <= 0) {
+    const double unit = common_unit(items);
+    const double cells = unit > 0 ? budget / unit * static_cast<double>(items.size()) : INFINITY;
+    resolution = cells <= kMaxCells ? unit : budget / 20000.0;
+  }
   KVPACK_ASSERT(resolution > 0, "budget must be positive");
   const auto units = [&](double bytes) {
     return static_cast<int64_t>(std::ceil(bytes / resolution - 1e-9));
@@ -69,6 +98,51 @@ SearchResult search_min_error(const std::vector<std::vector<Option>>& items, dou
     end -= units(items[i][static_cast<size_t>(o)].bytes_per_token);
   }
   return r;
+}
+
+std::vector<std::vector<Option>> search_items(const SensitivityTable& t) {
+  KVPACK_ASSERT(t.k_bytes.size() == t.formats.size() && t.v_bytes.size() == t.formats.size());
+  std::vector<std::vector<Option>> items;
+  for (int l = 0; l < t.n_layers; ++l) {
+    for (bool k : {true, false}) {
+      const std::vector<double>& bytes = k ? t.k_bytes : t.v_bytes;
+      const std::vector<double>& err = (k ? t.k_error : t.v_error)[static_cast<size_t>(l)];
+      std::vector<Option> item;
+      for (size_t f = 0; f < t.formats.size(); ++f) {
+        if (bytes[f] >= 0) item.push_back({t.formats[f], bytes[f], err[f]});
+      }
+      if (item.empty())
+        fail("policy search: no candidate format can hold layer {}'s {}", l, k ? "keys" : "values");
+      items.push_back(std::move(item));
+    }
+  }
+  return items;
+}
+
+format::KVPolicy policy_from_search(const std::vector<std::vector<Option>>& items,
+                                    const SearchResult& result) {
+  KVPACK_ASSERT(items.size() % 2 == 0 && result.choice.size() == items.size());
+  std::vector<format::FormatId> k, v;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const format::FormatId f = items[i][static_cast<size_t>(result.choice[i])].format;
+    (i % 2 == 0 ? k : v).push_back(f);
+  }
+  return policy_from_layers(k, v);
+}
+
+double predicted_error(const SensitivityTable& t, const format::KVPolicy& policy) {
+  double sum = 0;
+  for (int l = 0; l < t.n_layers; ++l) {
+    const format::LayerFormats lf = policy.layer(l, t.n_layers);
+    for (bool k : {true, false}) {
+      const format::FormatId want = k ? lf.k : lf.v;
+      const auto at = std::find(t.formats.begin(), t.formats.end(), want);
+      const size_t f = static_cast<size_t>(at - t.formats.begin());
+      if (at == t.formats.end() || (k ? t.k_bytes : t.v_bytes)[f] < 0) return std::nan("");
+      sum += (k ? t.k_error : t.v_error)[static_cast<size_t>(l)][f];
+    }
+  }
+  return sum;
 }
 
 format::KVPolicy policy_from_layers(const std::vector<format::FormatId>& k,

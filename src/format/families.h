@@ -9,6 +9,12 @@
 namespace kvpack::format {
 
 void add_float_formats(std::vector<FormatInfo>& rows);  // float_formats.cpp: f32 f16 bf16
+void add_fp8_format(std::vector<FormatInfo>& rows);     // fp8_format.cpp: fp8
+void add_int_formats(std::vector<FormatInfo>& rows);    // int_formats.cpp: q8 q4 q4a
+void add_kivi_formats(std::vector<FormatInfo>& rows);   // kivi_formats.cpp: kivi4 kivi2
+void add_turbo_formats(std::vector<FormatInfo>& rows);  // turbo.cpp: turbo2 turbo3 turbo4
+// turbo_qjl.cpp: turbo3_qjl turbo4_qjl (keys only)
+void add_turbo_qjl_formats(std::vector<FormatInfo>& rows);
 
 // Shared checks used by the rows' `unsupported` functions.
 std::string require_role(const FormatInfo& info, const CodecConfig& config);

@@ -1,7 +1,10 @@
-// f32, f16 and bf16: values stored as they are, token-major.
+// f32, f16 and bf16: values stored as they are.
 //
-// Block layout (one head of one page): [page_tokens][head_dim] elements, payload
-// page_tokens * head_dim * sizeof(element), padded to 64 bytes.
+// Block layout (one head of one page), payload page_tokens * head_dim * sizeof(element), padded
+// to 64 bytes:
+//   V role: token-major [page_tokens][head_dim] (accumulate adds whole rows);
+//   K role: channel-major [head_dim][page_tokens], so a SIMD score kernel multiplies one query
+//   channel (broadcast) by 16 tokens' keys per instruction with no horizontal sums.
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -47,24 +50,26 @@ class FloatCodec final : public Codec {
 
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {
     T* out = reinterpret_cast<T*>(block);
-    const size_t count = static_cast<size_t>(n) * head_dim();
-    for (size_t i = 0; i < count; ++i) out[i] = E::from(x[i]);
+    for (int t = 0; t < n; ++t) {
+      for (int j = 0; j < head_dim(); ++j) out[at(t, j)] = E::from(x[t * head_dim() + j]);
+    }
   }
 
   void decode(int /*head*/, const uint8_t* block, int n, float* out) const override {
     const T* in = reinterpret_cast<const T*>(block);
-    const size_t count = static_cast<size_t>(n) * head_dim();
-    for (size_t i = 0; i < count; ++i) out[i] = E::to(in[i]);
+    for (int t = 0; t < n; ++t) {
+      for (int j = 0; j < head_dim(); ++j) out[t * head_dim() + j] = E::to(in[at(t, j)]);
+    }
   }
 
   void score(const uint8_t* block, int n, const float* qp, int n_q, float* logits,
              int logits_stride) const override {
-    const T* k = reinterpret_cast<const T*>(block);  // [n][d]
+    const T* k = reinterpret_cast<const T*>(block);  // K role: [d][page_tokens]
     const int d = head_dim();
     for (int i = 0; i < n_q; ++i) {
       for (int t = 0; t < n; ++t) {
         double s = 0;
-        for (int j = 0; j < d; ++j) s += static_cast<double>(qp[i * d + j]) * E::to(k[t * d + j]);
+        for (int j = 0; j < d; ++j) s += static_cast<double>(qp[i * d + j]) * E::to(k[at(t, j)]);
         logits[i * logits_stride + t] = static_cast<float>(s);
       }
     }
@@ -72,14 +77,21 @@ class FloatCodec final : public Codec {
 
   void accumulate(const uint8_t* block, int n, const float* w, int w_stride, int n_q,
                   float* acc) const override {
-    const T* v = reinterpret_cast<const T*>(block);  // [n][d]
+    const T* v = reinterpret_cast<const T*>(block);  // V role: [page_tokens][d]
     const int d = head_dim();
     for (int i = 0; i < n_q; ++i) {
       for (int t = 0; t < n; ++t) {
         const float wt = w[i * w_stride + t];
-        for (int j = 0; j < d; ++j) acc[i * d + j] += wt * E::to(v[t * d + j]);
+        for (int j = 0; j < d; ++j) acc[i * d + j] += wt * E::to(v[at(t, j)]);
       }
     }
+  }
+
+ private:
+  // Element index of token t, channel j in a block of this codec's role.
+  size_t at(int t, int j) const {
+    return config_.role == Role::K ? static_cast<size_t>(j) * page_tokens() + t
+                                   : static_cast<size_t>(t) * head_dim() + j;
   }
 };
 

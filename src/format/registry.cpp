@@ -12,6 +12,11 @@ namespace {
 std::vector<FormatInfo> build_rows() {
   std::vector<FormatInfo> rows;
   add_float_formats(rows);
+  add_fp8_format(rows);
+  add_int_formats(rows);
+  add_kivi_formats(rows);
+  add_turbo_formats(rows);
+  add_turbo_qjl_formats(rows);
   std::sort(rows.begin(), rows.end(),
             [](const FormatInfo& a, const FormatInfo& b) { return a.id < b.id; });
   return rows;

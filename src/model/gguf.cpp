@@ -91,9 +91,10 @@ struct Reader {
   Cursor& c;
   const std::string& name;
 
-  // Reads a scalar of type t (not array) into an int64/uint64/double/bool/string.
-  void read_scalar(GgufType t, GgufValue& out, const std::string& key) {
-    const std::string field = "value of '" + key + "'";
+  // Reads a scalar of type t (not array) into an int64/uint64/double/bool/string. `field` names
+  // it in errors; callers build it once per key, not per array element (a long key times a long
+  // array would otherwise cost their product in string copies).
+  void read_scalar(GgufType t, GgufValue& out, const std::string& field) {
     switch (t) {
       case GgufType::u8:
         out.scalar = static_cast<uint64_t>(c.read<uint8_t>(field));
@@ -142,7 +143,7 @@ struct Reader {
   void read_value(GgufType t, GgufValue& out, const std::string& key, int depth) {
     out.type = t;
     if (t != GgufType::array) {
-      read_scalar(t, out, key);
+      read_scalar(t, out, "value of '" + key + "'");
       return;
     }
     if (depth >= kMaxArrayNesting) fail("{}: '{}': arrays nested too deeply", name, key);
@@ -155,13 +156,14 @@ struct Reader {
            name, key, n, c.remaining());
     }
     GgufValue elem;
+    const std::string field = "value of '" + key + "'";
     for (uint64_t i = 0; i < n; ++i) {
       if (out.elem_type == GgufType::array) {
         out.arrays.emplace_back();
         read_value(GgufType::array, out.arrays.back(), key, depth + 1);
         continue;
       }
-      read_scalar(out.elem_type, elem, key);
+      read_scalar(out.elem_type, elem, field);
       if (auto* s = std::get_if<std::string>(&elem.scalar)) {
         out.strings.push_back(std::move(*s));
       } else if (auto* d = std::get_if<double>(&elem.scalar)) {
@@ -358,8 +360,13 @@ void GgufFile::parse_all(std::span<const uint8_t> bytes) {
       fail("{}: tensor '{}' row of {} values is not a whole number of {} blocks ({} values)", path_,
            t.name, t.shape[0], ti->name, ti->block_size);
     }
-    t.bytes =
-        n_elements / static_cast<uint64_t>(ti->block_size) * static_cast<uint64_t>(ti->type_size);
+    // Bounded by the file size before multiplying: 2^62 F32 values would wrap to 0 bytes.
+    const uint64_t blocks = n_elements / static_cast<uint64_t>(ti->block_size);
+    if (blocks > size_ / static_cast<uint64_t>(ti->type_size)) {
+      fail("{}: tensor '{}' ({} {} values) is larger than the whole file ({} bytes)", path_, t.name,
+           n_elements, ti->name, size_);
+    }
+    t.bytes = blocks * static_cast<uint64_t>(ti->type_size);
     t.offset = c.read<uint64_t>("offset of '" + t.name + "'");
     if (t.offset % alignment_ != 0) {
       fail("{}: tensor '{}' offset {} is not a multiple of the alignment {}", path_, t.name,

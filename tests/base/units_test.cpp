@@ -37,6 +37,11 @@ TEST(Units, ParsesCounts) {
   EXPECT_EQ(parse_count("1.5k"), 1536);
   EXPECT_THROW(parse_count("1.3"), Error);
   EXPECT_THROW(parse_count("4q"), Error);
+  const std::vector<std::string> repeated = {"0,4k", "16k"};
+  EXPECT_EQ(parse_counts(repeated), (std::vector<int64_t>{0, 4096, 16384}));
+  EXPECT_EQ(parse_counts(std::vector<std::string>{""}), std::vector<int64_t>{});
+  const std::vector<std::string> bad = {"1k,,2k"};
+  EXPECT_THROW(parse_counts(bad), Error);
 }
 
 TEST(Units, Formats) {

@@ -1,18 +1,14 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "error_of.h"
 #include "kvpack/format.h"
 
 namespace kvpack::format {
 namespace {
 
 std::string error_of(const std::string& spec) {
-  try {
-    KVPolicy::parse(spec);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return kvpack::testing::error_of([&] { KVPolicy::parse(spec); });
 }
 
 TEST(Policy, ParsesBaseAndDefaults) {

@@ -6,23 +6,17 @@
 #include <iterator>
 
 #include "base/error.h"
+#include "error_of.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
 namespace {
 
-std::vector<uint8_t> read_all(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using kvpack::testing::read_bytes;
 
 std::string parse_error(const std::vector<uint8_t>& bytes) {
-  try {
-    GgufFile::parse(bytes, "test.gguf");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return kvpack::testing::error_of([&] { GgufFile::parse(bytes, "test.gguf"); });
 }
 
 TEST(Gguf, ReadsStories260K) {
@@ -68,7 +62,7 @@ TEST(Gguf, VocabOnlyFileHasNoTensors) {
 
 TEST(Gguf, EveryTruncationIsACleanError) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
-  const std::vector<uint8_t> full = read_all(path);
+  const std::vector<uint8_t> full = read_bytes(path);
   // Header, metadata and tensor-info cuts, then a cut inside the tensor data.
   for (size_t cut : {size_t{0}, size_t{3}, size_t{10}, size_t{30}, size_t{200}, size_t{5000},
                      size_t{14000}, size_t{14176}, full.size() - 1}) {
@@ -81,7 +75,7 @@ TEST(Gguf, EveryTruncationIsACleanError) {
 
 TEST(Gguf, CorruptHeadersAreNamed) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
-  std::vector<uint8_t> bytes = read_all(path);
+  std::vector<uint8_t> bytes = read_bytes(path);
   auto bad_magic = bytes;
   bad_magic[0] = 'X';
   EXPECT_NE(parse_error(bad_magic).find("not a GGUF file"), std::string::npos);

@@ -6,10 +6,14 @@ namespace kvpack::cli {
 
 void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand(
-      "bench", "Benchmarks; every speed is reported beside its ratio to f16 and to the memory "
-               "bandwidth measured in the same run");
+      "bench",
+      "Benchmarks; every speed is reported beside its ratio to f16 and to the memory "
+      "bandwidth measured in the same run");
   bench->require_subcommand(1);
   // Benchmarks add themselves below, one line each: add_bench_<name>_command(*bench);
+  add_bench_cache_command(*bench);
+  add_bench_attention_command(*bench);
+  add_bench_decode_command(*bench);
 }
 
 }  // namespace kvpack::cli

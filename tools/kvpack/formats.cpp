@@ -52,7 +52,7 @@ void run_formats(bool json, int page_tokens) {
   t.align_left(0).align_left(1).align_left(2).align_left(6);
   for (const auto& f : format::all_formats()) {
     std::vector<std::string> row = {std::string(f.name), std::string(f.aliases), roles_text(f)};
-    for (int d : kDims) row.push_back(fmt::format("{:.3g}", f.bits_per_value(d, page_tokens)));
+    for (int d : kDims) row.push_back(fmt::format("{:.5g}", f.bits_per_value(d, page_tokens)));
     row.emplace_back(f.description);
     t.add_row(std::move(row));
   }

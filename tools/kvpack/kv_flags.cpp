@@ -9,10 +9,24 @@ void KvFlags::add_to(CLI::App* cmd, bool repeatable, const std::string& default_
                   ->default_str(default_text)
                   ->type_name("POLICY");
   if (!repeatable) opt->expected(1);
-  cmd->add_option("-ctk,--cache-type-k", ctk, "K cache format, as llama.cpp's -ctk")
+  // CLI11 refuses multi-letter single-dash names; main() rewrites -ctk / -ctv to these.
+  cmd->add_option("--cache-type-k", ctk, "K cache format (llama.cpp's -ctk also works)")
       ->type_name("FORMAT");
-  cmd->add_option("-ctv,--cache-type-v", ctv, "V cache format, as llama.cpp's -ctv")
+  cmd->add_option("--cache-type-v", ctv, "V cache format (llama.cpp's -ctv also works)")
       ->type_name("FORMAT");
+}
+
+std::vector<std::string> rewrite_llama_flags(int argc, const char* const* argv) {
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"-ctk", "--cache-type-k"},
+                                   {"-ctv", "--cache-type-v"}}) {
+      if (a == from || a.rfind(from + "=", 0) == 0) a = to + a.substr(from.size());
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 std::vector<format::KVPolicy> KvFlags::policies(

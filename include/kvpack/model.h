@@ -1,0 +1,154 @@
+// A model loaded from GGUF and the forward pass over the paged KV cache (src/model).
+//
+//   auto model = model::Model::load("stories260K.gguf");
+//   cache::Cache cache(model->cache_config(policy, /*context=*/4096));
+//   model::Forward fwd(*model, cache, pool);
+//   cache::SeqId seq = cache.create();
+//   std::span<const float> logits = fwd.eval(seq, prompt_ids);   // prefill, in chunks
+//   logits = fwd.eval(seq, {&next, 1});                           // one decode step
+//
+// Each eval() appends its tokens' K and V to the cache and attention reads them back from the
+// (compressed) pages: there is no other K/V store.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/aligned.h"
+#include "base/thread_pool.h"
+#include "kvpack/attention.h"
+#include "kvpack/cache.h"
+#include "model/gguf.h"
+#include "model/hparams.h"
+#include "model/matmul.h"
+#include "model/model_weights.h"
+#include "model/rope.h"
+#include "model/tokenizer.h"
+
+namespace kvpack::model {
+
+// A model: the memory-mapped GGUF, its hyperparameters, weights bound in place, RoPE tables and
+// the tokenizer when the file has one. Immutable after load; share it between threads.
+class Model {
+ public:
+  // Opens and checks `path`. Throws Error naming the file and what is wrong: malformed or
+  // truncated GGUF, unsupported architecture, no tensors (vocab-only), a missing tensor, a
+  // tensor of the wrong shape or an unsupported type.
+  static std::unique_ptr<Model> load(const std::string& path);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const GgufFile& file() const { return file_; }
+  const HParams& hparams() const { return hp_; }
+  const Weights& weights() const { return weights_; }
+  const Rope& rope() const { return rope_; }
+  // nullptr when the file has no tokenizer (tokenizer.ggml.model absent or "none").
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+
+  // A cache for one sequence of up to `context` tokens of this model: its geometry, the policy,
+  // ceil(context / page_tokens) pages and a salt naming the model and its RoPE settings.
+  cache::CacheConfig cache_config(const format::KVPolicy& policy, int64_t context,
+                                  int page_tokens = 32) const;
+
+ private:
+  Model(GgufFile file, HParams hp);
+  GgufFile file_;
+  HParams hp_;
+  Weights weights_;
+  Rope rope_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+// One intermediate tensor of the forward pass, handed to ForwardOptions::trace as soon as it is
+// made (llama.cpp's eval callback): for debugging, and for tests that check every step against a
+// scalar reference. Names: a projection's or norm's output carries its weight's tensor name
+// ("blk.0.attn_q.weight", "blk.0.ffn_norm.weight", "output.weight" for the logits); the other
+// steps are "token_embd" (embeddings), "blk.N.q_rope", "blk.N.k_rope", "blk.N.kqv_out"
+// (attention), "blk.N.ffn_inp" (after the attention residual), "blk.N.ffn_act" (SwiGLU) and
+// "blk.N.l_out" (after the FFN residual).
+struct TraceTensor {
+  std::string_view name;
+  int layer = -1;     // -1 outside the blocks
+  int64_t pos = 0;    // position of row 0
+  int rows = 0;       // tokens of the chunk (1 for logits of eval())
+  int64_t cols = 0;   // floats per row
+  const float* data;  // [rows][cols]
+};
+
+struct ForwardOptions {
+  int max_chunk = 256;  // prefill tokens per pass through the layers (matmul across the chunk)
+  // Longest sequence eval() accepts; 0: whatever the cache can hold.
+  int64_t n_ctx = 0;
+  QuantDot dot = QuantDot::kInt8;  // how Q8_0/Q4_0 weights meet activations (matmul.h)
+  std::function<void(const TraceTensor&)> trace;  // every intermediate tensor; empty: none
+};
+
+// Runs a model over sequences of one cache. eval() is the whole forward pass:
+// token -> embedding -> per layer (norm, Q/K/V, RoPE, cache.append, attention over the pages,
+// output projection, residual, norm, SwiGLU FFN, residual) -> final norm -> logits.
+// The thread pool runs every matmul and attention call. One Forward serves one call at a time.
+class Forward {
+ public:
+  Forward(const Model& model, cache::Cache& cache, ThreadPool& pool, ForwardOptions options = {});
+
+  // Runs `tokens` at the sequence's next positions (chunked) and returns the last token's logits
+  // [n_vocab], valid until the next call. The tokens are one cache step (Cache::begin_step): a
+  // failure anywhere leaves the sequence exactly as before the call. Throws Error for an id
+  // outside the vocabulary, a sequence that would outgrow the context or the cache ("forward: N
+  // tokens after M: kv cache full: ..."), and passes on the errors of the steps (e.g. a
+  // non-finite K/V value from a broken model) and of options().trace.
+  std::span<const float> eval(cache::SeqId seq, std::span<const int32_t> tokens);
+  // As eval, with every token's logits: logits [tokens.size()][n_vocab].
+  void eval_all(cache::SeqId seq, std::span<const int32_t> tokens, float* logits);
+
+  const ForwardOptions& options() const { return options_; }
+
+ private:
+  // Where the current chunk is: its layer, first position and token count.
+  struct Step {
+    int layer;
+    int64_t pos;
+    int n;
+  };
+  void check(cache::SeqId seq, std::span<const int32_t> tokens) const;
+  // eval and eval_all: the tokens as one cache step, in chunks; logits of the last token, or of
+  // all when `all`.
+  void run(cache::SeqId seq, std::span<const int32_t> tokens, float* logits, bool all);
+  // One chunk of n <= max_chunk tokens at positions pos..pos + n - 1, already added to the cache.
+  void chunk(cache::SeqId seq, std::span<const int32_t> tokens, int64_t pos, float* logits,
+             bool all);
+  void layer(cache::SeqId seq, const Step& s);
+  // The steps of a layer, each on all n rows of the chunk, each traced.
+  void norm(const NormWeights& w, const float* x, float* y, const Step& s);
+  void project(const WeightMatrix& w, const float* x, float* y, const Step& s);
+  void rope(float* x, int n_heads, const Step& s, std::string_view name);
+  void attend(cache::SeqId seq, const Step& s);
+  void ffn_activation(const Step& s);
+  void residual(const float* y, const Step& s, std::string_view name);
+  void trace(std::string_view name, const Step& s, int64_t cols, const float* data) const;
+
+  const Model& model_;
+  const HParams& hp_;
+  const Weights& w_;
+  cache::Cache& cache_;
+  ThreadPool& pool_;
+  ForwardOptions options_;
+  attention::Params att_params_;
+  attention::Workspace att_ws_;
+
+  // Activations of one chunk; row t belongs to token t of the chunk.
+  AlignedArray<float> x_;       // (max_chunk, n_embd) residual stream
+  AlignedArray<float> h_;       // (max_chunk, n_embd) normed sub-block input, then its output
+  AlignedArray<float> q_;       // (max_chunk, n_heads, head_dim_k)
+  AlignedArray<float> k_;       // (max_chunk, n_kv_heads, head_dim_k)
+  AlignedArray<float> v_;       // (max_chunk, n_kv_heads, head_dim_v)
+  AlignedArray<float> att_;     // (max_chunk, n_heads, head_dim_v) attention output per head
+  AlignedArray<float> gate_;    // (max_chunk, n_ff) W_gate h, then silu(W_gate h) * W_up h
+  AlignedArray<float> up_;      // (max_chunk, n_ff) W_up h
+  AlignedArray<float> logits_;  // (n_vocab) the last token's logits
+};
+
+}  // namespace kvpack::model

@@ -1,0 +1,374 @@
+// K kernel of the TurboQuant formats (turbo2, turbo3, turbo4, turbo3_qjl, turbo4_qjl). Codes sit
+// in bit planes across tokens (docs/formats.md): per 64-byte line, 16 tokens x one 4-channel
+// quad per value position. The rotated query is rounded to int8 with one scale per row (its
+// coordinates are spread evenly by the rotation), the codes become int8 centroids through a
+// 16-entry table (PSHUFB; 3-bit codes join a 2-bit and a 1-bit plane first), and the integer dot
+// products over all channels are summed exactly (VPDPBUSD on AVX-512 VNNI; f32 sums of integers
+// below 2^24 elsewhere): logit = norm * table scale * query scale * dot. The QJL formats add the
+// sign plane's dot with the int8-rounded S q, sum_j z_j (2 b_j - 1) = 2 sum_j z_j b_j - sum_j z_j,
+// times gamma sqrt(pi/2) / d.
+#define HWY_WANT_AVX3_DL 1
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "attention/cpu/turbo_kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "attention/cpu/float_load-inl.h"
+#include "attention/int_query.h"
+#include "attention/kernels.h"
+#include "attention/turbo_table.h"
+
+#undef KVPACK_VNNI
+#if HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+
+#include "attention/cpu/vnni.h"
+#define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+#else
+#define KVPACK_VNNI
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace kvpack::attention::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
+
+// The code planes: 4-bit (t4; q4: code | sign << 3), 2-bit (t2; q3 with a 1-bit sign plane), or
+// 2-bit low bits and a 1-bit plane of bit 2 (t3).
+enum class TCode { t2, t3, t4, q3, q4 };
+
+template <TCode C>
+struct TTraits {
+  static constexpr bool kQjl = C == TCode::q3 || C == TCode::q4;
+  static constexpr bool kNibbles = C == TCode::t4 || C == TCode::q4;
+  static constexpr bool kHighPlane = C == TCode::t3;  // 1-bit plane of code bit 2
+  static constexpr bool kSignPlane = C == TCode::q3;  // 1-bit plane of signs
+};
+
+// One K block and the prepared rows scored against it. A prepared row is an IntQueryLayout row
+// of Pi q (one group), followed for the QJL formats by one of S q.
+struct KeyArgs {
+  const uint8_t* block;
+  int T;
+  int d;
+  const TurboTable* table;
+  IntQueryLayout ql;
+  size_t row_bytes;
+  const uint8_t* qbuf;
+  float qjl_scale;  // sqrt(pi/2) / d
+};
+
+struct Row {
+  IntQueryRow mse;
+  IntQueryRow sign;
+};
+
+#if HWY_TARGET == HWY_AVX3_DL
+// 16 tokens from tb: integer dots of R rows with the codes (biased by 128 through the table, the
+// bias taken off in the initial value) and, for QJL, with the sign bits.
+template <TCode C, int R>
+KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i (&dot)[R],
+                                 __m512i (&sdot)[R]) {
+  using Tr = TTraits<C>;
+  const __m512i tab =
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
+  const __m512i low4 = _mm512_set1_epi8(0x0f), low2 = _mm512_set1_epi8(0x03);
+  const __m512i one = _mm512_set1_epi8(0x01), bit2 = _mm512_set1_epi8(0x04);
+  for (int r = 0; r < R; ++r) {
+    dot[r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
+    sdot[r] = _mm512_setzero_si512();
+  }
+  const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
+  const size_t line = 4 * static_cast<size_t>(a.T);  // bytes of one plane line
+  const auto quad = [&](const IntQueryRow& row, int c) {
+    int32_t v;
+    __builtin_memcpy(&v, row.codes + 4 * c, 4);
+    return _mm512_set1_epi32(v);
+  };
+  if constexpr (Tr::kNibbles) {
+    for (int o = 0; o < a.d / 8; ++o) {
+      const __m512i v = _mm512_loadu_si512(codes + o * line + 4 * static_cast<size_t>(tb));
+      const __m512i n[2] = {_mm512_and_si512(v, low4),
+                            _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)};
+      for (int k = 0; k < 2; ++k) {
+        const __m512i e = _mm512_shuffle_epi8(tab, n[k]);
+        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 2 * o + k));
+        if constexpr (Tr::kQjl) {
+          const __m512i s = _mm512_and_si512(_mm512_srli_epi16(n[k], 3), one);
+          for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 2 * o + k));
+        }
+      }
+    }
+  } else {
+    const uint8_t* high = codes + static_cast<size_t>(a.T) * a.d / 4;  // t3 bit 2 / q3 signs
+    for (int o = 0; o < a.d / 16; ++o) {
+      const __m512i v = _mm512_loadu_si512(codes + o * line + 4 * static_cast<size_t>(tb));
+      __m512i h = _mm512_setzero_si512();
+      if constexpr (Tr::kHighPlane || Tr::kSignPlane) {
+        h = _mm512_loadu_si512(high + (o / 2) * line + 4 * static_cast<size_t>(tb));
+        if (o % 2) h = _mm512_srli_epi16(h, 4);  // this line's quads are bits 4..7
+      }
+      for (int k = 0; k < 4; ++k) {
+        __m512i x = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), low2);
+        if constexpr (Tr::kHighPlane) {
+          // bit k of h becomes bit 2 of x
+          const __m512i hk = k < 2 ? _mm512_slli_epi16(h, 2 - k) : _mm512_srli_epi16(h, k - 2);
+          x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
+        }
+        const __m512i e = _mm512_shuffle_epi8(tab, x);
+        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 4 * o + k));
+        if constexpr (Tr::kSignPlane) {
+          const __m512i s = _mm512_and_si512(_mm512_srli_epi16(h, k), one);
+          for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 4 * o + k));
+        }
+      }
+    }
+  }
+}
+#endif
+
+// The code (0..15, table index) and sign bit of channel j of token t: the planes read one value
+// at a time (portable path).
+template <TCode C>
+HWY_INLINE void CodeAt(const KeyArgs& a, int t, int j, int* code, int* sign) {
+  using Tr = TTraits<C>;
+  const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
+  const size_t line = 4 * static_cast<size_t>(a.T);
+  *sign = 0;
+  if constexpr (Tr::kNibbles) {
+    const int n = (codes[(j / 8) * line + 4 * t + j % 4] >> (j % 8 / 4 * 4)) & 15;
+    *code = n;
+    *sign = n >> 3;
+  } else {
+    const int lo = (codes[(j / 16) * line + 4 * t + j % 4] >> (j % 16 / 4 * 2)) & 3;
+    const uint8_t* high = codes + static_cast<size_t>(a.T) * a.d / 4;
+    const int hb = (high[(j / 32) * line + 4 * t + j % 4] >> (j % 32 / 4)) & 1;
+    *code = Tr::kHighPlane ? lo | hb << 2 : lo;
+    if (Tr::kSignPlane) *sign = hb;
+  }
+}
+
+// The same sums without VNNI: per token (lane), f32 sums of integer products (exact, < 2^24).
+template <TCode C, int R>
+HWY_INLINE void PortableDots(const KeyArgs& a, const Row* q, int tb, VF (&dot)[R], VF (&sdot)[R]) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  HWY_ALIGN float d0[R][HWY_MAX_BYTES / 4], s0[R][HWY_MAX_BYTES / 4];
+  for (int i = 0; i < N; ++i) {
+    for (int r = 0; r < R; ++r) d0[r][i] = s0[r][i] = 0.0f;
+    for (int j = 0; j < a.d; ++j) {
+      int code, sign;
+      CodeAt<C>(a, tb + i, j, &code, &sign);
+      for (int r = 0; r < R; ++r) {
+        d0[r][i] += q[r].mse.fcodes[j] * static_cast<float>(a.table->codes[code]);
+        if (TTraits<C>::kQjl) s0[r][i] += q[r].sign.fcodes[j] * static_cast<float>(sign);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    dot[r] = hn::Load(df, d0[r]);
+    sdot[r] = hn::Load(df, s0[r]);
+  }
+}
+
+// Prefetch addresses handed to the first row tile of a block, issued a share per token block.
+struct BlockLines {
+  const uint8_t* const* lines = nullptr;
+  int n = 0;
+};
+
+template <TCode C, int R>
+KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, size_t stride,
+                                      BlockLines pf) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  Row q[R];
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* row = a.qbuf + (r0 + r) * a.row_bytes;
+    q[r].mse = IntQueryRow(a.ql, row);
+    q[r].sign = IntQueryRow(a.ql, row + a.ql.row_bytes());
+  }
+  int issued = 0;
+  for (int tb = 0; tb < a.T; tb += N) {
+    for (const int end = pf.n * (tb + N) / a.T; issued < end; ++issued) {
+      __builtin_prefetch(pf.lines[issued], 0, 3);
+    }
+    VF dot[R], sdot[R];
+#if HWY_TARGET == HWY_AVX3_DL
+    __m512i di[R], si[R];
+    Dots<C, R>(a, q, tb, di, si);
+    for (int r = 0; r < R; ++r) {
+      dot[r] = VF{_mm512_cvtepi32_ps(di[r])};
+      sdot[r] = VF{_mm512_cvtepi32_ps(si[r])};
+    }
+#else
+    PortableDots<C, R>(a, q, tb, dot, sdot);
+#endif
+    const auto* norms = reinterpret_cast<const hwy::float16_t*>(a.block);
+    const VF norm = LoadAsFloat(df, norms + tb);
+    VF gamma = hn::Zero(df);
+    if constexpr (TTraits<C>::kQjl) gamma = LoadAsFloat(df, norms + a.T + tb);
+    for (int r = 0; r < R; ++r) {
+      VF out = hn::Mul(dot[r], hn::Mul(norm, hn::Set(df, a.table->scale * q[r].mse.scale[0])));
+      if constexpr (TTraits<C>::kQjl) {
+        const VF s =
+            hn::Sub(hn::Add(sdot[r], sdot[r]), hn::Set(df, static_cast<float>(q[r].sign.sum[0])));
+        out = hn::MulAdd(s, hn::Mul(gamma, hn::Set(df, a.qjl_scale * q[r].sign.scale[0])), out);
+      }
+      hn::StoreU(out, df, logits + (r0 + r) * stride + tb);
+    }
+  }
+}
+
+template <TCode C>
+KVPACK_VNNI void ScoreTurbo(const BlockSet& b, int T, int d, int bits, const uint8_t* qbuf,
+                            int rows, float* logits, size_t stride, Prefetcher& pf) {
+  const TurboTable& table = turbo_table(d, bits);
+  const IntQueryLayout ql{d, d};
+  const size_t row_bytes = ql.row_bytes() * (TTraits<C>::kQjl ? 2 : 1);
+  const float qjl = static_cast<float>(1.2533141373155001 / d);  // sqrt(pi/2) / d
+  for (int i = 0; i < b.n_pages; ++i) {
+    for (int h = 0; h < b.n_heads; ++h) {
+      const KeyArgs a{
+          b.at(i, h), T, d, &table, ql, row_bytes, qbuf + static_cast<size_t>(h) * rows * row_bytes,
+          qjl};
+      // The block's prefetches, spread over the token blocks of its first row tile.
+      const uint8_t* lines[512];
+      BlockLines first{lines, pf.take_lines(b.head_bytes, lines, 512)};
+      float* out = logits + h * rows * stride + i * T;
+      int r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows, first = {}) {
+        ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+      }
+      if (kMaxRows > 4 && r + 4 <= rows)
+        ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = {};
+      if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = {};
+      if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
+    }
+  }
+}
+
+#define KVPACK_TURBO_SCORE(NAME, CODE, BITS)                                                   \
+  KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, const uint8_t* qbuf, int rows, \
+                               float* logits, size_t stride, Prefetcher& pf) {                 \
+    ScoreTurbo<CODE>(b, T, d, BITS, qbuf, rows, logits, stride, pf);                           \
+  }
+KVPACK_TURBO_SCORE(Turbo2, TCode::t2, 2)
+KVPACK_TURBO_SCORE(Turbo3, TCode::t3, 3)
+KVPACK_TURBO_SCORE(Turbo4, TCode::t4, 4)
+KVPACK_TURBO_SCORE(Turbo3Qjl, TCode::q3, 2)
+KVPACK_TURBO_SCORE(Turbo4Qjl, TCode::q4, 3)
+#undef KVPACK_TURBO_SCORE
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvpack::attention::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <vector>
+
+namespace kvpack::attention::detail {
+
+HWY_EXPORT(ScoreTurbo2);
+HWY_EXPORT(ScoreTurbo3);
+HWY_EXPORT(ScoreTurbo4);
+HWY_EXPORT(ScoreTurbo3Qjl);
+HWY_EXPORT(ScoreTurbo4Qjl);
+
+namespace {
+
+bool qjl(const format::Codec& codec) {
+  const format::FormatId id = codec.info().id;
+  return id == format::FormatId::turbo3_qjl || id == format::FormatId::turbo4_qjl;
+}
+
+// MSE bits of the format's codes.
+int mse_bits(const format::Codec& codec) {
+  switch (codec.info().id) {
+    case format::FormatId::turbo2:
+    case format::FormatId::turbo3_qjl:
+      return 2;
+    case format::FormatId::turbo3:
+    case format::FormatId::turbo4_qjl:
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+size_t turbo_query_bytes(const format::Codec& codec) {
+  const IntQueryLayout l{codec.head_dim(), codec.head_dim()};
+  return l.row_bytes() * (qjl(codec) ? 2 : 1);
+}
+
+// Rotates each row with the codec (Pi q, and S q for QJL), then rounds each part to int8 with
+// one scale per row.
+void turbo_prepare(const format::Codec& codec, int head, const float* q, int rows, size_t q_stride,
+                   uint8_t* qbuf) {
+  const int d = codec.head_dim();
+  const IntQueryLayout l{d, d};
+  float prepared[512];  // [Pi q, S q]; turbo head dims are <= 256
+  for (int r = 0; r < rows; ++r) {
+    codec.prepare_query(head, q + r * q_stride, prepared);
+    uint8_t* row = qbuf + r * turbo_query_bytes(codec);
+    quantize_query(l, prepared, row);
+    if (qjl(codec)) quantize_query(l, prepared + d, row + l.row_bytes());
+  }
+}
+
+#define KVPACK_TURBO_ENTRY(NAME)                                                                  \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
+                    float* logits, size_t stride, Prefetcher& pf) {                               \
+    HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
+    (b, codec.page_tokens(), codec.head_dim(), qbuf, rows, logits, stride, pf);                   \
+  }
+KVPACK_TURBO_ENTRY(Turbo2)
+KVPACK_TURBO_ENTRY(Turbo3)
+KVPACK_TURBO_ENTRY(Turbo4)
+KVPACK_TURBO_ENTRY(Turbo3Qjl)
+KVPACK_TURBO_ENTRY(Turbo4Qjl)
+#undef KVPACK_TURBO_ENTRY
+
+double turbo_key_error(const format::Codec& codec) {
+  return turbo_table(codec.head_dim(), mse_bits(codec)).rel_error;
+}
+
+}  // namespace
+
+const KKernel* turbo_k_kernel(const format::Codec& codec) {
+  const int d = codec.head_dim();
+  if (codec.page_tokens() % 16 != 0 || d > 256) return nullptr;
+  // The query group is the whole head (filled in per head dim below).
+  static const auto make = [](std::string_view name,
+                              void (*score)(const format::Codec&, const BlockSet&, const uint8_t*,
+                                            int, float*, size_t, Prefetcher&)) {
+    return KKernel{name, 8, 0, turbo_query_bytes, turbo_prepare, score, turbo_key_error};
+  };
+  static const KKernel t2 = make("turbo2 int8-dot", score_Turbo2);
+  static const KKernel t3 = make("turbo3 int8-dot", score_Turbo3);
+  static const KKernel t4 = make("turbo4 int8-dot", score_Turbo4);
+  static const KKernel q3 = make("turbo3_qjl int8-dot", score_Turbo3Qjl);
+  static const KKernel q4 = make("turbo4_qjl int8-dot", score_Turbo4Qjl);
+  switch (codec.info().id) {
+    case format::FormatId::turbo2:
+      return d % 16 == 0 ? &t2 : nullptr;
+    case format::FormatId::turbo3:
+      return d % 32 == 0 ? &t3 : nullptr;
+    case format::FormatId::turbo4:
+      return d % 8 == 0 ? &t4 : nullptr;
+    case format::FormatId::turbo3_qjl:
+      return d % 32 == 0 ? &q3 : nullptr;
+    case format::FormatId::turbo4_qjl:
+      return d % 8 == 0 ? &q4 : nullptr;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace kvpack::attention::detail
+#endif  // HWY_ONCE

@@ -1,0 +1,176 @@
+// Per-target helper of the value kernels: the weights of one head's V blocks in a chunk of
+// pages (FACTS.md section 5 item 4: per-page work amortised over the chunk) for a block of query
+// rows. For row r and scale group g the products w[r][c] * a[g][c] over the chunk's tokens c (a:
+// the token's step, or turbo4's norm) are either kept in f32 (exact weights) or rounded to
+// unsigned integers of kBits bits, u = round(W[r][c] * A[g][c]) with W = w * L / max_c w and
+// A = a / max_c a (L = 2^kBits - 1), i.e. against c_rg = max w * max a / L, so the chunk adds
+// c_rg * sum_c u_c e_cj to channel j (e: the integer code element) and the integer sums run over
+// the whole chunk. The scale is separable so that the per-token work is one multiply (no max of
+// the products per row and group); it is coarser than max (w a) / L by up to the spread of the
+// weights and steps over the chunk, which the measured errors (docs/results.md) include. 16-bit
+// weights are stored as a high and a low byte for two 8-bit dot-product passes.
+// Included by Highway kernel files after <hwy/highway.h> (re-included once per target).
+#if defined(KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_
+#undef KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_
+#else
+#define KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include "attention/cpu/float_load-inl.h"
+#if HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace kvpack::attention::detail {
+namespace HWY_NAMESPACE {
+namespace hwn = hwy::HWY_NAMESPACE;
+
+// Query rows per block of the value kernels (register tiles hold 4 rows).
+constexpr int kValueRows = 4;
+constexpr int kValueGroups = 8;    // scale groups per head: d <= 256 at 32 channels per group
+constexpr int kValueTokens = 256;  // tokens per chunk (kChunkTokens, or one page of up to 256)
+constexpr int kValuePages = 8;     // pages per chunk (128 tokens of 16-token pages)
+
+// The weights of one head's blocks in a chunk (all its pages: token c = page * T + t) for up to
+// kValueRows rows. Only [rows][groups][tokens] is written.
+struct ValueWeights {
+  alignas(64) uint8_t hi[kValueRows][kValueGroups][kValueTokens];   // u, or its high byte
+  alignas(64) uint8_t lo[kValueRows][kValueGroups][kValueTokens];   // low byte (16-bit weights)
+  alignas(64) float exact[kValueRows][kValueGroups][kValueTokens];  // w a (exact weights)
+  alignas(64) float unit[kValueGroups][kValueTokens];  // A = a / max a (a itself when exact)
+  alignas(64) float row[kValueTokens];                 // W of the current row
+  float amax[kValueGroups];                            // max a per group
+  float scale[kValueRows][kValueGroups];               // c (1 for exact weights)
+  float mins[kValueRows][kValueGroups];                // sum_c w_c m[g][c] (q4a), else 0
+};
+
+// The per-token factors of one head's blocks in a chunk: per page, f16 a[g][t] (groups x T,
+// group-major, as the formats' steps and norms are stored) and optionally f16 mins[g][t].
+struct ValueUnits {
+  const hwy::float16_t* units[kValuePages];
+  const hwy::float16_t* mins[kValuePages];  // nullptr: none
+  int pages;
+  int groups;
+  int T;
+  int tokens() const { return pages * T; }
+};
+
+template <class D>
+HWY_INLINE float MaxOf(D d, const float* x, int n) {
+  const int N = static_cast<int>(hwn::Lanes(d));
+  auto mx = hwn::Zero(d);
+  for (int t = 0; t < n; t += N) mx = hwn::Max(mx, hwn::LoadU(d, x + t));
+  return hwn::GetLane(hwn::MaxOfLanes(d, mx));
+}
+
+// The groups' factors over the chunk: unit = a / max a (a when kBits == 0), and amax. Shared by
+// every row of the head.
+template <int kBits>
+HWY_INLINE void PrepareValueUnits(const ValueUnits& a, ValueWeights& out) {
+  using DF = hwn::ScalableTag<float>;
+  const DF df;
+  const int N = static_cast<int>(hwn::Lanes(df));
+  for (int g = 0; g < a.groups; ++g) {
+    float* unit = out.unit[g];
+    for (int p = 0; p < a.pages; ++p) {
+      const hwy::float16_t* ag = a.units[p] + static_cast<size_t>(g) * a.T;
+      for (int t = 0; t < a.T; t += N) hwn::Store(LoadAsFloat(df, ag + t), df, unit + p * a.T + t);
+    }
+    if constexpr (kBits != 0) {
+      out.amax[g] = MaxOf(df, unit, a.tokens());
+      const auto inv = hwn::Set(df, out.amax[g] > 0.0f ? 1.0f / out.amax[g] : 0.0f);
+      for (int c = 0; c < a.tokens(); c += N) {
+        hwn::Store(hwn::Mul(hwn::Load(df, unit + c), inv), df, unit + c);
+      }
+    }
+  }
+}
+
+// Row weights for `rows` <= kValueRows rows: w: [rows][ws], the chunk's columns (>= 0).
+// kBits: 8 or 16 (integer weights), 0 (exact f32 weights). T % Lanes == 0.
+template <int kBits>
+HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws, int rows,
+                                 ValueWeights& out) {
+  using DF = hwn::ScalableTag<float>;
+  const DF df;
+  const hwn::RebindToSigned<DF> di;
+  const hwn::Rebind<uint8_t, DF> du8;
+  const int N = static_cast<int>(hwn::Lanes(df));
+  const int n = a.tokens();
+  constexpr float kTop = kBits == 16 ? 65535.0f : 255.0f;
+  for (int r = 0; r < rows; ++r) {
+    const float* wr = w + r * ws;
+    for (int g = 0; g < a.groups; ++g) {
+      out.mins[r][g] = 0.0f;
+      if (a.mins[0] == nullptr) continue;
+      // Integer weights read q4a's codes centred (u - 8, so rounding errors cancel as for the
+      // symmetric formats): x = (u - 8) step + (min + 8 step), the second part summed here with
+      // the exact weights.
+      auto sum = hwn::Zero(df);
+      for (int p = 0; p < a.pages; ++p) {
+        const hwy::float16_t* mg = a.mins[p] + static_cast<size_t>(g) * a.T;
+        const hwy::float16_t* sg = a.units[p] + static_cast<size_t>(g) * a.T;
+        for (int t = 0; t < a.T; t += N) {
+          auto m = LoadAsFloat(df, mg + t);
+          if constexpr (kBits != 0) m = hwn::MulAdd(hwn::Set(df, 8.0f), LoadAsFloat(df, sg + t), m);
+          sum = hwn::MulAdd(hwn::LoadU(df, wr + p * a.T + t), m, sum);
+        }
+      }
+      out.mins[r][g] = hwn::GetLane(hwn::SumOfLanes(df, sum));
+    }
+    if constexpr (kBits == 0) {
+      for (int g = 0; g < a.groups; ++g) {
+        out.scale[r][g] = 1.0f;
+        for (int c = 0; c < n; c += N) {
+          hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), hwn::Load(df, out.unit[g] + c)), df,
+                     out.exact[r][g] + c);
+        }
+      }
+      continue;
+    }
+    const float wmax = MaxOf(df, wr, n);
+    const auto inv = hwn::Set(df, wmax > 0.0f ? kTop / wmax : 0.0f);
+    for (int c = 0; c < n; c += N)
+      hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), inv), df, out.row + c);
+    for (int g = 0; g < a.groups; ++g) {
+      out.scale[r][g] = wmax * out.amax[g] / kTop;
+#if HWY_TARGET == HWY_AVX3_DL
+      // Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5 instructions each here; these
+      // are one each (same results: RNE rounding, values already in range).
+      for (int c = 0; c < n; c += 16) {
+        const __m512i u = _mm512_cvtps_epi32(
+            _mm512_mul_ps(_mm512_load_ps(out.row + c), _mm512_load_ps(out.unit[g] + c)));
+        if constexpr (kBits == 16) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + c),
+                           _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 8)));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo[r][g] + c),
+                           _mm512_cvtepi32_epi8(_mm512_and_si512(u, _mm512_set1_epi32(0xff))));
+        } else {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + c), _mm512_cvtepi32_epi8(u));
+        }
+      }
+      continue;
+#endif
+      for (int c = 0; c < n; c += N) {
+        const auto u =
+            hwn::NearestInt(hwn::Mul(hwn::Load(df, out.row + c), hwn::Load(df, out.unit[g] + c)));
+        if constexpr (kBits == 16) {
+          hwn::StoreU(hwn::DemoteTo(du8, hwn::ShiftRight<8>(u)), du8, out.hi[r][g] + c);
+          hwn::StoreU(hwn::DemoteTo(du8, hwn::And(u, hwn::Set(di, 0xff))), du8, out.lo[r][g] + c);
+        } else {
+          hwn::StoreU(hwn::DemoteTo(du8, u), du8, out.hi[r][g] + c);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvpack::attention::detail
+HWY_AFTER_NAMESPACE();
+
+#endif  // KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_

@@ -1,0 +1,148 @@
+// Dispatch and threading for the matmul kernels of matmul-inl.h.
+
+#include "model/simd_targets.h"  // first: selects the Highway targets
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "model/matmul.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "base/error.h"
+#include "model/matmul-inl.h"
+
+#if HWY_ONCE
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/aligned.h"
+#include "base/half.h"
+#include "base/thread_pool.h"
+#include "model/matmul.h"
+#include "model/quant_ref.h"
+
+namespace kvpack::model {
+
+HWY_EXPORT(MatmulRows);
+HWY_EXPORT(QuantizeActivations);
+HWY_EXPORT(WantsVnniLayout);
+HWY_EXPORT(TargetName);
+
+namespace {
+
+// Rows per parallel task: a multiple of every tile height, small enough to balance 2..64
+// threads on 2048-row matrices.
+constexpr int64_t kRowsPerTask = 32;
+
+bool is_quantized(GgmlType t) {
+  return t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+}
+
+// Per-thread buffer for quantized activations, grown on demand and reused across calls.
+struct Q8Scratch {
+  AlignedArray<uint8_t> bytes;
+  size_t capacity = 0;
+  ActivationsQ8 acts;
+
+  const ActivationsQ8& prepare(const float* x, int64_t n_tokens, int64_t cols, GgmlType type) {
+    const int64_t nb = round_up(static_cast<size_t>(cols / kQBlock), 2);
+    const bool vnni = HWY_DYNAMIC_DISPATCH(WantsVnniLayout)();
+    const size_t n_blk = static_cast<size_t>(n_tokens * nb);
+    const size_t qs_bytes = round_up(n_blk * kQBlock, kCacheLine);
+    const size_t d_bytes = round_up(n_blk * sizeof(float), kCacheLine);
+    const size_t lane_bytes = vnni ? round_up(n_blk * 8 * sizeof(float), kCacheLine) : 0;
+    const size_t pair_bytes = vnni ? qs_bytes : 0;
+    const size_t need = qs_bytes + d_bytes + pair_bytes + 2 * lane_bytes;
+    if (need > capacity) {
+      bytes = make_aligned<uint8_t>(need);
+      capacity = need;
+    }
+    uint8_t* p = bytes.get();
+    acts.n_blocks = nb;
+    acts.qs = reinterpret_cast<int8_t*>(p);
+    acts.d = reinterpret_cast<float*>(p + qs_bytes);
+    p += qs_bytes + d_bytes;
+    acts.qs_pairs = vnni ? reinterpret_cast<int8_t*>(p) : nullptr;
+    acts.d_lanes = vnni ? reinterpret_cast<float*>(p + pair_bytes) : nullptr;
+    acts.bias_lanes = vnni ? reinterpret_cast<int32_t*>(p + pair_bytes + lane_bytes) : nullptr;
+    HWY_DYNAMIC_DISPATCH(QuantizeActivations)
+    (x, n_tokens, cols, type == GgmlType::Q8_0 ? 128 : 8, acts);
+    return acts;
+  }
+};
+
+void check_operands(const WeightMatrix& w, const float* x, int64_t n_tokens, const float* y) {
+  KVPACK_ASSERT(is_weight_type(w.type) && w.data != nullptr && w.rows > 0 && w.cols > 0,
+                "matmul: bad weight view '{}'", w.name);
+  KVPACK_ASSERT(w.cols % weight_block_size(w.type) == 0, "matmul: '{}' cols {}", w.name, w.cols);
+  KVPACK_ASSERT(n_tokens >= 0 && (n_tokens == 0 || (x != nullptr && y != nullptr)),
+                "matmul: '{}' with {} tokens", w.name, n_tokens);
+}
+
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            QuantDot dot) {
+  check_operands(w, x, n_tokens, y);
+  if (n_tokens == 0) return;
+  MatmulJob job;
+  job.w = &w;
+  job.x = x;
+  job.n_tokens = n_tokens;
+  job.y = y;
+  if (is_quantized(w.type) && dot == QuantDot::kInt8) {
+    thread_local Q8Scratch scratch;
+    job.xq = &scratch.prepare(x, n_tokens, w.cols, w.type);
+  }
+  const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n_tasks, [&](int64_t task, int) {
+    const int64_t r0 = task * kRowsPerTask;
+    HWY_DYNAMIC_DISPATCH(MatmulRows)(job, r0, std::min(w.rows, r0 + kRowsPerTask));
+  });
+}
+
+void matvec(const WeightMatrix& w, const float* x, float* y, ThreadPool& pool, QuantDot dot) {
+  matmul(w, x, 1, y, pool, dot);
+}
+
+void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, QuantDot dot) {
+  check_operands(w, x, n_tokens, y);
+  const bool int8 = is_quantized(w.type) && dot == QuantDot::kInt8;
+  std::vector<BlockQ8_0> xq(int8 ? static_cast<size_t>(w.cols / kQBlock) : 0);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xt = x + t * w.cols;
+    if (int8) quantize_row_q8_0_ref(xt, xq.data(), w.cols);
+    for (int64_t r = 0; r < w.rows; ++r) {
+      const double v = int8 ? vec_dot_q8_ref(w.type, w.row(r), xq.data(), w.cols)
+                            : vec_dot_f32_ref(w.type, w.row(r), xt, w.cols);
+      y[t * w.rows + r] = static_cast<float>(v);
+    }
+  }
+}
+
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
+  KVPACK_ASSERT(n % kQBlock == 0, "quantize_row_q8_0: n = {}", n);
+  thread_local Q8Scratch scratch;
+  const ActivationsQ8& a = scratch.prepare(x, 1, n, GgmlType::Q8_0);
+  for (int64_t b = 0; b < n / kQBlock; ++b) {
+    y[b].d = f32_to_f16(a.d[b]);  // exact: d holds a widened f16
+    std::memcpy(y[b].qs, a.qs + b * kQBlock, kQBlock);
+  }
+}
+
+const char* matmul_target() {
+  return HWY_DYNAMIC_DISPATCH(TargetName)();
+}
+
+void for_each_simd_target(const std::function<void(const char* target)>& fn) {
+  struct Restore {
+    ~Restore() { hwy::SetSupportedTargetsForTest(0); }
+  } restore;
+  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    fn(hwy::TargetName(target));
+  }
+}
+
+}  // namespace kvpack::model
+#endif  // HWY_ONCE

@@ -1,0 +1,53 @@
+#include "cli_run.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "shared_data.h"
+
+namespace kvpack::testing {
+namespace {
+
+// KVPACK_BIN (set by ctest), else the kvpack beside this test binary's folder.
+std::string binary() {
+  if (std::getenv("KVPACK_BIN") != nullptr) return kvpack_binary();
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const auto guess = self.parent_path().parent_path() / "kvpack";
+  return !ec && std::filesystem::exists(guess) ? guess.string() : kvpack_binary();
+}
+
+}  // namespace
+
+CliResult run_kvpack(const std::string& args) {
+  CliResult r;
+  const auto err_path =
+      std::filesystem::temp_directory_path() / ("kvpack-cli-" + std::to_string(getpid()) + ".err");
+  // Appended piecewise: g++ 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
+  std::string command = "'";
+  command += binary();
+  command += "' ";
+  command += args;
+  command += " 2>'";
+  command += err_path.string();
+  command += "'";
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, got);
+  const int status = pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  std::filesystem::remove(err_path);
+  return r;
+}
+
+}  // namespace kvpack::testing

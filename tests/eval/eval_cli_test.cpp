@@ -1,0 +1,93 @@
+// `kvpack eval` through the built binary: JSON on stdout, report files with -o, and one-line
+// errors (a passkey length beyond the context, a missing budget).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "cli_run.h"
+#include "shared_data.h"
+
+namespace kvpack::eval {
+namespace {
+
+std::string stories_args(const std::filesystem::path& model, const std::filesystem::path& text) {
+  return "-m '" + model.string() + "' -f '" + text.string() + "' -t 2 -q";
+}
+
+void expect_error(const std::string& args, const std::string& part) {
+  const auto r = kvpack::testing::run_kvpack(args);
+  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
+  EXPECT_EQ(r.out, "") << args;
+  EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+}
+
+TEST(EvalCli, PplJson) {
+  KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
+  KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
+  const auto r = kvpack::testing::run_kvpack(
+      "eval ppl " + stories_args(model, text) +
+      " -c 64 --chunks 2 --baseline k=f32,v=f32 --kv k=f32,v=f32 -ctk q8 -ctv q8 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["eval"], "ppl");
+  EXPECT_EQ(j["chunks"], 2);
+  EXPECT_EQ(j["scored_per_chunk"], 31);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["results"][0]["baseline"], true);
+  EXPECT_EQ(j["results"][1]["kld_mean"], 0.0);  // f32 against itself
+  EXPECT_EQ(j["results"][2]["policy"], "k=q8,v=q8");
+  EXPECT_GT(j["results"][2]["kld_mean"].get<double>(), 0.0);
+}
+
+TEST(EvalCli, AttentionWritesTheReportFiles) {
+  KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
+  KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "eval_cli_attention";
+  std::filesystem::create_directories(dir);
+  const auto r = kvpack::testing::run_kvpack("eval attention " + stories_args(model, text) +
+                                             " -c 96 --long-distance 32 --kv k=q4,v=q8 -o '" +
+                                             (dir / "att").string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("most sensitive layers"), std::string::npos);
+  std::ifstream md(dir / "att.md");
+  const std::string text_md((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text_md.find("](att.svg)"), std::string::npos);
+  EXPECT_NE(text_md.find("kvpack eval attention"), std::string::npos);  // the command
+  EXPECT_TRUE(std::filesystem::exists(dir / "att.svg"));
+  const auto j = nlohmann::json::parse(std::ifstream(dir / "att.json"));
+  EXPECT_EQ(j["results"][0]["layers"].size(), 5u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(EvalCli, PolicyJson) {
+  KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
+  KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
+  const auto r = kvpack::testing::run_kvpack("eval policy " + stories_args(model, text) +
+                                             " --bits 7 -c 64 --chunks 1 --formats f16,q8,q4 "
+                                             "--compare 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_LE(j["searched"]["bits_per_value"].get<double>(), 7.0);
+  EXPECT_EQ(j["measured"].size(), 2u);  // the searched policy and q4/q4 (q8/q4 is 8 bits)
+  EXPECT_EQ(j["sensitivity"]["formats"].size(), 3u);
+}
+
+TEST(EvalCli, ErrorsAreOneLine) {
+  KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
+  KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
+  const std::string m = "-m '" + model.string() + "'";
+  expect_error("eval passkey " + m + " --lengths 1k,4k", "passkey length 4096 does not fit");
+  expect_error("eval passkey " + m + " --depths 50,120", "--depths: '120'");
+  expect_error("eval policy " + stories_args(model, text), "exactly one of --bits and --budget");
+  expect_error("eval ppl " + stories_args(model, text) + " -c 1000000000", "fewer than one chunk");
+  expect_error("eval ppl " + stories_args(model, text) + " --kv k=q8,v=kivi2", "kivi2");
+}
+
+}  // namespace
+}  // namespace kvpack::eval

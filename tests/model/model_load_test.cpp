@@ -1,0 +1,193 @@
+// Model loading: configuration from metadata, tensors bound by name, and a clear error naming the
+// file and the problem for each kind of bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "base/error.h"
+#include "error_of.h"
+#include "kvpack/model.h"
+#include "model/synthetic_model.h"
+#include "shared_data.h"
+
+namespace kvpack::model {
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/model_load_" + name + ".gguf";
+}
+
+std::string write(const GgufWriter& w, const std::string& name) {
+  const std::string path = temp_path(name);
+  w.write(path);
+  return path;
+}
+
+// The message of the Error that loading `path` throws ("" when it loads).
+std::string load_error(const std::string& path) {
+  return kvpack::testing::error_of([&] { Model::load(path); });
+}
+
+#define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
+
+TEST(ModelLoad, StoriesConfig) {
+  KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
+  const auto model = Model::load(path.string());
+  const HParams& hp = model->hparams();
+  EXPECT_EQ(hp.arch->name, "llama");
+  EXPECT_EQ(hp.n_layers, 5);
+  EXPECT_EQ(hp.n_embd, 64);
+  EXPECT_EQ(hp.n_heads, 8);
+  EXPECT_EQ(hp.n_kv_heads, 4);
+  EXPECT_EQ(hp.head_dim_k, 8);
+  EXPECT_EQ(hp.head_dim_v, 8);
+  EXPECT_EQ(hp.n_ff, 172);
+  EXPECT_EQ(hp.n_vocab, 512);
+  EXPECT_EQ(hp.n_ctx_train, 2048);
+  EXPECT_FLOAT_EQ(hp.norm_eps, 1e-5f);
+  EXPECT_EQ(hp.rope.n_dims, 8);
+  EXPECT_EQ(hp.rope.freq_base, 10000.0);  // no key: the default
+  EXPECT_EQ(hp.rope.ordering, RopeOrdering::interleaved);
+  EXPECT_FALSE(model->weights().tied_output);  // the converter wrote a copy
+  EXPECT_EQ(model->weights().layers[4].ffn_down.name, "blk.4.ffn_down.weight");
+  ASSERT_NE(model->tokenizer(), nullptr);
+}
+
+TEST(ModelLoad, TiedOutputAndRopeFreqs) {
+  SyntheticModel m;
+  m.tied_output = true;
+  m.rope_freqs = true;
+  const auto model = Model::load(write(synthetic_llama(m), "tied"));
+  EXPECT_TRUE(model->weights().tied_output);
+  EXPECT_EQ(model->weights().output.data, model->weights().token_embd.data);
+  EXPECT_EQ(model->hparams().rope.freq_factors.size(), static_cast<size_t>(m.head_dim / 2));
+  EXPECT_EQ(model->tokenizer(), nullptr);  // tokenizer.ggml.model = "none"
+}
+
+TEST(ModelLoad, RopeScalingFromMetadata) {
+  SyntheticModel m;
+  GgufWriter w = synthetic_llama(m);
+  w.set("llama.rope.scaling.type", gguf_string("yarn"));
+  w.set("llama.rope.scaling.factor", gguf_float(GgufType::f32, 4.0));
+  w.set("llama.rope.scaling.original_context_length", gguf_uint(GgufType::u32, 512));
+  const auto model = Model::load(write(w, "yarn"));
+  EXPECT_EQ(model->hparams().rope.scaling, RopeScaling::yarn);
+  EXPECT_EQ(model->hparams().rope.scale_factor, 4.0);
+  EXPECT_EQ(model->hparams().rope.original_context, 512);
+
+  w.set("llama.rope.scaling.type", gguf_string("longrope"));
+  EXPECT_HAS(load_error(write(w, "longrope")), "RoPE scaling 'longrope'");
+}
+
+TEST(ModelLoad, VocabOnlyFileHasNoTensors) {
+  KVPACK_SHARED_FILE(path, "models/ggml-vocab-llama-spm.gguf");
+  const std::string e = load_error(path.string());
+  EXPECT_HAS(e, "ggml-vocab-llama-spm.gguf: has no tensors");
+  EXPECT_HAS(e, "token_embd.weight");
+}
+
+TEST(ModelLoad, TruncatedFile) {
+  const std::vector<uint8_t> bytes = synthetic_llama(SyntheticModel{}).bytes();
+  for (size_t keep : {size_t{20}, bytes.size() / 3, bytes.size() - 100}) {
+    const std::string path = temp_path("truncated");
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), keep);
+    const std::string e = load_error(path);
+    EXPECT_HAS(e, path);
+    EXPECT_FALSE(e.empty()) << keep;
+  }
+}
+
+TEST(ModelLoad, UnsupportedArchitecture) {
+  GgufWriter w = synthetic_llama(SyntheticModel{});
+  w.set("general.architecture", gguf_string("gemma3"));
+  EXPECT_HAS(load_error(write(w, "gemma3")),
+             "architecture 'gemma3' is not supported yet (supported: llama)");
+  w.set("general.architecture", gguf_string("mamba9"));
+  EXPECT_HAS(load_error(write(w, "mamba9")), "unknown architecture 'mamba9' (supported: llama)");
+}
+
+// The shape reader takes per-layer counts and sliding layers (the planner sizes such models);
+// the forward pass runs one head count for every layer and no sliding window yet.
+TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
+  GgufWriter w = synthetic_llama(SyntheticModel{});  // 2 layers, 4 query heads, 2 KV heads
+  w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 2}));
+  w.set("llama.feed_forward_length", gguf_int_array(GgufType::u32, {96, 96}));
+  EXPECT_EQ(Model::load(write(w, "equal_arrays"))->hparams().n_kv_heads, 2);
+
+  w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 1}));
+  EXPECT_HAS(load_error(write(w, "kv_differs")),
+             "metadata 'llama.attention.head_count_kv' differs between layers, which kvpack does "
+             "not support yet");
+  w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 0}));
+  EXPECT_HAS(load_error(write(w, "kv_zero")), "differs between layers");
+  w.set("llama.attention.head_count_kv", gguf_uint(GgufType::u32, 3));
+  EXPECT_HAS(load_error(write(w, "kv_group")), "4 query heads are not a multiple of 3 KV heads");
+  w.set("llama.attention.head_count_kv", gguf_uint(GgufType::u32, 2));
+
+  w.set("llama.attention.sliding_window_pattern", gguf_uint(GgufType::u32, 2));
+  w.set("llama.attention.sliding_window", gguf_uint(GgufType::u32, 512));
+  EXPECT_HAS(load_error(write(w, "sliding")),
+             "1 of 2 layers use sliding-window attention (llama.attention.sliding_window_pattern)");
+}
+
+TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
+  SyntheticModel m;
+  m.n_embd = 256;  // Q4_K blocks hold 256 values
+  m.retype = {{"blk.1.ffn_up.weight", GgmlType::Q4_K}};
+  const std::string e = load_error(write(synthetic_llama(m), "q4k"));
+  EXPECT_HAS(e, "tensor 'blk.1.ffn_up.weight' has type Q4_K");
+  EXPECT_HAS(e, "supported: F32, F16, BF16, Q8_0, Q4_0");
+}
+
+TEST(ModelLoad, MissingTensorIsNamed) {
+  SyntheticModel m;
+  m.omit = {"blk.1.attn_k.weight"};
+  EXPECT_HAS(load_error(write(synthetic_llama(m), "missing")),
+             "missing tensor 'blk.1.attn_k.weight'");
+}
+
+TEST(ModelLoad, WrongShapeIsNamed) {
+  GgufWriter w = synthetic_llama(SyntheticModel{});
+  w.set("llama.feed_forward_length", gguf_uint(GgufType::u32, 128));
+  EXPECT_HAS(load_error(write(w, "shape")),
+             "tensor 'blk.0.ffn_gate.weight' has shape [64, 96], "
+             "expected [64, 128]");
+}
+
+TEST(ModelLoad, MissingMetadataIsNamed) {
+  GgufWriter w = synthetic_llama(SyntheticModel{});
+  w.set("llama.block_count", gguf_string("two"));
+  EXPECT_HAS(load_error(write(w, "meta")), "llama.block_count");
+  // What only the engine needs is checked on top of the shape.
+  GgufWriter no_ff = synthetic_llama(SyntheticModel{});
+  no_ff.set("llama.feed_forward_length", gguf_uint(GgufType::u32, 0));
+  EXPECT_HAS(load_error(write(no_ff, "ff")),
+             "metadata 'llama.feed_forward_length' is 0, expected 1 to 1048576");
+  GgufWriter eps = synthetic_llama(SyntheticModel{});
+  eps.set("llama.attention.layer_norm_rms_epsilon", gguf_float(GgufType::f32, 2.0));
+  EXPECT_HAS(load_error(write(eps, "eps")), "llama.attention.layer_norm_rms_epsilon' is 2");
+}
+
+TEST(ModelLoad, ContextAndVocabularyLimits) {
+  const auto model = Model::load(write(synthetic_llama(SyntheticModel{}), "limits"));
+  ThreadPool pool(1);
+  cache::Cache cache(model->cache_config(format::KVPolicy::parse("k=f16,v=f16"), 64));
+  Forward fwd(*model, cache, pool, {.n_ctx = 8});
+  const cache::SeqId seq = cache.create();
+  const std::vector<int32_t> nine(9, 3);
+  try {
+    fwd.eval(seq, nine);
+    FAIL() << "9 tokens fit a context of 8";
+  } catch (const Error& e) {
+    EXPECT_HAS(std::string(e.what()), "exceed the context of 8 tokens");
+  }
+  EXPECT_EQ(cache.n_tokens(seq), 0);  // nothing changed
+  const int32_t bad = 64;
+  EXPECT_THROW(fwd.eval(seq, {&bad, 1}), Error);
+  fwd.eval(seq, std::span(nine).first(8));
+  EXPECT_EQ(cache.n_tokens(seq), 8);
+}
+
+}  // namespace
+}  // namespace kvpack::model
