@@ -16,9 +16,12 @@ configure: deps
 build: configure
 	@cmake --build --preset $(PRESET)
 
-# The main job on its embedded default: the memory planner's overview table.
+# The main job: the memory planner's overview table (ARGS go to kvpack plan), then the probe model
+# retrieving a passkey from a 4096-token prompt through f16 and compressed caches (kvpack demo).
 run: build
 	@./$(BUILD)/kvpack plan $(ARGS)
+	@echo
+	@./$(BUILD)/kvpack demo
 
 test: build
 	@ctest --preset $(PRESET) -j $$(nproc) $(ARGS)

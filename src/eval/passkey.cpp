@@ -18,16 +18,6 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// True once the text holds a complete digit run (digits followed by something else): the answer
-// cannot change after that.
-bool digit_run_closed(std::string_view text) {
-  const size_t start = text.find_first_of("0123456789");
-  if (start == std::string_view::npos) return false;
-  size_t end = start;
-  while (end < text.size() && is_digit(text[end])) ++end;
-  return end < text.size();
-}
-
 // One trial through one policy's cache: prefill (reusing cached whole pages of the prompt), then
 // greedy decoding.
 std::string answer(model::Forward& fwd, cache::Cache& cache, const model::Tokenizer& tok,
@@ -43,7 +33,7 @@ std::string answer(model::Forward& fwd, cache::Cache& cache, const model::Tokeni
     if (tok.is_end_of_generation(id)) break;
     ids.push_back(id);
     text = tok.decode(ids, {.strip_prefix_space = false});
-    if (digit_run_closed(text) || i + 1 == max_tokens) break;
+    if (passkey_answer_complete(text) || i + 1 == max_tokens) break;
     logits = fwd.eval(seq, {&id, 1});
   }
   cache.free(seq);
@@ -108,6 +98,14 @@ std::string first_digit_run(std::string_view text) {
 
 bool passkey_answer_correct(std::string_view answer, int key) {
   return first_digit_run(answer) == std::to_string(key);
+}
+
+bool passkey_answer_complete(std::string_view text) {
+  const size_t start = text.find_first_of("0123456789");
+  if (start == std::string_view::npos) return false;
+  size_t end = start;
+  while (end < text.size() && is_digit(text[end])) ++end;
+  return end < text.size();
 }
 
 int passkey_key(uint64_t seed, int64_t length, double depth, int trial) {

@@ -61,6 +61,9 @@ class PasskeyPromptBuilder {
 std::string first_digit_run(std::string_view text);
 // True when the first run of digits in the answer is exactly the key.
 bool passkey_answer_correct(std::string_view answer, int key);
+// True once `text` holds a whole run of digits (digits, then something else): greedy decoding of
+// an answer can stop there, since its first digit run cannot change any more.
+bool passkey_answer_complete(std::string_view text);
 // The key of one trial: 10000-99999 from a generator seeded by (seed, length, depth, trial), so
 // every policy sees the same keys and adding a cell does not change the others.
 int passkey_key(uint64_t seed, int64_t length, double depth_percent, int trial);

@@ -19,5 +19,6 @@ void add_eval_ppl_command(CLI::App& eval);        // eval_ppl.cpp
 void add_eval_passkey_command(CLI::App& eval);    // eval_passkey.cpp
 void add_eval_attention_command(CLI::App& eval);  // eval_attention.cpp
 void add_eval_policy_command(CLI::App& eval);     // eval_policy.cpp
+void add_demo_command(CLI::App& app);             // demo.cpp: the probe model's passkey, per policy
 
 }  // namespace kvpack::cli
