@@ -79,8 +79,13 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
   const __m512i low4 = _mm512_set1_epi8(0x0f), low2 = _mm512_set1_epi8(0x03);
   const __m512i one = _mm512_set1_epi8(0x01), bit2 = _mm512_set1_epi8(0x04);
+  // Two accumulators per row (even and odd code positions), summed at the end: one chain of
+  // VPDPBUSD per row through all d channels waited on the instruction's latency (4 chains for a
+  // GQA group of 4, where the two VNNI pipes need about 8 in flight).
+  __m512i odd[R];
   for (int r = 0; r < R; ++r) {
     dot[r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
+    odd[r] = _mm512_setzero_si512();
     sdot[r] = _mm512_setzero_si512();
   }
   const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
@@ -97,7 +102,7 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
                             _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)};
       for (int k = 0; k < 2; ++k) {
         const __m512i e = _mm512_shuffle_epi8(tab, n[k]);
-        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 2 * o + k));
+        for (int r = 0; r < R; ++r) dpbusd(k ? odd[r] : dot[r], e, quad(q[r].mse, 2 * o + k));
         if constexpr (Tr::kQjl) {
           const __m512i s = _mm512_and_si512(_mm512_srli_epi16(n[k], 3), one);
           for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 2 * o + k));
@@ -121,7 +126,7 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
           x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
         }
         const __m512i e = _mm512_shuffle_epi8(tab, x);
-        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 4 * o + k));
+        for (int r = 0; r < R; ++r) dpbusd(k % 2 ? odd[r] : dot[r], e, quad(q[r].mse, 4 * o + k));
         if constexpr (Tr::kSignPlane) {
           const __m512i s = _mm512_and_si512(_mm512_srli_epi16(h, k), one);
           for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 4 * o + k));
@@ -129,6 +134,7 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
       }
     }
   }
+  for (int r = 0; r < R; ++r) dot[r] = _mm512_add_epi32(dot[r], odd[r]);
 }
 #endif
 

@@ -367,8 +367,15 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
         PlaneTile<C, R>(b, j0, wt, acc, as);
       }
     } else {
-      TilePrefetch prefetch(pf, block_bytes, b.d / 32);
-      for (int j0 = 0; j0 < b.d; j0 += 32) {
+      // Two lines (64 channels) per tile: 16 independent accumulators for 4 rows (8 leave the
+      // loop waiting on VPDPBUSD's latency) and one weight broadcast per line pair (turbo4).
+      TilePrefetch prefetch(pf, block_bytes, (b.d + 63) / 64);
+      int j0 = 0;
+      for (; j0 + 64 <= b.d; j0 += 64) {
+        prefetch.before_tile();
+        NibbleTile<C, R, 2>(b, j0, wt, acc, as);
+      }
+      if (j0 < b.d) {
         prefetch.before_tile();
         NibbleTile<C, R, 1>(b, j0, wt, acc, as);
       }
