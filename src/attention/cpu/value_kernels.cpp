@@ -85,12 +85,13 @@ HWY_INLINE int GroupOf(int j) {
   return kTurbo<C> ? 0 : j / 32;
 }
 
-// acc[j .. j + N) += scale * sum (+ mins) for one row.
+// acc[j .. j + N) += scale * sum (+ mins, when the format has them) for one row.
+template <bool kMins = true>
 HWY_INLINE void AddPage(float* acc, VF sum, float scale, float mins) {
   const DF df;
-  const VF out =
-      hn::MulAdd(sum, hn::Set(df, scale), hn::Add(hn::LoadU(df, acc), hn::Set(df, mins)));
-  hn::StoreU(out, df, acc);
+  VF base = hn::LoadU(df, acc);
+  if constexpr (kMins) base = hn::Add(base, hn::Set(df, mins));
+  hn::StoreU(hn::MulAdd(sum, hn::Set(df, scale), base), df, acc);
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
@@ -125,8 +126,8 @@ KVPACK_VNNI HWY_INLINE void Q8Group(const ValueChunk& b, int j0, const ValueWeig
     for (int v = 0; v < 2; ++v) {
       __m512i tot = s[0][r][v];
       if constexpr (kPasses == 2) tot = _mm512_add_epi32(_mm512_slli_epi32(tot, 8), s[1][r][v]);
-      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(tot)}, wt.scale[r][g] * b.post,
-              wt.mins[r][g]);
+      AddPage<false>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(tot)},
+                     wt.scale[r][g] * b.post, 0.0f);
     }
   }
 }
@@ -169,8 +170,8 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < 2 * L; ++v) {
       const int g = GroupOf<C>(j0 + 16 * v);
-      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])}, wt.scale[r][g] * b.post,
-              wt.mins[r][g]);
+      AddPage<C == VCode::q4a>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])},
+                               wt.scale[r][g] * b.post, wt.mins[r][g]);
     }
   }
 }
@@ -217,8 +218,8 @@ KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWe
   }
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < 4; ++v) {
-      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])}, wt.scale[r][0] * b.post,
-              wt.mins[r][0]);
+      AddPage<false>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])},
+                     wt.scale[r][0] * b.post, 0.0f);
     }
   }
 }
