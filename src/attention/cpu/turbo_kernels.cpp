@@ -136,6 +136,43 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
   }
   for (int r = 0; r < R; ++r) dot[r] = _mm512_add_epi32(dot[r], odd[r]);
 }
+
+// turbo4 (4-bit codes, no sign plane): the same dots for the 32 tokens from tb, R <= 4 rows,
+// each query broadcast serving both 16-token lines (half the broadcasts per dot product).
+template <int R>
+KVPACK_VNNI HWY_INLINE void NibbleDots2(const KeyArgs& a, const Row* q, int tb,
+                                        __m512i (&dot)[2][R]) {
+  const __m512i tab =
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512i odd[2][R];  // odd code positions: two chains per row and line
+  for (int r = 0; r < R; ++r) {
+    dot[0][r] = dot[1][r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
+    odd[0][r] = odd[1][r] = _mm512_setzero_si512();
+  }
+  const uint8_t* codes = a.block + 2 * static_cast<size_t>(a.T) + 4 * static_cast<size_t>(tb);
+  const size_t line = 4 * static_cast<size_t>(a.T);
+  for (int o = 0; o < a.d / 8; ++o) {
+    __m512i e[2][2];
+    for (int l = 0; l < 2; ++l) {
+      const __m512i v = _mm512_loadu_si512(codes + o * line + 64 * l);
+      e[l][0] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, low4));
+      e[l][1] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+    }
+    for (int k = 0; k < 2; ++k) {
+      for (int r = 0; r < R; ++r) {
+        int32_t quad;
+        __builtin_memcpy(&quad, q[r].mse.codes + 4 * (2 * o + k), 4);
+        const __m512i w = _mm512_set1_epi32(quad);
+        dpbusd(k ? odd[0][r] : dot[0][r], e[0][k], w);
+        dpbusd(k ? odd[1][r] : dot[1][r], e[1][k], w);
+      }
+    }
+  }
+  for (int l = 0; l < 2; ++l) {
+    for (int r = 0; r < R; ++r) dot[l][r] = _mm512_add_epi32(dot[l][r], odd[l][r]);
+  }
+}
 #endif
 
 // The code (0..15, table index) and sign bit of channel j of token t: the planes read one value
@@ -200,6 +237,10 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
     q[r].sign = IntQueryRow(a.ql, row + a.ql.row_bytes());
   }
   int issued = 0;
+#if HWY_TARGET == HWY_AVX3_DL
+  __m512i next[R];  // turbo4: the dots of the token line after a pair's first
+  bool have_next = false;
+#endif
   for (int tb = 0; tb < a.T; tb += N) {
     for (const int end = pf.n * (tb + N) / a.T; issued < end; ++issued) {
       __builtin_prefetch(pf.lines[issued], 0, 3);
@@ -207,7 +248,25 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
     VF dot[R], sdot[R];
 #if HWY_TARGET == HWY_AVX3_DL
     __m512i di[R], si[R];
-    Dots<C, R>(a, q, tb, di, si);
+    if constexpr (C == TCode::t4 && R <= 4) {
+      if (have_next) {  // the second line of the last pair
+        for (int r = 0; r < R; ++r) di[r] = next[r], si[r] = _mm512_setzero_si512();
+        have_next = false;
+      } else if (tb + 2 * N <= a.T) {
+        __m512i pair[2][R];
+        NibbleDots2<R>(a, q, tb, pair);
+        for (int r = 0; r < R; ++r) {
+          di[r] = pair[0][r];
+          si[r] = _mm512_setzero_si512();
+          next[r] = pair[1][r];
+        }
+        have_next = true;
+      } else {
+        Dots<C, R>(a, q, tb, di, si);
+      }
+    } else {
+      Dots<C, R>(a, q, tb, di, si);
+    }
     for (int r = 0; r < R; ++r) {
       dot[r] = VF{_mm512_cvtepi32_ps(di[r])};
       sdot[r] = VF{_mm512_cvtepi32_ps(si[r])};
