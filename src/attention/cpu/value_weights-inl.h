@@ -146,9 +146,9 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
     // as one vector division; Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5
     // instructions each here, these one each (same results: RNE rounding, values in range; the
     // truncating narrowing keeps the low byte). Results are identical to the portable path's.
-    _mm256_storeu_ps(out.scale[r], _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(wmax),
-                                                               _mm256_loadu_ps(out.amax)),
-                                                 _mm256_set1_ps(kTop)));
+    _mm256_storeu_ps(out.scale[r],
+                     _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(wmax), _mm256_loadu_ps(out.amax)),
+                                   _mm256_set1_ps(kTop)));
     for (int c = 0; c < n; c += 16) {
       const __m512 wv = _mm512_mul_ps(_mm512_loadu_ps(wr + c), inv.raw);
       for (int g = 0; g < a.groups; ++g) {
