@@ -144,7 +144,6 @@ KVPACK_VNNI HWY_INLINE void NibbleDots2(const KeyArgs& a, const Row* q, int tb,
                                         __m512i (&dot)[2][R]) {
   const __m512i tab =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512i odd[2][R];  // odd code positions: two chains per row and line
   for (int r = 0; r < R; ++r) {
     dot[0][r] = dot[1][r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
@@ -156,8 +155,9 @@ KVPACK_VNNI HWY_INLINE void NibbleDots2(const KeyArgs& a, const Row* q, int tb,
     __m512i e[2][2];
     for (int l = 0; l < 2; ++l) {
       const __m512i v = _mm512_loadu_si512(codes + o * line + 64 * l);
-      e[l][0] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, low4));
-      e[l][1] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+      // VPERMB: the table repeats in every 16-byte lane, so index bits 4..5 need no masking.
+      e[l][0] = _mm512_permutexvar_epi8(v, tab);
+      e[l][1] = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), tab);
     }
     for (int k = 0; k < 2; ++k) {
       for (int r = 0; r < R; ++r) {

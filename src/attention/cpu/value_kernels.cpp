@@ -136,7 +136,8 @@ KVPACK_VNNI HWY_INLINE void Q8Group(const ValueChunk& b, int j0, const ValueWeig
 template <VCode C, int R, int L>
 KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueWeights& wt,
                                        float* acc, size_t as) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // The 16-entry table in each 16-byte lane: VPERMB (AVX3_DL has VBMI) reads index bits 0..5,
+  // and bits 4..5 pick among equal copies, so the nibbles need no masking (PSHUFB would).
   const __m512i tab =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.table)));
   __m512i s[R][2 * L];
@@ -151,10 +152,8 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
       for (int l = 0; l < L; ++l) {
         const __m512i v =
             _mm512_loadu_si512(codes + (static_cast<size_t>(tq) * b.d / 2 + 16 * l) * 4);
-        const __m512i lo = _mm512_and_si512(v, low4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-        e[2 * l] = _mm512_shuffle_epi8(tab, lo);
-        e[2 * l + 1] = _mm512_shuffle_epi8(tab, hi);
+        e[2 * l] = _mm512_permutexvar_epi8(v, tab);
+        e[2 * l + 1] = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), tab);
       }
       for (int r = 0; r < R; ++r) {
         for (int l = 0; l < L; ++l) {
