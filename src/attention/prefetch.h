@@ -8,6 +8,7 @@
 // LineSchedule, so the loop holds no call that would spill its accumulators.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -43,16 +44,26 @@ class Prefetcher {
 
   // Instead of advance(bytes): the addresses of the lines advance(bytes) would prefetch (at most
   // `max`), for the caller to issue; returns how many. 0 when disabled or at the end.
+  // Takes whole runs of the current block at a time, in locals: the per-line loop over the
+  // members (which `out` may alias) cost about a tenth of a 4-bit kernel's time.
   int take_lines(size_t bytes, const uint8_t** out, int max) {
     if (!enabled_) return 0;
-    budget_ += bytes;
+    size_t budget = budget_ + bytes;
     int n = 0;
-    while (budget_ >= kLineBytes && n < max) {
-      budget_ -= kLineBytes;
-      if (cur_ >= end_ && !next_block()) break;
-      out[n++] = cur_;
-      cur_ += kLineBytes;
+    while (budget >= kLineBytes && n < max) {
+      if (cur_ >= end_ && !next_block()) {
+        budget -= kLineBytes;
+        break;
+      }
+      const uint8_t* cur = cur_;
+      const size_t left = (static_cast<size_t>(end_ - cur) + kLineBytes - 1) / kLineBytes;
+      const size_t k = std::min({budget / kLineBytes, left, static_cast<size_t>(max - n)});
+      for (size_t i = 0; i < k; ++i) out[n + static_cast<int>(i)] = cur + i * kLineBytes;
+      n += static_cast<int>(k);
+      cur_ = cur + k * kLineBytes;
+      budget -= k * kLineBytes;
     }
+    budget_ = budget;
     return n;
   }
 

@@ -79,8 +79,13 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
   const __m512i low4 = _mm512_set1_epi8(0x0f), low2 = _mm512_set1_epi8(0x03);
   const __m512i one = _mm512_set1_epi8(0x01), bit2 = _mm512_set1_epi8(0x04);
+  // Two accumulators per row (even and odd code positions), summed at the end: one chain of
+  // VPDPBUSD per row through all d channels waited on the instruction's latency (4 chains for a
+  // GQA group of 4, where the two VNNI pipes need about 8 in flight).
+  __m512i odd[R];
   for (int r = 0; r < R; ++r) {
     dot[r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
+    odd[r] = _mm512_setzero_si512();
     sdot[r] = _mm512_setzero_si512();
   }
   const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
@@ -97,7 +102,7 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
                             _mm512_and_si512(_mm512_srli_epi16(v, 4), low4)};
       for (int k = 0; k < 2; ++k) {
         const __m512i e = _mm512_shuffle_epi8(tab, n[k]);
-        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 2 * o + k));
+        for (int r = 0; r < R; ++r) dpbusd(k ? odd[r] : dot[r], e, quad(q[r].mse, 2 * o + k));
         if constexpr (Tr::kQjl) {
           const __m512i s = _mm512_and_si512(_mm512_srli_epi16(n[k], 3), one);
           for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 2 * o + k));
@@ -121,13 +126,51 @@ KVPACK_VNNI HWY_INLINE void Dots(const KeyArgs& a, const Row* q, int tb, __m512i
           x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
         }
         const __m512i e = _mm512_shuffle_epi8(tab, x);
-        for (int r = 0; r < R; ++r) dpbusd(dot[r], e, quad(q[r].mse, 4 * o + k));
+        for (int r = 0; r < R; ++r) dpbusd(k % 2 ? odd[r] : dot[r], e, quad(q[r].mse, 4 * o + k));
         if constexpr (Tr::kSignPlane) {
           const __m512i s = _mm512_and_si512(_mm512_srli_epi16(h, k), one);
           for (int r = 0; r < R; ++r) dpbusd(sdot[r], s, quad(q[r].sign, 4 * o + k));
         }
       }
     }
+  }
+  for (int r = 0; r < R; ++r) dot[r] = _mm512_add_epi32(dot[r], odd[r]);
+}
+
+// turbo4 (4-bit codes, no sign plane): the same dots for the 32 tokens from tb, R <= 4 rows,
+// each query broadcast serving both 16-token lines (half the broadcasts per dot product).
+template <int R>
+KVPACK_VNNI HWY_INLINE void NibbleDots2(const KeyArgs& a, const Row* q, int tb,
+                                        __m512i (&dot)[2][R]) {
+  const __m512i tab =
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->biased)));
+  __m512i odd[2][R];  // odd code positions: two chains per row and line
+  for (int r = 0; r < R; ++r) {
+    dot[0][r] = dot[1][r] = _mm512_set1_epi32(-128 * q[r].mse.sum[0]);
+    odd[0][r] = odd[1][r] = _mm512_setzero_si512();
+  }
+  const uint8_t* codes = a.block + 2 * static_cast<size_t>(a.T) + 4 * static_cast<size_t>(tb);
+  const size_t line = 4 * static_cast<size_t>(a.T);
+  for (int o = 0; o < a.d / 8; ++o) {
+    __m512i e[2][2];
+    for (int l = 0; l < 2; ++l) {
+      const __m512i v = _mm512_loadu_si512(codes + o * line + 64 * l);
+      // VPERMB: the table repeats in every 16-byte lane, so index bits 4..5 need no masking.
+      e[l][0] = _mm512_permutexvar_epi8(v, tab);
+      e[l][1] = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), tab);
+    }
+    for (int k = 0; k < 2; ++k) {
+      for (int r = 0; r < R; ++r) {
+        int32_t quad;
+        __builtin_memcpy(&quad, q[r].mse.codes + 4 * (2 * o + k), 4);
+        const __m512i w = _mm512_set1_epi32(quad);
+        dpbusd(k ? odd[0][r] : dot[0][r], e[0][k], w);
+        dpbusd(k ? odd[1][r] : dot[1][r], e[1][k], w);
+      }
+    }
+  }
+  for (int l = 0; l < 2; ++l) {
+    for (int r = 0; r < R; ++r) dot[l][r] = _mm512_add_epi32(dot[l][r], odd[l][r]);
   }
 }
 #endif
@@ -194,6 +237,10 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
     q[r].sign = IntQueryRow(a.ql, row + a.ql.row_bytes());
   }
   int issued = 0;
+#if HWY_TARGET == HWY_AVX3_DL
+  __m512i next[R];  // turbo4: the dots of the token line after a pair's first
+  bool have_next = false;
+#endif
   for (int tb = 0; tb < a.T; tb += N) {
     for (const int end = pf.n * (tb + N) / a.T; issued < end; ++issued) {
       __builtin_prefetch(pf.lines[issued], 0, 3);
@@ -201,7 +248,25 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
     VF dot[R], sdot[R];
 #if HWY_TARGET == HWY_AVX3_DL
     __m512i di[R], si[R];
-    Dots<C, R>(a, q, tb, di, si);
+    if constexpr (C == TCode::t4 && R <= 4) {
+      if (have_next) {  // the second line of the last pair
+        for (int r = 0; r < R; ++r) di[r] = next[r], si[r] = _mm512_setzero_si512();
+        have_next = false;
+      } else if (tb + 2 * N <= a.T) {
+        __m512i pair[2][R];
+        NibbleDots2<R>(a, q, tb, pair);
+        for (int r = 0; r < R; ++r) {
+          di[r] = pair[0][r];
+          si[r] = _mm512_setzero_si512();
+          next[r] = pair[1][r];
+        }
+        have_next = true;
+      } else {
+        Dots<C, R>(a, q, tb, di, si);
+      }
+    } else {
+      Dots<C, R>(a, q, tb, di, si);
+    }
     for (int r = 0; r < R; ++r) {
       dot[r] = VF{_mm512_cvtepi32_ps(di[r])};
       sdot[r] = VF{_mm512_cvtepi32_ps(si[r])};

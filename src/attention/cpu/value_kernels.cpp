@@ -85,12 +85,13 @@ HWY_INLINE int GroupOf(int j) {
   return kTurbo<C> ? 0 : j / 32;
 }
 
-// acc[j .. j + N) += scale * sum (+ mins) for one row.
+// acc[j .. j + N) += scale * sum (+ mins, when the format has them) for one row.
+template <bool kMins = true>
 HWY_INLINE void AddPage(float* acc, VF sum, float scale, float mins) {
   const DF df;
-  const VF out =
-      hn::MulAdd(sum, hn::Set(df, scale), hn::Add(hn::LoadU(df, acc), hn::Set(df, mins)));
-  hn::StoreU(out, df, acc);
+  VF base = hn::LoadU(df, acc);
+  if constexpr (kMins) base = hn::Add(base, hn::Set(df, mins));
+  hn::StoreU(hn::MulAdd(sum, hn::Set(df, scale), base), df, acc);
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
@@ -125,8 +126,8 @@ KVPACK_VNNI HWY_INLINE void Q8Group(const ValueChunk& b, int j0, const ValueWeig
     for (int v = 0; v < 2; ++v) {
       __m512i tot = s[0][r][v];
       if constexpr (kPasses == 2) tot = _mm512_add_epi32(_mm512_slli_epi32(tot, 8), s[1][r][v]);
-      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(tot)}, wt.scale[r][g] * b.post,
-              wt.mins[r][g]);
+      AddPage<false>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(tot)},
+                     wt.scale[r][g] * b.post, 0.0f);
     }
   }
 }
@@ -135,7 +136,8 @@ KVPACK_VNNI HWY_INLINE void Q8Group(const ValueChunk& b, int j0, const ValueWeig
 template <VCode C, int R, int L>
 KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueWeights& wt,
                                        float* acc, size_t as) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // The 16-entry table in each 16-byte lane: VPERMB (AVX3_DL has VBMI) reads index bits 0..5,
+  // and bits 4..5 pick among equal copies, so the nibbles need no masking (PSHUFB would).
   const __m512i tab =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.table)));
   __m512i s[R][2 * L];
@@ -150,10 +152,8 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
       for (int l = 0; l < L; ++l) {
         const __m512i v =
             _mm512_loadu_si512(codes + (static_cast<size_t>(tq) * b.d / 2 + 16 * l) * 4);
-        const __m512i lo = _mm512_and_si512(v, low4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-        e[2 * l] = _mm512_shuffle_epi8(tab, lo);
-        e[2 * l + 1] = _mm512_shuffle_epi8(tab, hi);
+        e[2 * l] = _mm512_permutexvar_epi8(v, tab);
+        e[2 * l + 1] = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), tab);
       }
       for (int r = 0; r < R; ++r) {
         for (int l = 0; l < L; ++l) {
@@ -169,8 +169,8 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < 2 * L; ++v) {
       const int g = GroupOf<C>(j0 + 16 * v);
-      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])}, wt.scale[r][g] * b.post,
-              wt.mins[r][g]);
+      AddPage<C == VCode::q4a>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])},
+                               wt.scale[r][g] * b.post, wt.mins[r][g]);
     }
   }
 }
@@ -217,8 +217,8 @@ KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWe
   }
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < 4; ++v) {
-      AddPage(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])}, wt.scale[r][0] * b.post,
-              wt.mins[r][0]);
+      AddPage<false>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])},
+                     wt.scale[r][0] * b.post, 0.0f);
     }
   }
 }
@@ -367,8 +367,15 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
         PlaneTile<C, R>(b, j0, wt, acc, as);
       }
     } else {
-      TilePrefetch prefetch(pf, block_bytes, b.d / 32);
-      for (int j0 = 0; j0 < b.d; j0 += 32) {
+      // Two lines (64 channels) per tile: 16 independent accumulators for 4 rows (8 leave the
+      // loop waiting on VPDPBUSD's latency) and one weight broadcast per line pair (turbo4).
+      TilePrefetch prefetch(pf, block_bytes, (b.d + 63) / 64);
+      int j0 = 0;
+      for (; j0 + 64 <= b.d; j0 += 64) {
+        prefetch.before_tile();
+        NibbleTile<C, R, 2>(b, j0, wt, acc, as);
+      }
+      if (j0 < b.d) {
         prefetch.before_tile();
         NibbleTile<C, R, 1>(b, j0, wt, acc, as);
       }

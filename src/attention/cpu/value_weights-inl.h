@@ -76,18 +76,25 @@ HWY_INLINE void PrepareValueUnits(const ValueUnits& a, ValueWeights& out) {
   const int N = static_cast<int>(hwn::Lanes(df));
   for (int g = 0; g < a.groups; ++g) {
     float* unit = out.unit[g];
+    auto mx = hwn::Zero(df);  // the maximum in the same pass as the conversion
     for (int p = 0; p < a.pages; ++p) {
       const hwy::float16_t* ag = a.units[p] + static_cast<size_t>(g) * a.T;
-      for (int t = 0; t < a.T; t += N) hwn::Store(LoadAsFloat(df, ag + t), df, unit + p * a.T + t);
+      for (int t = 0; t < a.T; t += N) {
+        const auto x = LoadAsFloat(df, ag + t);
+        mx = hwn::Max(mx, x);
+        hwn::Store(x, df, unit + p * a.T + t);
+      }
     }
     if constexpr (kBits != 0) {
-      out.amax[g] = MaxOf(df, unit, a.tokens());
+      out.amax[g] = hwn::GetLane(hwn::MaxOfLanes(df, mx));
       const auto inv = hwn::Set(df, out.amax[g] > 0.0f ? 1.0f / out.amax[g] : 0.0f);
       for (int c = 0; c < a.tokens(); c += N) {
         hwn::Store(hwn::Mul(hwn::Load(df, unit + c), inv), df, unit + c);
       }
     }
   }
+  // Whole vectors of amax are read (the scales of all groups at once).
+  for (int g = a.groups; g < kValueGroups; ++g) out.amax[g] = 0.0f;
 }
 
 // Row weights for `rows` <= kValueRows rows: w: [rows][ws], the chunk's columns (>= 0).
@@ -134,27 +141,33 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
     }
     const float wmax = MaxOf(df, wr, n);
     const auto inv = hwn::Set(df, wmax > 0.0f ? kTop / wmax : 0.0f);
-    for (int c = 0; c < n; c += N)
-      hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), inv), df, out.row + c);
-    for (int g = 0; g < a.groups; ++g) {
-      out.scale[r][g] = wmax * out.amax[g] / kTop;
 #if HWY_TARGET == HWY_AVX3_DL
-      // Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5 instructions each here; these
-      // are one each (same results: RNE rounding, values already in range).
-      for (int c = 0; c < n; c += 16) {
-        const __m512i u = _mm512_cvtps_epi32(
-            _mm512_mul_ps(_mm512_load_ps(out.row + c), _mm512_load_ps(out.unit[g] + c)));
+    // One pass over the tokens with W in a register (no stored row), the scales of all groups
+    // as one vector division; Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5
+    // instructions each here, these one each (same results: RNE rounding, values in range; the
+    // truncating narrowing keeps the low byte). Results are identical to the portable path's.
+    _mm256_storeu_ps(out.scale[r],
+                     _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(wmax), _mm256_loadu_ps(out.amax)),
+                                   _mm256_set1_ps(kTop)));
+    for (int c = 0; c < n; c += 16) {
+      const __m512 wv = _mm512_mul_ps(_mm512_loadu_ps(wr + c), inv.raw);
+      for (int g = 0; g < a.groups; ++g) {
+        const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_load_ps(out.unit[g] + c)));
         if constexpr (kBits == 16) {
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + c),
                            _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 8)));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo[r][g] + c),
-                           _mm512_cvtepi32_epi8(_mm512_and_si512(u, _mm512_set1_epi32(0xff))));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo[r][g] + c), _mm512_cvtepi32_epi8(u));
         } else {
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi[r][g] + c), _mm512_cvtepi32_epi8(u));
         }
       }
-      continue;
+    }
+    continue;
 #endif
+    for (int c = 0; c < n; c += N)
+      hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), inv), df, out.row + c);
+    for (int g = 0; g < a.groups; ++g) {
+      out.scale[r][g] = wmax * out.amax[g] / kTop;
       for (int c = 0; c < n; c += N) {
         const auto u =
             hwn::NearestInt(hwn::Mul(hwn::Load(df, out.row + c), hwn::Load(df, out.unit[g] + c)));
