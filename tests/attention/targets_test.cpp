@@ -20,28 +20,36 @@ struct TargetOverride {
   ~TargetOverride() { hwy::SetSupportedTargetsForTest(0); }
 };
 
-void check_targets(FormatId kf, FormatId vf, ThreadPool& pool) {
-  const PagedKv kv(kf, vf, KvShape{2, 128, 128, 32, 300, 12}, Data::outliers, 5);
+// Head dim d for K and V; simd_v: the V side must run a SIMD kernel (not the codec's ops).
+void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
+                   const Params& params = Params{}, bool simd_v = false) {
+  const PagedKv kv(kf, vf, KvShape{2, d, d, 32, 300, 12}, Data::outliers, 5);
   const int n_q = 8;
+  const size_t row = static_cast<size_t>(n_q) * d;
   const auto q = kv.queries(3, n_q, 6);
-  std::vector<float> want(3 * n_q * 128);
-  reference(kv.view(), q.data(), 3, n_q, want.data(), Params{});
+  std::vector<float> want(3 * row);
+  reference(kv.view(), q.data(), 3, n_q, want.data(), params);
   int tried = 0;
   for (int64_t bit = 1; bit != 0 && bit <= HWY_SCALAR; bit <<= 1) {
     if ((hwy::SupportedTargets() & bit) == 0) continue;
     TargetOverride use(bit);
-    const KernelInfo info = kernel_info(*kv.view().k_codec);
+    const KernelInfo info = kernel_info(*kv.view().k_codec, params);
+    const KernelInfo v_info = kernel_info(*kv.view().v_codec, params);
+    if (simd_v) {
+      EXPECT_NE(v_info.name, "codec ops") << "d " << d;
+    }
     Workspace ws;
-    std::vector<float> dec(n_q * 128), pre(want.size());
-    decode(kv.view(), q.data() + 2 * n_q * 128, n_q, dec.data(), Params{}, pool, ws);
-    prefill(kv.view(), q.data(), 3, n_q, pre.data(), Params{}, pool, ws);
-    const auto tol = testing::tolerance(kv.view(), q.data(), 3, n_q, Params{}, kv.max_key_norm());
-    EXPECT_LT(testing::excess(pre, want, tol).worst, 1.0) << info.name;
-    const std::vector<float> last_want(want.end() - n_q * 128, want.end());
-    const std::vector<double> last_tol(tol.end() - n_q * 128, tol.end());
-    EXPECT_LT(testing::excess(dec, last_want, last_tol).worst, 1.0) << info.name;
-    std::printf("  checked %s / %s\n", info.name.c_str(),
-                kernel_info(*kv.view().v_codec).name.c_str());
+    std::vector<float> dec(row), pre(want.size());
+    decode(kv.view(), q.data() + 2 * row, n_q, dec.data(), params, pool, ws);
+    prefill(kv.view(), q.data(), 3, n_q, pre.data(), params, pool, ws);
+    const auto tol = testing::tolerance(kv.view(), q.data(), 3, n_q, params, kv.max_key_norm());
+    EXPECT_LT(testing::excess(pre, want, tol).worst, 1.0)
+        << info.name << " / " << v_info.name << " d " << d;
+    const std::vector<float> last_want(want.end() - row, want.end());
+    const std::vector<double> last_tol(tol.end() - row, tol.end());
+    EXPECT_LT(testing::excess(dec, last_want, last_tol).worst, 1.0)
+        << info.name << " / " << v_info.name << " d " << d;
+    std::printf("  checked %s / %s, d %d\n", info.name.c_str(), v_info.name.c_str(), d);
     ++tried;
   }
   EXPECT_GE(tried, 1);
@@ -57,6 +65,22 @@ TEST(Targets, EveryTargetMatchesReference) {
       {FormatId::turbo4_qjl, FormatId::q4a}, {FormatId::kivi4, FormatId::fp8},
       {FormatId::kivi2, FormatId::turbo4},   {FormatId::fp8, FormatId::q8}};
   for (auto [k, v] : pairs) check_targets(k, v, pool);
+}
+
+TEST(Targets, TurboValuesAtEveryHeadDimArrangement) {
+  // The 2-bit value planes come in 64-channel lines; turbo3's 1-bit plane in blocks of 128
+  // channels (two lines each) and, where d % 128 == 64, a last block of 64 with its own lane
+  // arrangement (d 64: only that block; d 192: both kinds). Integer and f32 weights.
+  ThreadPool pool(2);
+  for (FormatId v : {FormatId::turbo3, FormatId::turbo2}) {
+    for (int d : {64, 128, 192}) {
+      for (bool exact : {false, true}) {
+        Params p;
+        p.exact_value_weights = exact;
+        check_targets(FormatId::q8, v, pool, d, p, true);
+      }
+    }
+  }
 }
 
 }  // namespace

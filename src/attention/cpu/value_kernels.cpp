@@ -175,8 +175,11 @@ KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueW
   }
 }
 // 2-bit codes (and turbo3's 1-bit plane of bit 2), one line of 64 channels from j0, R rows,
-// 8-bit weights (one group).
-template <VCode C, int R>
+// 8-bit weights (one group). The 1-bit plane's 128-channel block holds channel 16k + l of the
+// line in lane l, bit k (+ 4 for the block's second line); kHalf: the line is a 64-channel
+// block of its own (the last one where d % 128 == 64), 8 lanes with channel 16k + l in lane
+// l % 8, bit 2k + l / 8.
+template <VCode C, int R, bool kHalf = false>
 KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWeights& wt,
                                       float* acc, size_t as) {
   const __m512i low2 = _mm512_set1_epi8(0x03), bit2 = _mm512_set1_epi8(0x04);
@@ -195,8 +198,15 @@ KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWe
       const __m512i v = _mm512_loadu_si512(codes + static_cast<size_t>(tq) * b.d);
       __m512i h = _mm512_setzero_si512();
       if constexpr (C == VCode::turbo3) {
-        h = _mm512_loadu_si512(high + static_cast<size_t>(tq) * b.d / 2);
-        if ((j0 / 64) % 2) h = _mm512_srli_epi16(h, 4);  // this line's channels: bits 4..7
+        if constexpr (kHalf) {
+          // 32 bytes; lanes 8..15 take them shifted by one: channel 16k + l at lane l, bit 2k.
+          const __m256i h8 = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(high + static_cast<size_t>(tq) * b.d / 2));
+          h = _mm512_inserti64x4(_mm512_castsi256_si512(h8), _mm256_srli_epi16(h8, 1), 1);
+        } else {
+          h = _mm512_loadu_si512(high + static_cast<size_t>(tq) * b.d / 2);
+          if ((j0 / 64) % 2) h = _mm512_srli_epi16(h, 4);  // this line's channels: bits 4..7
+        }
       }
       __m512i w[R];
       for (int r = 0; r < R; ++r) {
@@ -207,7 +217,8 @@ KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWe
       for (int k = 0; k < 4; ++k) {
         __m512i x = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), low2);
         if constexpr (C == VCode::turbo3) {
-          const __m512i hk = k < 2 ? _mm512_slli_epi16(h, 2 - k) : _mm512_srli_epi16(h, k - 2);
+          const int at = kHalf ? 2 * k : k;  // the bit of channel 16k + l in lane l
+          const __m512i hk = at < 2 ? _mm512_slli_epi16(h, 2 - at) : _mm512_srli_epi16(h, at - 2);
           x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
         }
         const __m512i e = _mm512_shuffle_epi8(tab, x);
@@ -263,24 +274,49 @@ HWY_INLINE void QuadElements(const ValueChunk& b, const uint8_t* codes, int tq, 
   } else if constexpr (kTwoBit<C>) {
     // N <= 16 lanes stay within one 16-channel slot of the 64-channel block (and of the 1-bit
     // plane's 128-channel block).
+    constexpr size_t kN = hn::MaxLanes(DF());
+    static_assert(kN <= 16, "a vector spans at most one 16-channel slot");
     const hn::Rebind<uint8_t, DF> d8;
+    const hn::RebindToUnsigned<DF> du;
     const int k = j % 64 / 16, l = j % 16;
-    hn::Vec<decltype(d8)> t[4], h[4];
+    hn::Vec<decltype(d8)> t[4];
     hn::LoadInterleaved4(d8, codes + (static_cast<size_t>(tq) * (b.d / 4) + 16 * (j / 64) + l) * 4,
                          t[0], t[1], t[2], t[3]);
+    hn::Vec<DI> hw[4];  // turbo3: the 1-bit plane's lanes, channel j + n's bit at hbit of lane n
+    int hbit = k + 4 * ((j / 64) % 2);
     if constexpr (C == VCode::turbo3) {
-      const uint8_t* high = codes + static_cast<size_t>(b.T) * b.d / 4;
-      hn::LoadInterleaved4(d8,
-                           high + (static_cast<size_t>(tq) * (b.d / 8) + 16 * (j / 128) + l) * 4,
-                           h[0], h[1], h[2], h[3]);
+      const uint8_t* high = codes + static_cast<size_t>(b.T) * b.d / 4 +
+                            (static_cast<size_t>(tq) * (b.d / 8) + 16 * (j / 128)) * 4;
+      hn::Vec<decltype(d8)> h[4];
+      if (b.d - j / 128 * 128 > 64) {  // a 128-channel block: channel 16k + l at lane l, bit k
+        hn::LoadInterleaved4(d8, high + l * 4, h[0], h[1], h[2], h[3]);
+        for (int i = 0; i < 4; ++i) hw[i] = hn::BitCast(di, hn::PromoteTo(du, h[i]));
+      } else {
+        // The last block where d % 128 == 64: 64 channels in 8 lanes, channel 16k + l at lane
+        // l % 8, bit 2k + l / 8.
+        hbit = 2 * k + l / 8;
+        if constexpr (kN <= 8) {  // lanes within one half of the slot
+          hn::LoadInterleaved4(d8, high + l % 8 * 4, h[0], h[1], h[2], h[3]);
+          for (int i = 0; i < 4; ++i) hw[i] = hn::BitCast(di, hn::PromoteTo(du, h[i]));
+        } else {  // the whole slot (l = 0): the 8 lanes twice, the second time shifted by one
+#if HWY_TARGET != HWY_SCALAR
+          const hn::Half<decltype(d8)> d8h;
+          const hn::Half<decltype(du)> duh;
+          hn::Vec<decltype(d8h)> g[4];
+          hn::LoadInterleaved4(d8h, high, g[0], g[1], g[2], g[3]);
+          for (int i = 0; i < 4; ++i) {
+            const auto lo = hn::PromoteTo(duh, g[i]);
+            hw[i] = hn::BitCast(di, hn::Combine(du, hn::ShiftRight<1>(lo), lo));
+          }
+#endif
+        }
+      }
     }
-    const int hbit = k + 4 * ((j / 64) % 2);
     for (int i = 0; i < 4; ++i) {
-      const auto wide = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), t[i]));
+      const auto wide = hn::BitCast(di, hn::PromoteTo(du, t[i]));
       auto x = hn::And(hn::ShiftRightSame(wide, 2 * k), hn::Set(di, 3));
       if constexpr (C == VCode::turbo3) {
-        const auto hw = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), h[i]));
-        x = hn::Or(x, hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(hw, hbit), hn::Set(di, 1))));
+        x = hn::Or(x, hn::ShiftLeft<2>(hn::And(hn::ShiftRightSame(hw[i], hbit), hn::Set(di, 1))));
       }
       e[i] = x;
     }
@@ -364,6 +400,12 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
       TilePrefetch prefetch(pf, block_bytes, b.d / 64);
       for (int j0 = 0; j0 < b.d; j0 += 64) {
         prefetch.before_tile();
+        if constexpr (C == VCode::turbo3) {
+          if (j0 % 128 == 0 && j0 + 64 == b.d) {  // its own 64-channel block of the 1-bit plane
+            PlaneTile<C, R, true>(b, j0, wt, acc, as);
+            continue;
+          }
+        }
         PlaneTile<C, R>(b, j0, wt, acc, as);
       }
     } else {
@@ -558,8 +600,9 @@ const VKernel* value_kernel(const format::Codec& codec, bool exact_weights) {
       return exact_weights ? &kQ4AExact : &kQ4A;
     case format::FormatId::turbo2:  // whole 64-channel lines
       return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo2Exact : &kTurbo2;
-    case format::FormatId::turbo3:  // its 1-bit plane's 128-channel blocks align with the lines
-      return d % 128 != 0 ? nullptr : exact_weights ? &kTurbo3Exact : &kTurbo3;
+    case format::FormatId::turbo3:  // also whole lines: its 1-bit plane's blocks of 128 channels
+      // hold two, the last block (d % 128 == 64) one
+      return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo3Exact : &kTurbo3;
     case format::FormatId::turbo4:
       return exact_weights ? &kTurbo4Exact : &kTurbo4;
     default:
