@@ -13,17 +13,7 @@
 #include "attention/int_query.h"
 #include "attention/kernels.h"
 
-// VPDPBUSD needs avx512vnni, which Highway 1.0.3's AVX3_DL target string lacks: every function
-// on the path from the exported entry down carries it (GCC inlines only into supersets).
-#undef KVPACK_VNNI
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-
-#include "attention/cpu/vnni.h"
-#define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
-#else
-#define KVPACK_VNNI
-#endif
+#include "attention/cpu/vnni_target-inl.h"  // KVPACK_VNNI for this target
 
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::attention::detail {

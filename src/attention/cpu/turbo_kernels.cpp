@@ -18,15 +18,7 @@
 #include "attention/kernels.h"
 #include "attention/turbo_table.h"
 
-#undef KVPACK_VNNI
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-
-#include "attention/cpu/vnni.h"
-#define KVPACK_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
-#else
-#define KVPACK_VNNI
-#endif
+#include "attention/cpu/vnni_target-inl.h"  // KVPACK_VNNI for this target
 
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::attention::detail {
