@@ -37,10 +37,7 @@ void run(const Options& o) {
     fail("{}: has {} tokens, fewer than -c {}", o.file, tokens.size(), n);
   }
   tokens.resize(static_cast<size_t>(n));
-  std::vector<std::string> skipped;
-  const std::vector<format::KVPolicy> policies =
-      o.kv.policies(every_format_policy(hp, o.common.page_tokens, &skipped));
-  for (const auto& s : skipped) std::fprintf(stderr, "kvpack: skipping a format: %s\n", s.c_str());
+  const std::vector<format::KVPolicy> policies = eval_policies(o.kv, hp, o.common.page_tokens);
 
   ThreadPool pool(o.common.threads);
   const eval::AttentionCapture capture =

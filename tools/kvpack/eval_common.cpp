@@ -94,9 +94,10 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-std::vector<format::KVPolicy> every_format_policy(const model::HParams& hp, int page_tokens,
-                                                  std::vector<std::string>* skipped) {
-  std::vector<format::KVPolicy> out;
+std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::HParams& hp,
+                                            int page_tokens) {
+  std::vector<format::KVPolicy> out = kv.policies({});
+  if (!out.empty()) return out;
   for (const format::FormatInfo& f : format::all_formats()) {
     const format::FormatId v = f.supports(format::Role::V) ? f.id : format::FormatId::f16;
     const format::KVPolicy p(f.id, v);
@@ -104,7 +105,7 @@ std::vector<format::KVPolicy> every_format_policy(const model::HParams& hp, int 
       p.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, page_tokens);
       out.push_back(p);
     } catch (const Error& e) {
-      if (skipped) skipped->push_back(e.what());
+      std::fprintf(stderr, "kvpack: skipping a format: %s\n", e.what());
     }
   }
   return out;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "eval/report.h"
+#include "kv_flags.h"
 #include "kvpack/format.h"
 #include "kvpack/model.h"
 
@@ -49,10 +50,10 @@ struct EvalCommon {
 // Loads the model and checks it has a tokenizer (every eval needs one).
 std::unique_ptr<model::Model> load_model_with_tokenizer(const std::string& path);
 std::string read_text_file(const std::string& path);
-// One policy per format that can serve the model's geometry: k=F,v=F, or k=F,v=f16 for K-only
-// formats; the reasons for skipped formats go to `skipped`.
-std::vector<format::KVPolicy> every_format_policy(const model::HParams& hp, int page_tokens,
-                                                  std::vector<std::string>* skipped);
+// The policies --kv / -ctk / -ctv name; without any, one per format that can serve the model's
+// geometry (k=F,v=F, or k=F,v=f16 for K-only formats), each skipped format named on stderr.
+std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::HParams& hp,
+                                            int page_tokens);
 // Comma-separated items of repeatable list flags ("1k,4k" "16k" -> 1k, 4k, 16k).
 std::vector<std::string> split_list(const std::vector<std::string>& flags);
 // The command line of this process, as typed ("kvpack eval ppl -m ..."), for reports.

@@ -66,10 +66,8 @@ void run(const Options& o) {
   po.page_tokens = o.common.page_tokens;
   po.batch = o.batch;
   eval::check_passkey_lengths(*model, po);  // before anything slow
-  std::vector<std::string> skipped;
   const std::vector<format::KVPolicy> policies =
-      o.kv.policies(every_format_policy(model->hparams(), po.page_tokens, &skipped));
-  for (const auto& s : skipped) std::fprintf(stderr, "kvpack: skipping a format: %s\n", s.c_str());
+      eval_policies(o.kv, model->hparams(), po.page_tokens);
   ThreadPool pool(o.common.threads);
   ProgressBar bar("passkey", !o.common.quiet);
   eval::PasskeyReport rep = eval::evaluate_passkey(*model, policies, po, pool, std::ref(bar));

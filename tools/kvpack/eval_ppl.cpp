@@ -35,10 +35,7 @@ void run(const Options& o) {
   po.page_tokens = o.common.page_tokens;
   po.bos = tok.add_bos() ? tok.bos() : -1;
   const format::KVPolicy baseline = format::KVPolicy::parse(o.baseline);
-  std::vector<std::string> skipped;
-  const std::vector<format::KVPolicy> policies =
-      o.kv.policies(every_format_policy(hp, po.page_tokens, &skipped));
-  for (const auto& s : skipped) std::fprintf(stderr, "kvpack: skipping a format: %s\n", s.c_str());
+  const std::vector<format::KVPolicy> policies = eval_policies(o.kv, hp, po.page_tokens);
 
   const std::vector<int32_t> tokens =
       tok.encode(read_text_file(o.file), /*add_special=*/true, /*parse_special=*/false);
