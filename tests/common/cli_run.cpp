@@ -3,11 +3,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include <gtest/gtest.h>
 
 #include "shared_data.h"
 
@@ -48,6 +51,15 @@ CliResult run_kvpack(const std::string& args) {
   r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   std::filesystem::remove(err_path);
   return r;
+}
+
+void expect_one_line_error(const std::string& args, const std::string& part) {
+  const CliResult r = run_kvpack(args);
+  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
+  EXPECT_EQ(r.out, "") << args;
+  EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << args << "\n" << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(part), std::string::npos) << args << "\n" << r.err;
 }
 
 }  // namespace kvpack::testing

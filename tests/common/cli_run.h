@@ -15,4 +15,8 @@ struct CliResult {
 // Runs `<kvpack> <args>` through the shell; args are passed as written (quote them).
 CliResult run_kvpack(const std::string& args);
 
+// Runs `<kvpack> <args>` and expects bad input's contract: exit status 1, nothing on stdout, and
+// one line on stderr starting "kvpack: error: " that contains `part`.
+void expect_one_line_error(const std::string& args, const std::string& part);
+
 }  // namespace kvpack::testing

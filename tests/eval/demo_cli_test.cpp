@@ -60,12 +60,7 @@ TEST(DemoCli, ErrorsAreOneLine) {
            {"demo -m '" + kvpack::testing::probe_model_path().string() + "' -l 8k", "does not fit"},
            {"demo -m '" + kvpack::testing::probe_model_path().string() + "' --key 42", "5 digits"},
        }) {
-    const auto r = kvpack::testing::run_kvpack(args);
-    EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
-    EXPECT_EQ(r.out, "") << args;
-    EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+    kvpack::testing::expect_one_line_error(args, part);
   }
   std::filesystem::current_path(cwd);
 }

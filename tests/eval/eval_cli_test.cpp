@@ -18,15 +18,6 @@ std::string stories_args(const std::filesystem::path& model, const std::filesyst
   return "-m '" + model.string() + "' -f '" + text.string() + "' -t 2 -q";
 }
 
-void expect_error(const std::string& args, const std::string& part) {
-  const auto r = kvpack::testing::run_kvpack(args);
-  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
-  EXPECT_EQ(r.out, "") << args;
-  EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
-}
-
 TEST(EvalCli, PplJson) {
   KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
   KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
@@ -82,11 +73,16 @@ TEST(EvalCli, ErrorsAreOneLine) {
   KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
   KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
   const std::string m = "-m '" + model.string() + "'";
-  expect_error("eval passkey " + m + " --lengths 1k,4k", "passkey length 4096 does not fit");
-  expect_error("eval passkey " + m + " --depths 50,120", "--depths: '120'");
-  expect_error("eval policy " + stories_args(model, text), "exactly one of --bits and --budget");
-  expect_error("eval ppl " + stories_args(model, text) + " -c 1000000000", "fewer than one chunk");
-  expect_error("eval ppl " + stories_args(model, text) + " --kv k=q8,v=kivi2", "kivi2");
+  kvpack::testing::expect_one_line_error("eval passkey " + m + " --lengths 1k,4k",
+                                         "passkey length 4096 does not fit");
+  kvpack::testing::expect_one_line_error("eval passkey " + m + " --depths 50,120",
+                                         "--depths: '120'");
+  kvpack::testing::expect_one_line_error("eval policy " + stories_args(model, text),
+                                         "exactly one of --bits and --budget");
+  kvpack::testing::expect_one_line_error("eval ppl " + stories_args(model, text) + " -c 1000000000",
+                                         "fewer than one chunk");
+  kvpack::testing::expect_one_line_error(
+      "eval ppl " + stories_args(model, text) + " --kv k=q8,v=kivi2", "kivi2");
 }
 
 }  // namespace

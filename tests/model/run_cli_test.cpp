@@ -20,15 +20,6 @@ std::string temp_path(const std::string& name) {
 }
 
 // A failed run: status 1, nothing on stdout, one "kvpack: error: ..." line holding `part`.
-void expect_error(const std::string& args, const std::string& part) {
-  const auto r = testing::run_kvpack(args);
-  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
-  EXPECT_EQ(r.out, "") << args;
-  EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
-}
-
 TEST(RunCli, StoriesGreedyFromBosMatchesLlama2c) {
   KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
   KVPACK_SHARED_FILE(expected, "models/stories260K.greedy200.expected.txt");
@@ -67,26 +58,28 @@ TEST(RunCli, BadInputIsAOneLineError) {
   KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
   KVPACK_SHARED_FILE(vocab, "models/ggml-vocab-llama-spm.gguf");
   const std::string m = "run -p hi -m ";
-  expect_error(m + "'" + vocab.string() + "'", "has no tensors");
+  testing::expect_one_line_error(m + "'" + vocab.string() + "'", "has no tensors");
 
   const std::string bytes = read_text(model);
   const std::string truncated = temp_path("truncated.gguf");
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  expect_error(m + truncated, "truncated");
+  testing::expect_one_line_error(m + truncated, "truncated");
 
   GgufWriter w = synthetic_llama(SyntheticModel{});
   w.set("general.architecture", gguf_string("qwen3"));
   w.write(temp_path("qwen3.gguf"));
-  expect_error(m + temp_path("qwen3.gguf"), "architecture 'qwen3' is not supported yet");
+  testing::expect_one_line_error(m + temp_path("qwen3.gguf"),
+                                 "architecture 'qwen3' is not supported yet");
 
   SyntheticModel q4k;
   q4k.n_embd = 256;
   q4k.retype = {{"blk.0.attn_v.weight", GgmlType::Q4_K}};
   synthetic_llama(q4k).write(temp_path("q4k.gguf"));
-  expect_error(m + temp_path("q4k.gguf"), "tensor 'blk.0.attn_v.weight' has type Q4_K");
+  testing::expect_one_line_error(m + temp_path("q4k.gguf"),
+                                 "tensor 'blk.0.attn_v.weight' has type Q4_K");
 
   synthetic_llama(SyntheticModel{}).write(temp_path("notok.gguf"));
-  expect_error(m + temp_path("notok.gguf"), "has no tokenizer");
+  testing::expect_one_line_error(m + temp_path("notok.gguf"), "has no tokenizer");
 
   // A broken model fails its prefill with one line, before anything is echoed.
   const std::vector<uint8_t> poisoned = kvpack::testing::with_nan_weight(
@@ -94,13 +87,15 @@ TEST(RunCli, BadInputIsAOneLineError) {
   std::ofstream(temp_path("nan.gguf"), std::ios::binary)
       .write(reinterpret_cast<const char*>(poisoned.data()),
              static_cast<std::streamsize>(poisoned.size()));
-  expect_error(m + temp_path("nan.gguf"),
-               "non-finite V value nan in append to sequence 0, layer 2");
+  testing::expect_one_line_error(m + temp_path("nan.gguf"),
+                                 "non-finite V value nan in append to sequence 0, layer 2");
 
-  expect_error("run -m '" + model.string() + "' -c 8 -p 'Once upon a time there was a dog'",
-               "longer than the context of 8 tokens");
-  expect_error("run -m '" + model.string() + "' -p hi --kv k=q9", "unknown KV format 'q9'");
-  expect_error("run -m /nonexistent.gguf -p hi", "/nonexistent.gguf");
+  testing::expect_one_line_error(
+      "run -m '" + model.string() + "' -c 8 -p 'Once upon a time there was a dog'",
+      "longer than the context of 8 tokens");
+  testing::expect_one_line_error("run -m '" + model.string() + "' -p hi --kv k=q9",
+                                 "unknown KV format 'q9'");
+  testing::expect_one_line_error("run -m /nonexistent.gguf -p hi", "/nonexistent.gguf");
 }
 
 }  // namespace

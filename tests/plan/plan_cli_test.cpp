@@ -18,15 +18,6 @@ using testing::run_kvpack;
 
 // An error exit: non-zero status, nothing on stdout, one line "kvpack: error: ..." on stderr
 // that contains `needle`.
-void expect_one_line_error(const std::string& args, const std::string& needle) {
-  const testing::CliResult r = run_kvpack(args);
-  EXPECT_NE(r.status, 0) << args;
-  EXPECT_EQ(r.out, "") << args;
-  EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << args << "\n" << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\n" << r.err;
-}
-
 TEST(PlanCli, Qwen3_8BJson) {
   const auto r =
       run_kvpack("plan --preset qwen3-8b --kv k=q8,v=q8 --context 131072 --budget 16GiB --json");
@@ -100,15 +91,15 @@ TEST(PlanCli, ReadsAGguf) {
 }
 
 TEST(PlanCli, ErrorsAreOneLine) {
-  expect_one_line_error("plan --preset qwen9-1t", "unknown preset 'qwen9-1t'");
-  expect_one_line_error("plan --preset qwen3-8b --kv k=q9", "unknown KV format 'q9'");
-  expect_one_line_error("plan --preset qwen3-8b -ctk nope", "unknown KV format 'nope'");
-  expect_one_line_error("plan --preset llama-3.1-70b --budget 24GB",
-                        "cannot hold llama-3.1-70b's weights");
-  expect_one_line_error("plan --preset qwen3-8b --budget lots", "invalid --budget 'lots'");
-  expect_one_line_error("plan --preset qwen3-8b --context many", "invalid count 'many'");
-  expect_one_line_error("plan -m /nonexistent/x.gguf", "/nonexistent/x.gguf: cannot open");
-  expect_one_line_error("plan --context 4k", "--context needs a model");
+  testing::expect_one_line_error("plan --preset qwen9-1t", "unknown preset 'qwen9-1t'");
+  testing::expect_one_line_error("plan --preset qwen3-8b --kv k=q9", "unknown KV format 'q9'");
+  testing::expect_one_line_error("plan --preset qwen3-8b -ctk nope", "unknown KV format 'nope'");
+  testing::expect_one_line_error("plan --preset llama-3.1-70b --budget 24GB",
+                                 "cannot hold llama-3.1-70b's weights");
+  testing::expect_one_line_error("plan --preset qwen3-8b --budget lots", "invalid --budget 'lots'");
+  testing::expect_one_line_error("plan --preset qwen3-8b --context many", "invalid count 'many'");
+  testing::expect_one_line_error("plan -m /nonexistent/x.gguf", "/nonexistent/x.gguf: cannot open");
+  testing::expect_one_line_error("plan --context 4k", "--context needs a model");
   const auto tmp = std::filesystem::temp_directory_path() / "kvpack_plan_cli_truncated.gguf";
   const std::vector<uint8_t> bytes =
       model::GgufWriter().set("general.architecture", model::gguf_string("llama")).bytes();
@@ -117,7 +108,7 @@ TEST(PlanCli, ErrorsAreOneLine) {
     out.write(reinterpret_cast<const char*>(bytes.data()),
               static_cast<std::streamsize>(bytes.size() - 3));
   }
-  expect_one_line_error("plan -m '" + tmp.string() + "'", "truncated");
+  testing::expect_one_line_error("plan -m '" + tmp.string() + "'", "truncated");
   std::filesystem::remove(tmp);
 }
 
