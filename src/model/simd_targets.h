@@ -1,16 +1,8 @@
-// Highway target selection shared by the SIMD kernels of src/model, and a testing aid that runs
-// code once per target. Include this first in a Highway translation unit (before any hwy header).
+// The SIMD kernels of src/model: Highway target selection (base/hwy_config.h) and a testing aid
+// that runs code once per target. Include this first in a Highway translation unit.
 #pragma once
 
-// Build the AVX-512 VNNI target (Highway 1.0.3 leaves it out unless asked). SSSE3-only CPUs use
-// the portable baseline; SVE is left out because the kernels keep vectors in arrays, which
-// sizeless SVE types do not allow (Arm uses NEON).
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
-#endif
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
-#endif
+#include "base/hwy_config.h"
 
 #include <functional>
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "base/error.h"
+#include "base/simd_target.h"
 #include "commands.h"
 #include "kv_flags.h"
 
@@ -10,6 +11,14 @@ int main(int argc, char** argv) {
       "kvpack: a long-context LLM inference engine built around a compressed, paged KV cache"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "kvpack 0.1.0");
+  // One SIMD target for every kernel (src/base/simd_target.h); KVPACK_SIMD sets it too. Given to
+  // any subcommand, it reaches this option through fallthrough.
+  app.fallthrough();
+  app.add_option_function<std::string>(
+         "--simd", [](const std::string& name) { kvpack::force_simd_target(name); },
+         "Force the SIMD target of every kernel: best, avx512-vnni, avx512, avx2, sse4, neon, "
+         "scalar (default: best; env KVPACK_SIMD)")
+      ->trigger_on_parse();
   kvpack::cli::add_formats_command(app);
   kvpack::cli::add_bench_command(app);
   kvpack::cli::add_plan_command(app);
@@ -23,6 +32,7 @@ int main(int argc, char** argv) {
   std::vector<const char*> ptrs;
   for (const auto& a : args) ptrs.push_back(a.c_str());
   try {
+    kvpack::apply_simd_env();
     app.parse(static_cast<int>(ptrs.size()), ptrs.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
