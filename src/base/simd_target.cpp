@@ -21,8 +21,9 @@ struct NamedTarget {
 
 // Best first. EMU128 is Highway's portable fallback when the baseline has no SIMD target.
 constexpr NamedTarget kTargets[] = {
-    {"avx512-vnni", HWY_AVX3_DL}, {"avx512", HWY_AVX3}, {"avx2", HWY_AVX2}, {"sse4", HWY_SSE4},
-    {"neon", HWY_NEON},           {"scalar", HWY_EMU128},
+    {"avx512-vnni", HWY_AVX3_DL}, {"avx512", HWY_AVX3}, {"avx2", HWY_AVX2},
+    {"avx2-novnni", HWY_AVX2},    {"sse4", HWY_SSE4},   {"neon", HWY_NEON},
+    {"scalar", HWY_EMU128},
 };
 
 std::string lower(std::string_view s) {
@@ -67,6 +68,19 @@ namespace {
 
 // The target force_simd_target() set (0: none). Highway has no getter for its test mask.
 int64_t g_forced = 0;
+// "avx2-novnni" was forced: AVX2 kernels leave AVX-VNNI alone.
+bool g_no_avx_vnni = false;
+
+bool cpu_has_avx_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  // CPUID leaf 7, sub-leaf 1: EAX bit 4 is AVX-VNNI (the VEX-encoded VPDPBUSD on ymm).
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
+  return (a >> 4) & 1;
+#else
+  return false;
+#endif
+}
 
 // Targets this CPU runs and this build compiled, best first, whatever is forced now.
 std::vector<int64_t> unrestricted_targets() {
@@ -80,7 +94,14 @@ std::vector<int64_t> unrestricted_targets() {
 
 std::vector<std::string> available_simd_targets() {
   std::vector<std::string> out;
-  for (const int64_t bit : unrestricted_targets()) out.push_back(simd_target_name(bit));
+  for (const int64_t bit : unrestricted_targets()) {
+    if (bit == HWY_AVX2 && !cpu_has_avx_vnni()) {
+      out.push_back("avx2-novnni");  // what "avx2" is on this CPU; both names are accepted
+      continue;
+    }
+    out.push_back(simd_target_name(bit));
+    if (bit == HWY_AVX2) out.push_back("avx2-novnni");
+  }
   return out;
 }
 
@@ -96,6 +117,7 @@ void force_simd_target(std::string_view name) {
          joined(available_simd_targets()));
   }
   g_forced = bit;
+  g_no_avx_vnni = lower(name) == "avx2-novnni";
   hwy::SetSupportedTargetsForTest(bit);
 }
 
@@ -109,10 +131,17 @@ void apply_simd_env() {
   }
 }
 
+bool avx_vnni_allowed() {
+  static const bool has = cpu_has_avx_vnni();
+  return has && !g_no_avx_vnni;
+}
+
 std::string active_simd_target() {
   // The best target left after any restriction: what HWY_DYNAMIC_DISPATCH picks.
   const std::vector<int64_t> have = hwy::SupportedAndGeneratedTargets();
-  return have.empty() ? std::string("scalar") : simd_target_name(have.front());
+  if (have.empty()) return "scalar";
+  if (have.front() == HWY_AVX2 && !avx_vnni_allowed()) return "avx2-novnni";
+  return simd_target_name(have.front());
 }
 
 }  // namespace kvpack

@@ -6,7 +6,9 @@
 //   best         the best target this CPU runs (the default)
 //   avx512-vnni  Highway AVX3_DL: AVX-512 with VNNI, VBMI, VPOPCNTDQ...
 //   avx512       Highway AVX3: AVX-512 F/BW/DQ/VL
-//   avx2         Highway AVX2: AVX2 + FMA + F16C (+ AVX-VNNI where a kernel checks for it)
+//   avx2         Highway AVX2: AVX2 + FMA + F16C, and AVX-VNNI (VEX VPDPBUSD) where the CPU has
+//                it and a kernel uses it (avx_vnni_allowed())
+//   avx2-novnni  the same AVX2 kernels without AVX-VNNI, as on Zen 2/3 and pre-Alder Lake Intel
 //   sse4         Highway SSE4
 //   neon         Highway NEON (Arm)
 //   scalar       Highway EMU128: the portable fallback
@@ -38,6 +40,10 @@ std::string active_simd_target();
 // kvpack's names of the targets this CPU runs and this build compiled, best first (whatever is
 // forced now).
 std::vector<std::string> available_simd_targets();
+
+// Whether AVX2-target kernels may use AVX-VNNI: the CPU has it and "avx2-novnni" is not forced.
+// AVX-512 targets use their own VNNI (AVX3_DL) regardless.
+bool avx_vnni_allowed();
 
 // The Highway target bit for one of the names above (0 for "best"); throws Error when unknown.
 int64_t simd_target_bit(std::string_view name);

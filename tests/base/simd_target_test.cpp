@@ -36,9 +36,10 @@ TEST(SimdTarget, EveryAvailableTargetCanBeForcedAndUndone) {
 
 TEST(SimdTarget, UnknownAndUnavailableNamesAreErrors) {
   Restore restore;
-  EXPECT_EQ(error_of([] { force_simd_target("avx3"); }),
-            "unknown SIMD target 'avx3' (known: best, avx512-vnni, avx512, avx2, sse4, neon, "
-            "scalar)");
+  EXPECT_EQ(
+      error_of([] { force_simd_target("avx3"); }),
+      "unknown SIMD target 'avx3' (known: best, avx512-vnni, avx512, avx2, avx2-novnni, sse4, "
+      "neon, scalar)");
   // A target of the other architecture family is never available.
 #if defined(__x86_64__)
   const char* foreign = "neon";

@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.add_option_function<std::string>(
          "--simd", [](const std::string& name) { kvpack::force_simd_target(name); },
-         "Force the SIMD target of every kernel: best, avx512-vnni, avx512, avx2, sse4, neon, "
-         "scalar (default: best; env KVPACK_SIMD)")
+         "Force the SIMD target of every kernel: best, avx512-vnni, avx512, avx2, avx2-novnni, "
+         "sse4, neon, scalar (default: best; env KVPACK_SIMD)")
       ->trigger_on_parse();
   kvpack::cli::add_formats_command(app);
   kvpack::cli::add_bench_command(app);
