@@ -62,9 +62,10 @@ void visible_pages(const cache::LayerView& view, const QueryRows& rows, size_t* 
   const int64_t hi = *std::max_element(rows.hi, rows.hi + rows.count);
   const int64_t pt = view.page_tokens;
   const int64_t n_pages = static_cast<int64_t>(view.page_ids.size());
-  *first = static_cast<size_t>(std::min(lo / pt, n_pages));
-  *last = static_cast<size_t>(std::clamp((hi + pt - 1) / pt, lo / pt, n_pages));
-  *last = std::max(*last, *first);
+  const auto base = static_cast<int64_t>(view.first_page);  // page_ids[0]'s page index
+  *first = static_cast<size_t>(std::clamp(lo / pt - base, int64_t{0}, n_pages));
+  *last = static_cast<size_t>(
+      std::clamp((hi + pt - 1) / pt - base, static_cast<int64_t>(*first), n_pages));
 }
 
 }  // namespace kvpack::attention::detail

@@ -19,9 +19,12 @@ std::vector<float> decode_head(const cache::LayerView& view, int head, bool keys
   const int64_t n = view.n_tokens();
   std::vector<float> out(static_cast<size_t>(n) * dim);
   const int pt = view.page_tokens;
+  // Tokens before view.first_token() were released: they stay zero, and validate_call made sure
+  // no query's window reaches them.
   for (size_t p = 0; p < view.page_ids.size(); ++p) {
     const uint8_t* block = keys ? view.k_block(p, head) : view.v_block(p, head);
-    codec.decode(head, block, pt, out.data() + p * pt * static_cast<size_t>(dim));
+    codec.decode(head, block, pt,
+                 out.data() + (view.first_page + p) * pt * static_cast<size_t>(dim));
   }
   const int64_t enc = view.encoded_tokens();
   for (int t = 0; t < view.tail_tokens; ++t) {

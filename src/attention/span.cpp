@@ -49,7 +49,7 @@ void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin
   BlockSet vb{s.v_slices, 0, args.h0, args.n_heads, view.v_codec->head_bytes()};
   for (size_t c = page_begin; c < page_end; c += per_chunk) {
     const int np = static_cast<int>(std::min(per_chunk, page_end - c));
-    const int64_t pos0 = static_cast<int64_t>(c) * pt;
+    const int64_t pos0 = static_cast<int64_t>(view.first_page + c) * pt;
     if (!chunk_ranges(rows, pos0, np * pt, s)) {
       // Keep the prefetch cursor in step with the blocks it expected us to read.
       pf.advance(np * heads * (kb.head_bytes + vb.head_bytes));

@@ -1,5 +1,7 @@
 #include "attention/validate.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace kvpack::attention::detail {
@@ -57,6 +59,18 @@ void validate_call(const cache::LayerView& view, int n_new, int n_q_heads, const
     fail("attention: softcap {} must be finite and non-negative (0 = off)", params.softcap);
   }
   if (params.window < 0) fail("attention: window {} must be non-negative (0 = off)", params.window);
+  // A view whose first pages were released (a sliding-window layer) serves only queries whose
+  // window starts at or after its first token.
+  if (view.first_page > 0) {
+    const int64_t first_query = view.n_tokens() - n_new;
+    const int64_t reach = params.window > 0 ? first_query - params.window + 1 : 0;
+    if (reach < view.first_token()) {
+      fail(
+          "attention: the view starts at token {} (its earlier pages were released), but the "
+          "query at position {} with window {} reads from token {}",
+          view.first_token(), first_query, params.window, std::max<int64_t>(reach, 0));
+    }
+  }
   if (params.sinks != nullptr) {
     for (int i = 0; i < n_q_heads; ++i) {
       if (!std::isfinite(params.sinks[i])) {

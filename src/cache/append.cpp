@@ -62,16 +62,23 @@ float* Cache::State::v_stage(Staging& st, int layer) const {
 }
 
 void Cache::State::register_complete_pages(Sequence& q) {
-  uint32_t complete = UINT32_MAX;
-  for (const LayerCursor& c : q.layers) complete = std::min(complete, c.encoded);
   const size_t P = static_cast<size_t>(page_tokens());
-  while (q.hashes.size() < complete) {
-    const size_t p = q.hashes.size();
-    const uint64_t parent = p == 0 ? 0 : q.hashes[p - 1];
-    const uint64_t key =
-        page_key(q.salt, parent, std::span<const int32_t>(q.tokens).subspan(p * P, P));
-    q.hashes.push_back(key);          // capacity reserved by add_tokens: does not throw
-    pool->set_hash(q.pages[p], key);  // false: an equal page is cached already; keep ours private
+  uint32_t most = 0;
+  for (size_t g = 0; g < n_groups(); ++g) most = std::max(most, group_encoded(q, g));
+  while (q.keys.size() < most) {  // the chain runs through every page, held or released
+    const size_t p = q.keys.size();
+    const uint64_t parent = p == 0 ? 0 : q.keys[p - 1];
+    // Capacity reserved by add_tokens: does not throw.
+    q.keys.push_back(
+        page_key(q.salt, parent, std::span<const int32_t>(q.tokens).subspan(p * P, P)));
+  }
+  for (size_t g = 0; g < n_groups(); ++g) {
+    GroupTable& t = q.groups[g];
+    for (const uint32_t complete = group_encoded(q, g); t.registered < complete; ++t.registered) {
+      const uint32_t id = t.pages[t.registered];
+      // false: an equal page is cached already; keep ours private.
+      if (id != kNoPage) pool->set_hash(id, group_key(q.keys[t.registered], g));
+    }
   }
 }
 
@@ -119,6 +126,19 @@ void Cache::append(SeqId id, int layer, const float* k, const float* v, int n) {
   KVPACK_DASSERT(q.staging.use_count() == 1, "append into shared staging (sequence {})", id);
 
   const int P = s.page_tokens(), W = s.config.hp_window, C = s.tail_cap;
+  const size_t g = s.group_of(layer);
+  if (q.step && q.step->groups[g].ring) {  // the pages this append encodes need their ids first
+    if (n > q.step->chunk) {
+      fail(
+          "kv cache: append of {} tokens to sequence {}, layer {} is longer than its step's chunk "
+          "of {} tokens",
+          n, id, layer, q.step->chunk);
+    }
+    const int64_t encodes = std::max<int64_t>(c.encoded, (c.n + n - W) / P);
+    std::lock_guard lock(s.pool_mutex);
+    s.ring_take(q, g, static_cast<size_t>(encodes), layer, c.n);
+  }
+  c.attend_from = c.n;
   float* ks = s.k_stage(*q.staging, layer);
   float* vs = s.v_stage(*q.staging, layer);
   const uint32_t encoded_before = c.encoded;
@@ -153,17 +173,18 @@ void Cache::append(SeqId id, int layer, const float* k, const float* v, int n) {
 void Cache::State::encode_page(Sequence& q, int layer, const float* ks, const float* vs) {
   const double t0 = now_seconds();
   LayerCursor& c = q.layers[layer];
-  const uint32_t page = q.pages[c.encoded];
-  KVPACK_DASSERT(pool->refcount(page) == 1 && !pool->hashed(page), "encoding shared page {}", page);
+  const uint32_t page = q.groups[group_of(layer)].pages[c.encoded];
+  KVPACK_DASSERT(page != kNoPage && pool->refcount(page) == 1 && !pool->hashed(page),
+                 "encoding shared or missing page {}", page);
   const format::Codec& kc = *k_codecs[layer];
   const format::Codec& vc = *v_codecs[layer];
-  uint8_t* k_slice = arena->k_pool(layer) + page * arena->k_stride(layer);
-  uint8_t* v_slice = arena->v_pool(layer) + page * arena->v_stride(layer);
+  uint8_t* ks_page = k_slice(layer, page);
+  uint8_t* vs_page = v_slice(layer, page);
   const int P = page_tokens();
   for (int h = 0; h < config.n_kv_heads; ++h) {
     const size_t row = static_cast<size_t>(h) * tail_cap + c.start;  // [P][d] from here
-    kc.encode(h, ks + row * config.head_dim_k, P, k_slice + h * kc.head_bytes());
-    vc.encode(h, vs + row * config.head_dim_v, P, v_slice + h * vc.head_bytes());
+    kc.encode(h, ks + row * config.head_dim_k, P, ks_page + h * kc.head_bytes());
+    vc.encode(h, vs + row * config.head_dim_v, P, vs_page + h * vc.head_bytes());
   }
   ++c.encoded;
   encoded_pages.fetch_add(1, std::memory_order_relaxed);
@@ -178,14 +199,25 @@ LayerView Cache::view(SeqId id, int layer) const {
     fail("kv cache: layer {} is outside 0..{}", layer, s.config.n_layers - 1);
   }
   const LayerCursor& c = q.layers[layer];
+  const size_t g = s.group_of(layer);
+  const GroupTable& t = q.groups[g];
+  // Pages before `first` were released; inside a chunked step the step's pages behind every
+  // window may have been recycled (and every earlier page is behind it too).
+  size_t first = t.first;
+  if (q.step && q.step->groups[g].ring && q.step->groups[g].ring_from > q.step->groups[g].n_pages) {
+    first = std::max(first, q.step->groups[g].ring_from);
+  }
+  first = std::min<size_t>(first, c.encoded);
+  const int slot = s.layout.layer_slot[layer];
   LayerView v;
   v.k_codec = s.k_codecs[layer].get();
   v.v_codec = s.v_codecs[layer].get();
-  v.k_pages = s.arena->k_pool(layer);
-  v.v_pages = s.arena->v_pool(layer);
-  v.k_page_stride = s.arena->k_stride(layer);
-  v.v_page_stride = s.arena->v_stride(layer);
-  v.page_ids = std::span<const uint32_t>(q.pages.data(), c.encoded);
+  v.k_pages = s.arena->k_pool(slot);
+  v.v_pages = s.arena->v_pool(slot);
+  v.k_page_stride = s.arena->k_stride(slot);
+  v.v_page_stride = s.arena->v_stride(slot);
+  v.page_ids = std::span<const uint32_t>(t.pages.data() + first, c.encoded - first);
+  v.first_page = first;
   v.k_tail = s.k_stage(*q.staging, layer) + static_cast<size_t>(c.start) * s.config.head_dim_k;
   v.v_tail = s.v_stage(*q.staging, layer) + static_cast<size_t>(c.start) * s.config.head_dim_v;
   v.tail_tokens = static_cast<int>(c.n - static_cast<int64_t>(c.encoded) * s.page_tokens());

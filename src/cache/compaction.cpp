@@ -1,5 +1,6 @@
 // Compaction and shrink: both move or release pages under every page table, so they take the
 // world lock exclusively and run alone.
+#include <algorithm>
 #include <mutex>
 
 #include "cache/cache_state.h"
@@ -12,13 +13,21 @@ uint64_t Cache::compact() {
   std::lock_guard lock(s.pool_mutex);
   std::vector<std::pair<uint32_t, uint32_t>> moved;
   const std::vector<uint32_t> remap = s.pool->compact(moved);
-  for (const auto& [from, to] : moved) s.arena->copy_page(from, to);
+  for (const auto& [from, to] : moved) {
+    s.arena->copy_page(from, to);
+    s.page_group[to] = s.page_group[from];  // `to` was free and is never moved from
+  }
   if (!moved.empty()) {
+    const auto relabel = [&](uint32_t& page) {
+      if (page != kNoPage) page = remap[page];
+    };
     for (const auto& q : s.seqs) {
       if (!q) continue;
-      for (uint32_t& page : q->pages) page = remap[page];
-      if (q->step) {
-        for (auto& [index, page] : q->step->displaced) page = remap[page];
+      for (GroupTable& t : q->groups) std::for_each(t.pages.begin(), t.pages.end(), relabel);
+      if (!q->step) continue;
+      for (GroupUndo& u : q->step->groups) {
+        for (auto& [index, page] : u.displaced) relabel(page);
+        std::for_each(u.spares.begin(), u.spares.end(), relabel);
       }
     }
   }

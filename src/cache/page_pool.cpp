@@ -74,6 +74,7 @@ void PagePool::allocate(uint32_t n, std::vector<uint32_t>& out) {
   }
   out.reserve(out.size() + n);
   for (uint32_t i = 0; i < n; ++i) out.push_back(take_one());
+  peak_used_ = std::max(peak_used_, used_pages());
 }
 
 void PagePool::ref(uint32_t id) {
@@ -83,6 +84,7 @@ void PagePool::ref(uint32_t id) {
     lru_remove(id);
     --n_cached_;
     p.state = State::kUsed;
+    peak_used_ = std::max(peak_used_, used_pages());
   }
   ++p.ref;
 }

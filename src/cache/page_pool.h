@@ -37,6 +37,8 @@ class PagePool {
   // Pages allocate() can hand out now: free ones, then cached ones by eviction.
   uint32_t available() const { return free_pages() + cached_pages(); }
   uint64_t evictions() const { return evictions_; }
+  // The most pages used at once since construction.
+  uint32_t peak_used() const { return peak_used_; }
   // One past the highest id ever handed out since construction or the last lower_touched().
   uint32_t touched() const { return touched_; }
 
@@ -97,6 +99,7 @@ class PagePool {
   std::unordered_map<uint64_t, uint32_t> index_;  // hash -> page id
   uint64_t evictions_ = 0;
   uint32_t touched_ = 0;
+  uint32_t peak_used_ = 0;
 };
 
 }  // namespace kvpack::cache

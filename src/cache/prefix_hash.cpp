@@ -3,6 +3,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -21,6 +22,13 @@ std::string salt_text(const CacheConfig& config) {
     const format::LayerFormats f = config.policy.layer(l, config.n_layers);
     text +=
         fmt::format("{}{}/{}", l == 0 ? "" : ",", format::info(f.k).name, format::info(f.v).name);
+  }
+  // Windows decide the page groups, so pages of different windows never meet (all-full
+  // configurations keep the text they had before windows existed).
+  const auto& w = config.layer_window;
+  if (std::any_of(w.begin(), w.end(), [](int x) { return x != 0; })) {
+    for (size_t l = 0; l < w.size(); ++l)
+      text += fmt::format("{}{}", l == 0 ? "|windows=" : ",", w[l]);
   }
   return text;
 }
@@ -42,6 +50,11 @@ uint64_t page_key(uint64_t salt, uint64_t parent, std::span<const int32_t> token
   std::memcpy(buf, &parent, sizeof parent);
   std::memcpy(buf + sizeof parent, tokens.data(), tokens.size_bytes());
   return XXH3_64bits_withSeed(buf, sizeof parent + tokens.size_bytes(), salt);
+}
+
+uint64_t group_key(uint64_t key, size_t group) {
+  if (group == 0) return key;
+  return XXH3_64bits_withSeed(&key, sizeof key, static_cast<uint64_t>(group));
 }
 
 }  // namespace kvpack::cache

@@ -22,5 +22,8 @@ uint64_t sequence_salt(uint64_t cache_salt, std::string_view tag);
 // The key of one full page: tokens is the page's token ids, parent the previous page's key (0
 // for the first page).
 uint64_t page_key(uint64_t salt, uint64_t parent, std::span<const int32_t> tokens);
+// The prefix index key of that page in page group g (PageLayout::groups): each group's page of
+// the same tokens holds other layers, so the groups' keys differ.
+uint64_t group_key(uint64_t key, size_t group);
 
 }  // namespace kvpack::cache

@@ -21,31 +21,55 @@ Residency Cache::residency() const {
   Residency r;
   r.page_tokens = s.page_tokens();
   r.page_bytes = s.arena->page_bytes();
+  for (const PageGroup& g : s.layout.groups) {
+    GroupResidency gr;
+    gr.window = g.window;
+    gr.layers = g.layers;
+    r.groups.push_back(std::move(gr));
+  }
   const PagePool& pool = *s.pool;
   for (uint32_t id = 0; id < pool.capacity(); ++id) {
     const uint32_t refs = pool.refcount(id);
-    if (refs == 1) ++r.active.pages;
-    if (refs > 1) {
+    GroupResidency& gr = r.groups[s.page_group[id]];
+    if (refs == 1) {
+      ++r.active.pages;
+      ++gr.active.pages;
+    } else if (refs > 1) {
       ++r.shared.pages;
+      ++gr.shared.pages;
       r.shared_holders += refs;
+    } else if (pool.hashed(id)) {
+      ++gr.cached.pages;
     }
   }
   r.reserved.pages = pool.capacity();
   r.cached.pages = pool.cached_pages();
   r.free.pages = pool.free_pages();
-  for (PageBytes* pb : {&r.reserved, &r.active, &r.shared, &r.cached, &r.free}) {
-    pb->bytes = pb->pages * r.page_bytes;
-  }
+  r.peak.pages = pool.peak_used();
   r.touched_bytes = static_cast<uint64_t>(pool.touched()) * r.page_bytes;
   std::unordered_set<const Staging*> stagings;
   for (const auto& q : s.seqs) {
     if (!q) continue;
     ++r.sequences;
     r.tokens += q->tokens.size();
-    r.tail_unused_slots +=
-        q->pages.size() * static_cast<uint64_t>(r.page_tokens) - q->tokens.size();
+    for (size_t g = 0; g < q->groups.size(); ++g) {
+      const auto& pages = q->groups[g].pages;
+      const auto released = static_cast<uint64_t>(std::count(pages.begin(), pages.end(), kNoPage));
+      r.groups[g].released.pages += released;
+      r.groups[g].max_sequence_pages =
+          std::max<uint64_t>(r.groups[g].max_sequence_pages, pages.size() - released);
+      r.tail_unused_slots += pages.size() * static_cast<uint64_t>(r.page_tokens) - q->tokens.size();
+    }
     stagings.insert(q->staging.get());
     if (q->step && q->step->displaced_staging) stagings.insert(q->step->displaced_staging.get());
+  }
+  for (PageBytes* pb : {&r.reserved, &r.active, &r.shared, &r.cached, &r.free, &r.peak}) {
+    pb->bytes = pb->pages * r.page_bytes;
+  }
+  for (GroupResidency& gr : r.groups) {
+    for (PageBytes* pb : {&gr.active, &gr.shared, &gr.cached, &gr.released}) {
+      pb->bytes = pb->pages * r.page_bytes;
+    }
   }
   r.staging_bytes = stagings.size() * s.staging_floats * sizeof(float);
   r.counters = s.counters;
@@ -62,6 +86,46 @@ double Residency::prefix_hit_rate() const {
   return asked == 0 ? 0.0 : static_cast<double>(counters.prefix_hit_tokens) / asked;
 }
 
+namespace {
+
+// "0-4,6-10": the layers of a group, in layer order.
+std::string layer_ranges(std::vector<int> layers) {
+  std::sort(layers.begin(), layers.end());
+  std::string out;
+  for (size_t i = 0; i < layers.size();) {
+    size_t j = i;
+    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+    out += fmt::format("{}{}", out.empty() ? "" : ",", layers[i]);
+    if (j > i) out += fmt::format("-{}", layers[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string group_kind(int window) {
+  return window == 0 ? std::string("full") : fmt::format("sliding {}", window);
+}
+
+// One row per page group: what it holds, caches and (sliding) has released.
+std::string group_table(const Residency& r) {
+  Table t({"group", "attention", "layers", "active", "shared", "cached", "released (saved)",
+           "max pages/seq"});
+  t.align_left(1);
+  t.align_left(2);
+  for (size_t g = 0; g < r.groups.size(); ++g) {
+    const GroupResidency& gr = r.groups[g];
+    t.add_row({std::to_string(g), group_kind(gr.window), layer_ranges(gr.layers),
+               std::to_string(gr.active.pages), std::to_string(gr.shared.pages),
+               std::to_string(gr.cached.pages),
+               fmt::format("{} ({})", gr.released.pages,
+                           format_bytes(static_cast<double>(gr.released.bytes))),
+               std::to_string(gr.max_sequence_pages)});
+  }
+  return t.to_text();
+}
+
+}  // namespace
+
 std::string Residency::to_table() const {
   Table t({"pages", "count", "bytes", "share"});
   t.align_left(0);
@@ -76,9 +140,16 @@ std::string Residency::to_table() const {
   row("shared", shared);
   row("cached", cached);
   row("free", free);
-  std::string out = fmt::format("kv cache residency (page: {} tokens, {} across all layers)\n",
-                                page_tokens, format_bytes(static_cast<double>(page_bytes)));
+  t.add_separator();
+  row("peak held", peak);
+  std::string out =
+      fmt::format("kv cache residency (page: {} tokens, {} across a group's layers)\n", page_tokens,
+                  format_bytes(static_cast<double>(page_bytes)));
   out += t.to_text();
+  if (groups.size() > 1 || (groups.size() == 1 && groups[0].window > 0)) {
+    out += fmt::format("page groups (pages; a sliding group releases pages behind its window):\n");
+    out += group_table(*this);
+  }
   const uint64_t slots = (active.pages + shared.pages) * static_cast<uint64_t>(page_tokens);
   out += fmt::format(
       "shared pages have {} holders: sharing saves {}\n"
@@ -103,6 +174,16 @@ std::string Residency::to_json(int indent) const {
   const auto pb = [](const PageBytes& p) {
     return ordered_json{{"pages", p.pages}, {"bytes", p.bytes}};
   };
+  ordered_json groups_json = ordered_json::array();
+  for (const GroupResidency& g : groups) {
+    groups_json.push_back({{"window", g.window},
+                           {"layers", g.layers},
+                           {"active", pb(g.active)},
+                           {"shared", pb(g.shared)},
+                           {"cached", pb(g.cached)},
+                           {"released", pb(g.released)},
+                           {"max_sequence_pages", g.max_sequence_pages}});
+  }
   const CacheCounters& c = counters;
   ordered_json j = {
       {"page_tokens", page_tokens},
@@ -112,6 +193,8 @@ std::string Residency::to_json(int indent) const {
       {"shared", pb(shared)},
       {"cached", pb(cached)},
       {"free", pb(free)},
+      {"peak", pb(peak)},
+      {"groups", groups_json},
       {"shared_holders", shared_holders},
       {"shared_saved_bytes", shared_saved_bytes()},
       {"touched_bytes", touched_bytes},
@@ -134,80 +217,6 @@ std::string Residency::to_json(int indent) const {
         {"encode_ns", c.encode_ns}}},
   };
   return j.dump(indent);
-}
-
-// ---- diagnostics ----
-
-int64_t Cache::n_tokens(SeqId seq) const {
-  std::lock_guard lock(s_->pool_mutex);
-  return static_cast<int64_t>(s_->seq(seq).tokens.size());
-}
-
-std::vector<int32_t> Cache::token_ids(SeqId seq) const {
-  std::lock_guard lock(s_->pool_mutex);
-  return s_->seq(seq).tokens;
-}
-
-std::vector<uint32_t> Cache::page_table(SeqId seq) const {
-  std::shared_lock world(s_->world);
-  std::lock_guard lock(s_->pool_mutex);
-  return s_->seq(seq).pages;
-}
-
-PageInfo Cache::page_info(uint32_t page) const {
-  std::lock_guard lock(s_->pool_mutex);
-  if (page >= s_->pool->capacity()) fail("kv cache: page {} is outside the arena", page);
-  return {s_->pool->refcount(page), s_->pool->hashed(page)};
-}
-
-void Cache::check_invariants() const {
-  const State& s = *s_;
-  std::unique_lock world(s.world);
-  std::lock_guard lock(s.pool_mutex);
-  s.pool->check_invariants();
-  const int64_t P = s.page_tokens();
-  std::vector<uint32_t> holders(s.pool->capacity());
-  std::map<const Staging*, long> staging_holders;
-  for (const auto& q : s.seqs) {
-    if (!q) continue;
-    const int64_t n = static_cast<int64_t>(q->tokens.size());
-    KVPACK_ASSERT(static_cast<int64_t>(q->pages.size()) == (n + P - 1) / P, "{} tokens in {} pages",
-                  n, q->pages.size());
-    uint32_t complete = UINT32_MAX;
-    for (const LayerCursor& c : q->layers) {
-      const int64_t tail = c.n - static_cast<int64_t>(c.encoded) * P;
-      KVPACK_ASSERT(
-          c.n <= n && tail >= 0 && tail < s.config.hp_window + P && c.start + tail <= s.tail_cap,
-          "layer cursor n {} encoded {} start {} of {} tokens", c.n, c.encoded, c.start, n);
-      complete = std::min(complete, c.encoded);
-    }
-    KVPACK_ASSERT(q->hashes.size() <= complete, "{} hashes, {} complete pages", q->hashes.size(),
-                  complete);
-    for (size_t p = 0; p < q->pages.size(); ++p) {
-      const uint32_t id = q->pages[p];
-      KVPACK_ASSERT(id < holders.size(), "page id {} outside the arena", id);
-      ++holders[id];
-      if (p < q->hashes.size() && s.pool->hashed(id)) {
-        KVPACK_ASSERT(s.pool->hash(id) == q->hashes[p], "page {} holds another prefix", id);
-      }
-    }
-    ++staging_holders[q->staging.get()];
-    if (q->step) {  // an open step holds what it replaced
-      for (const auto& [index, id] : q->step->displaced) {
-        KVPACK_ASSERT(id < holders.size(), "displaced page id {} outside the arena", id);
-        ++holders[id];
-      }
-      if (q->step->displaced_staging) ++staging_holders[q->step->displaced_staging.get()];
-    }
-  }
-  for (uint32_t id = 0; id < holders.size(); ++id) {
-    KVPACK_ASSERT(s.pool->refcount(id) == holders[id],
-                  "page {}: refcount {}, {} page tables and steps", id, s.pool->refcount(id),
-                  holders[id]);
-  }
-  for (const auto& q : s.seqs) {
-    if (q) KVPACK_ASSERT(q->staging.use_count() == staging_holders[q->staging.get()], "staging");
-  }
 }
 
 }  // namespace kvpack::cache

@@ -177,6 +177,7 @@ std::string state_of(const Cache& cache) {
   Residency r = cache.residency();
   r.counters = {};
   r.touched_bytes = 0;
+  r.peak = {};
   std::string s = r.to_json(-1);
   for (uint32_t p = 0; p < cache.n_pages(); ++p) {
     const PageInfo info = cache.page_info(p);

@@ -19,10 +19,13 @@
 
 namespace kvpack::cache::testing {
 
+// Two layers, or one per entry of `windows` (each layer's attention window; 0 = full).
 inline CacheConfig small_config(uint32_t n_pages, const std::string& policy = "k=f32,v=f32",
-                                int page_tokens = 16, int hp_window = 0) {
+                                int page_tokens = 16, int hp_window = 0,
+                                const std::vector<int>& windows = {}) {
   CacheConfig c;
-  c.n_layers = 2;
+  c.n_layers = windows.empty() ? 2 : static_cast<int>(windows.size());
+  c.layer_window = windows;
   c.n_kv_heads = 2;
   c.head_dim_k = 8;
   c.head_dim_v = 16;
@@ -83,7 +86,8 @@ inline void extend(Cache& cache, SeqId seq, const std::vector<int32_t>& tokens, 
   }
 }
 
-// The whole sequence at one layer as attention sees it: [n][heads][d], pages decoded.
+// The whole sequence at one layer as attention sees it: [n][heads][d], pages decoded; tokens
+// before view.first_token() (released behind a sliding window) read as zero.
 inline Rows read_back(const LayerView& view) {
   const int H = view.n_kv_heads, P = view.page_tokens;
   const size_t n = static_cast<size_t>(view.n_tokens());
@@ -101,7 +105,7 @@ inline Rows read_back(const LayerView& view) {
           view.v_codec->decode(h, view.v_block(p, h), P, page.data());
         for (int t = 0; t < P; ++t) {
           std::copy_n(page.data() + static_cast<size_t>(t) * d, d,
-                      out.data() + ((p * P + t) * H + h) * d);
+                      out.data() + (((view.first_page + p) * P + t) * H + h) * d);
         }
       }
       for (int t = 0; t < view.tail_tokens; ++t) {

@@ -39,6 +39,7 @@ struct Options {
   std::string policy = "k=f32,v=f32";
   int page_tokens = 16;
   int hp_window = 0;
+  std::vector<int> windows;  // per layer (0: full); empty: two full layers
   uint32_t n_pages = 28;
   int ops = 30000;
   uint64_t seed = 1;
@@ -48,7 +49,7 @@ class Harness {
  public:
   explicit Harness(const Options& o)
       : opt_(o),
-        cache_(testing::small_config(o.n_pages, o.policy, o.page_tokens, o.hp_window)),
+        cache_(testing::small_config(o.n_pages, o.policy, o.page_tokens, o.hp_window, o.windows)),
         cfg_(cache_.config()),
         rng_(o.seed) {
     for (int d = 0; d < 3; ++d) docs_.push_back(testing::iota_tokens(600, 100000 * (d + 1)));
@@ -76,6 +77,7 @@ class Harness {
   }
 
   uint64_t failed_allocations = 0, attached_tokens = 0, nan_rejections = 0, rollbacks = 0;
+  uint64_t chunked_steps = 0, refused_truncations = 0;
 
  private:
   void step() {
@@ -142,9 +144,14 @@ class Harness {
     if (!counters) {
       r.counters = {};
       r.touched_bytes = 0;
+      r.peak = {};
     }
     std::string s = r.to_json(-1);
-    for (const RefSeq& q : seqs_) s += fmt::format("|{}", fmt::join(cache_.page_table(q.id), " "));
+    for (const RefSeq& q : seqs_) {
+      for (size_t g = 0; g < cache_.layout().groups.size(); ++g) {
+        s += fmt::format("|{}", fmt::join(cache_.page_table(q.id, static_cast<int>(g)), " "));
+      }
+    }
     for (uint32_t p = 0; p < cache_.n_pages(); ++p) {
       const PageInfo i = cache_.page_info(p);
       s += fmt::format(",{}{}", i.refcount, i.hashed ? "h" : "");
@@ -161,16 +168,18 @@ class Harness {
       on_doc &= pos < doc.size() && rng_.below(20) != 0;
       add.push_back(on_doc ? doc[pos] : static_cast<int32_t>(rng_.below(50)));
     }
-    // Up to 4 new pages and 4 un-shared ones: only then can add_tokens fail (the snapshot is
-    // the slow part of this test, so it is taken only when it can matter).
+    // Up to 4 new pages and 4 un-shared ones per page group: only then can add_tokens fail (the
+    // snapshot is the slow part of this test, so it is taken only when it can matter).
     const Residency r = cache_.residency();
-    const bool may_fail = r.free.pages + r.cached.pages < 8;
-    // A third of the extensions are steps; half of those fail partway and are rolled back.
+    const bool may_fail = r.free.pages + r.cached.pages < 8 * r.groups.size();
+    // A third of the extensions are steps; half of those fail partway and are rolled back. A
+    // third of the steps append in chunks, layer by layer, as the forward pass does.
     const bool step = rng_.below(3) == 0, roll_back = step && rng_.coin();
+    const int chunk = step && rng_.below(3) == 0 ? 1 + static_cast<int>(rng_.below(12)) : 0;
     const std::string before = may_fail || roll_back ? snapshot(/*counters=*/!roll_back) : "";
     const std::string err = error_of([&] {
       if (step) {
-        cache_.begin_step(q.id, add);
+        cache_.begin_step(q.id, add, chunk);
       } else {
         cache_.add_tokens(q.id, add);
       }
@@ -182,13 +191,18 @@ class Harness {
       ++failed_allocations;
       return verify(q);
     }
-    if (roll_back) return fail_step(q, add, before, r.counters.evictions);
+    if (roll_back) return fail_step(q, add, before, r.counters.evictions, chunk);
     q.on_doc = on_doc;
     const size_t from = q.tokens.size();
     q.tokens.insert(q.tokens.end(), add.begin(), add.end());
     q.was_encoded.resize(q.tokens.size(), 0);
-    append_layers(q, from,
-                  std::vector<size_t>(static_cast<size_t>(cfg_.n_layers), q.tokens.size()));
+    if (chunk > 0) {
+      append_chunked(q, from, chunk, SIZE_MAX);
+      ++chunked_steps;
+    } else {
+      append_layers(q, from,
+                    std::vector<size_t>(static_cast<size_t>(cfg_.n_layers), q.tokens.size()));
+    }
     if (step) cache_.commit_step(q.id);
     const int64_t P = cfg_.page_tokens;
     while (static_cast<int64_t>(q.tokens.size()) - cfg_.hp_window >= (q.encoded + 1) * P) {
@@ -204,13 +218,18 @@ class Harness {
   // begin_step, except pages the step evicted (free now rather than cached) and page ids that
   // compaction moved.
   void fail_step(RefSeq& q, const std::vector<int32_t>& add, const std::string& before,
-                 uint64_t evictions_before) {
+                 uint64_t evictions_before, int chunk) {
     RefSeq trial = q;
     trial.tokens.insert(trial.tokens.end(), add.begin(), add.end());
-    std::vector<size_t> until;
-    for (int l = 0; l < cfg_.n_layers; ++l)
-      until.push_back(q.tokens.size() + rng_.below(add.size() + 1));
-    append_layers(trial, q.tokens.size(), until);
+    if (chunk > 0) {
+      const size_t appends = (add.size() + chunk - 1) / chunk * cfg_.n_layers;
+      append_chunked(trial, q.tokens.size(), chunk, rng_.below(appends + 1));
+    } else {
+      std::vector<size_t> until;
+      for (int l = 0; l < cfg_.n_layers; ++l)
+        until.push_back(q.tokens.size() + rng_.below(add.size() + 1));
+      append_layers(trial, q.tokens.size(), until);
+    }
     const bool compacted = rng_.below(4) == 0;
     if (compacted) {
       cache_.compact();
@@ -256,9 +275,34 @@ class Harness {
     }
   }
 
+  // Appends tokens [from, end) as a chunked step's forward pass does: chunk by chunk, every layer
+  // in turn, and stops after `appends` appends (a step that fails partway).
+  void append_chunked(RefSeq& q, size_t from, int chunk, size_t appends) {
+    std::vector<float> k, v;
+    for (size_t a = from; a < q.tokens.size(); a += static_cast<size_t>(chunk)) {
+      const size_t b = std::min(q.tokens.size(), a + static_cast<size_t>(chunk));
+      for (int l = 0; l < cfg_.n_layers; ++l) {
+        if (appends-- == 0) return;
+        rows(q, l, a, b, k, v);
+        cache_.append(q.id, l, k.data(), v.data(), static_cast<int>(b - a));
+      }
+    }
+  }
+
   void truncate(RefSeq& q) {
     const int64_t n = static_cast<int64_t>(rng_.below(q.tokens.size() + 1));
-    cache_.truncate(q.id, n);
+    if (!cfg_.layer_window.empty()) {  // may need released pages that are gone
+      const std::string before = snapshot();
+      const std::string err = error_of([&] { cache_.truncate(q.id, n); });
+      if (!err.empty()) {
+        ASSERT_NE(err.find("no longer cached"), std::string::npos) << err;
+        ASSERT_EQ(snapshot(), before) << "a refused truncate changed the cache";
+        ++refused_truncations;
+        return verify(q);
+      }
+    } else {
+      cache_.truncate(q.id, n);
+    }
     const int64_t keep = static_cast<int64_t>(q.tokens.size()) - n;
     q.tokens.resize(static_cast<size_t>(keep));
     q.was_encoded.resize(static_cast<size_t>(keep));
@@ -328,22 +372,30 @@ class Harness {
 
   void verify(const RefSeq& q) {
     std::vector<float> k, v, want;
+    const auto n = static_cast<int64_t>(q.tokens.size());
     for (int l = 0; l < cfg_.n_layers; ++l) {
       const LayerView view = cache_.view(q.id, l);
-      ASSERT_EQ(static_cast<int64_t>(view.page_ids.size()), q.encoded) << "layer " << l;
-      ASSERT_EQ(view.n_tokens(), static_cast<int64_t>(q.tokens.size()));
+      ASSERT_EQ(static_cast<int64_t>(view.first_page + view.page_ids.size()), q.encoded)
+          << "layer " << l;
+      ASSERT_EQ(view.n_tokens(), n);
+      // A sliding layer holds at least the window of the next token.
+      const int w = cfg_.layer_window.empty() ? 0 : cfg_.layer_window[l];
+      ASSERT_LE(view.first_token(), w == 0 ? 0 : std::max<int64_t>(0, n - w + 1)) << "layer " << l;
       const auto got = read_back(view);
       rows(q, l, 0, q.tokens.size(), k, v);
-      compare(q, got.k, k, cache_.k_codec(l), cfg_.head_dim_k, l, 0);
-      compare(q, got.v, v, cache_.v_codec(l), cfg_.head_dim_v, l, 1);
+      const auto from = static_cast<size_t>(view.first_token());
+      compare(q, from, got.k, k, cache_.k_codec(l), cfg_.head_dim_k, l, 0);
+      compare(q, from, got.v, v, cache_.v_codec(l), cfg_.head_dim_v, l, 1);
     }
   }
 
-  void compare(const RefSeq& q, const std::vector<float>& got, const std::vector<float>& orig,
-               const format::Codec& codec, int d, int layer, int role_index) {
+  // Tokens [from, end) of one layer and role read back against the rows as computed.
+  void compare(const RefSeq& q, size_t from, const std::vector<float>& got,
+               const std::vector<float>& orig, const format::Codec& codec, int d, int layer,
+               int role_index) {
     const char* role = role_index == 0 ? "K" : "V";
     std::vector<float> want(static_cast<size_t>(d));
-    for (size_t t = 0; t < q.tokens.size(); ++t) {
+    for (size_t t = from; t < q.tokens.size(); ++t) {
       for (int h = 0; h < cfg_.n_kv_heads; ++h) {
         const size_t at = (t * cfg_.n_kv_heads + h) * d;
         if (!q.was_encoded[t]) {  // never encoded: exactly as appended
@@ -414,6 +466,42 @@ TEST(RandomOps, F32MatchesTheReferenceModel) {
     EXPECT_GT(h.attached_tokens, 1000u) << "seed " << seed;
     EXPECT_GT(h.nan_rejections, 10u) << "seed " << seed;
     EXPECT_GT(h.rollbacks, 1000u) << "seed " << seed;
+  }
+}
+
+// Sliding-window layers beside full ones: pages released behind the window, chunked steps
+// recycling their own, prefixes attached with only the window's pages, truncations that take
+// released pages back from the prefix index or are refused unchanged.
+TEST(RandomOps, SlidingWindowsMatchTheReferenceModel) {
+  struct Run {
+    uint64_t seed;
+    std::vector<int> windows;
+    int hp_window;
+    std::string policy;
+  };
+  const Run runs[] = {{21, {24, 0}, 0, "k=f32,v=f32"},
+                      {22, {40, 40, 0, 0}, 0, "k=f32,v=f32"},
+                      {23, {24, 0, 56}, 5, "k=f32,v=f32"},
+                      {24, {20, 0}, 0, "k=q8,v=q4"}};
+  for (const Run& run : runs) {
+    SCOPED_TRACE(fmt::format("seed {} windows {} hp {}", run.seed, fmt::join(run.windows, ","),
+                             run.hp_window));
+    Options o;
+    o.seed = run.seed;
+    o.windows = run.windows;
+    o.hp_window = run.hp_window;
+    o.policy = run.policy;
+    o.n_pages = 40;
+    o.ops = run.policy == "k=f32,v=f32" ? 12000 : 4000;
+    Harness h(o);
+    h.run();
+    if (HasFatalFailure()) return;
+    const auto ops = static_cast<uint64_t>(o.ops);
+    EXPECT_GT(h.failed_allocations, 20u);
+    EXPECT_GT(h.attached_tokens, 1000u);
+    EXPECT_GT(h.rollbacks, ops / 25);
+    EXPECT_GT(h.chunked_steps, ops / 50);
+    EXPECT_GT(h.refused_truncations, ops / 200);
   }
 }
 
