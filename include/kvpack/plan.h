@@ -2,10 +2,10 @@
 // per token a policy costs (from the format registry), and how much context or how many
 // sessions fit a memory budget once the weights and a fixed overhead are paid for.
 //
-//   bytes/token  = sum over KV layers of kv_heads x (K head bytes + V head bytes per page) / P
-//   KV(context)  = full-layer pages x floor(context / P)
-//                + sliding-layer pages x min(floor(context / P), ceil(window / P))
-//                + one unencoded f32 tail page per KV layer (the cache's newest < P tokens)
+//   KV(context)  = pages x page bytes + the f32 tail rows, where pages and page bytes are the
+//                  cache's own arithmetic (cache::PageLayout): layers are grouped by attention
+//                  kind, a full group takes ceil(context / P) pages, a sliding group only its
+//                  window's and a prefill step's (docs/cache.md)
 //   total        = weights + overhead + KV(context)
 //
 // P is the page size in tokens; head bytes per page include scales, norms and 64-byte
@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kvpack/cache.h"
 #include "kvpack/format.h"
 #include "model/model_shape.h"
 
@@ -82,17 +83,26 @@ ModelShape preset_shape(const Preset& preset, double weight_bits = kDefaultWeigh
 // the file and key.
 ModelShape gguf_shape(const std::string& path, std::optional<double> weight_bits = std::nullopt);
 
-// Bytes of one session's K/V for a model, a policy and a page size.
+// Bytes of one session's K/V for a model, a policy and a page size: the cache's page arithmetic
+// (cache::PageLayout, docs/cache.md) for the model's layers in the policy's formats.
 struct KvFootprint {
   int page_tokens = 32;
-  uint64_t full_page_bytes = 0;     // one page of K+V summed over the full-attention layers
-  uint64_t sliding_page_bytes = 0;  // one page of K+V summed over the sliding layers
-  int64_t sliding_pages = 0;        // encoded pages a sliding layer keeps: ceil(window / P)
-  uint64_t tail_bytes = 0;          // one f32 page of K+V per KV layer, per session
+  int step_chunk = cache::kDefaultStepChunk;  // prefill tokens per pass (Cache::begin_step)
+  cache::PageLayout layout;                   // page groups, page bytes, staging
+  // Bytes one page of context adds: page bytes x the full-attention groups.
+  uint64_t full_page_bytes = 0;
+  // Page bytes x the sliding groups: what each page adds while their windows fill (their
+  // pages include the padding of slots their group leaves empty, PageLayout).
+  uint64_t sliding_page_bytes = 0;
+  // The most pages a sliding group holds per session at its peak: its window, plus the pages
+  // a long prefill step takes for itself (PageLayout::peak_pages); 0 when no layer slides.
+  int64_t sliding_pages = 0;
+  uint64_t tail_bytes = 0;  // the unencoded f32 rows the cache stages per session (outside pages)
 
   double bytes_per_token_full() const;
   double bytes_per_token_sliding() const;  // while the window fills; 0 afterwards
-  // K/V bytes of one session holding `context` tokens: encoded pages plus the tail.
+  // K/V bytes one session of `context` tokens needs at its peak: the pages the cache takes for
+  // it (PageLayout::sequence_pages, steps of step_chunk) plus the tail.
   uint64_t session_bytes(int64_t context) const;
   // Largest whole-page context whose session_bytes fit in `available`; -1 when unbounded
   // (every KV layer slides), 0 when not even the tail fits.
@@ -101,7 +111,7 @@ struct KvFootprint {
 
 // Throws Error naming the layer, role and format when the policy cannot serve the model.
 KvFootprint kv_footprint(const ModelShape& model, const format::KVPolicy& policy,
-                         int page_tokens = 32);
+                         int page_tokens = 32, int step_chunk = cache::kDefaultStepChunk);
 
 // A named memory size: a GPU or an Apple unified-memory Mac.
 struct Device {

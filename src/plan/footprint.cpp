@@ -1,21 +1,11 @@
-// K/V bytes per token and per session, from the format registry's page sizes.
+// K/V bytes per token and per session: the cache's own page arithmetic (cache::PageLayout) fed
+// with the format registry's page sizes, so the planner and the cache cannot disagree.
 #include <fmt/format.h>
 
 #include "base/error.h"
 #include "kvpack/plan.h"
 
 namespace kvpack::plan {
-namespace {
-
-// The cache keeps each sequence's newest (< one page of) tokens unencoded in f32 per layer
-// (cache::LayerView's tail), so a session carries one f32 page of K and V per KV layer.
-constexpr uint64_t kTailBytesPerValue = 4;
-
-uint64_t ceil_div(uint64_t a, uint64_t b) {
-  return (a + b - 1) / b;
-}
-
-}  // namespace
 
 double KvFootprint::bytes_per_token_full() const {
   return static_cast<double>(full_page_bytes) / page_tokens;
@@ -26,48 +16,49 @@ double KvFootprint::bytes_per_token_sliding() const {
 }
 
 uint64_t KvFootprint::session_bytes(int64_t context) const {
-  const auto pages = static_cast<uint64_t>(context / page_tokens);
-  const uint64_t sliding = std::min<uint64_t>(pages, static_cast<uint64_t>(sliding_pages));
-  return full_page_bytes * pages + sliding_page_bytes * sliding + tail_bytes;
+  return layout.sequence_bytes(context, step_chunk);
 }
 
 int64_t KvFootprint::max_context(uint64_t available) const {
-  if (available < tail_bytes) return 0;
-  uint64_t room = available - tail_bytes;
-  const auto window_pages = static_cast<uint64_t>(sliding_pages);
-  // While sliding layers still grow, every page costs both; after the window only full layers.
-  const uint64_t both = full_page_bytes + sliding_page_bytes;
-  uint64_t pages = both == 0 ? window_pages : std::min(room / both, window_pages);
-  if (pages == window_pages) {
-    room -= pages * both;
-    if (full_page_bytes == 0) return -1;  // every KV layer slides: any context fits
-    pages += room / full_page_bytes;
-  }
-  return static_cast<int64_t>(pages) * page_tokens;
+  return layout.max_tokens(available, step_chunk);
 }
 
-KvFootprint kv_footprint(const ModelShape& model, const format::KVPolicy& policy, int page_tokens) {
+KvFootprint kv_footprint(const ModelShape& model, const format::KVPolicy& policy, int page_tokens,
+                         int step_chunk) {
   if (page_tokens <= 0) fail("invalid page size {}: expected a positive token count", page_tokens);
+  if (step_chunk < 0) fail("invalid step chunk {}: expected >= 0 tokens", step_chunk);
   const int n = model.n_layers();
   policy.validate(n, model.head_dim_k, model.head_dim_v, page_tokens);
-  KvFootprint fp;
-  fp.page_tokens = page_tokens;
+  if (model.sliding_layers() > 0 && model.window <= 0) {
+    fail("model {}: sliding layers need a positive window", model.name);
+  }
+  if (model.window > INT32_MAX) fail("model {}: window {} is too long", model.name, model.window);
+  std::vector<cache::LayerPages> layers(static_cast<size_t>(n));
   const auto dk = static_cast<uint64_t>(model.head_dim_k);
   const auto dv = static_cast<uint64_t>(model.head_dim_v);
   for (int l = 0; l < n; ++l) {
-    const LayerShape& layer = model.layers[static_cast<size_t>(l)];
-    if (layer.kv_heads == 0) continue;
+    const LayerShape& shape = model.layers[static_cast<size_t>(l)];
+    if (shape.kv_heads == 0) continue;  // no K/V: no slot, no staging
     const format::LayerFormats f = policy.layer(l, n);
-    const auto heads = static_cast<uint64_t>(layer.kv_heads);
-    const uint64_t page = heads * (format::info(f.k).head_bytes(model.head_dim_k, page_tokens) +
-                                   format::info(f.v).head_bytes(model.head_dim_v, page_tokens));
-    (layer.sliding ? fp.sliding_page_bytes : fp.full_page_bytes) += page;
-    fp.tail_bytes += heads * (dk + dv) * static_cast<uint64_t>(page_tokens) * kTailBytesPerValue;
+    const auto heads = static_cast<uint64_t>(shape.kv_heads);
+    cache::LayerPages& lp = layers[static_cast<size_t>(l)];
+    lp.k_bytes = heads * format::info(f.k).head_bytes(model.head_dim_k, page_tokens);
+    lp.v_bytes = heads * format::info(f.v).head_bytes(model.head_dim_v, page_tokens);
+    lp.window = shape.sliding ? static_cast<int>(model.window) : 0;
+    lp.staging_row_bytes = heads * (dk + dv) * sizeof(float);  // the cache's f32 tail rows
   }
-  if (model.sliding_layers() > 0) {
-    if (model.window <= 0) fail("model {}: sliding layers need a positive window", model.name);
-    fp.sliding_pages = static_cast<int64_t>(
-        ceil_div(static_cast<uint64_t>(model.window), static_cast<uint64_t>(page_tokens)));
+  KvFootprint fp;
+  fp.page_tokens = page_tokens;
+  fp.step_chunk = step_chunk;
+  fp.layout = cache::page_layout(layers, page_tokens, /*hp_window=*/0);
+  fp.tail_bytes = fp.layout.staging_bytes;
+  for (size_t g = 0; g < fp.layout.groups.size(); ++g) {
+    if (fp.layout.groups[g].window == 0) {
+      fp.full_page_bytes += fp.layout.page_bytes;
+    } else {
+      fp.sliding_page_bytes += fp.layout.page_bytes;
+      fp.sliding_pages = static_cast<int64_t>(fp.layout.peak_pages(g, INT32_MAX, step_chunk));
+    }
   }
   return fp;
 }

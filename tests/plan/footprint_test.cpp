@@ -56,8 +56,10 @@ TEST(Footprint, SessionBytesCountWholePagesAndTheTail) {
   // f32 tail: one 32-token page of K and V per layer: 36 * 8 * 32 * 256 * 4 bytes.
   EXPECT_EQ(fp.tail_bytes, 9437184u);
   EXPECT_EQ(fp.session_bytes(0), fp.tail_bytes);
-  EXPECT_EQ(fp.session_bytes(31), fp.tail_bytes);  // still in the unencoded tail
+  // The cache takes a page when the page's first token arrives (its rows wait in the tail).
+  EXPECT_EQ(fp.session_bytes(1), fp.tail_bytes + 78336u * 32);
   EXPECT_EQ(fp.session_bytes(32), fp.tail_bytes + 78336u * 32);
+  EXPECT_EQ(fp.session_bytes(33), fp.tail_bytes + 78336u * 64);
   EXPECT_EQ(fp.session_bytes(131072), 78336ull * 131072 + 9437184);
 }
 
@@ -66,17 +68,28 @@ TEST(Footprint, Gemma3SlidingLayersStopGrowingAtTheirWindow) {
   ASSERT_EQ(m.sliding_layers(), 40);
   ASSERT_EQ(m.window, 1024);
   const KvFootprint fp = kv_footprint(m, policy("k=f16,v=f16"));
-  // f16, head dim 256: 1,024 bytes of K+V per head and token.
+  // f16, head dim 256: 1,024 bytes of K+V per head and token. 8 global layers: page groups of
+  // 8 layers, one full and five sliding; a page is 8 x 8 x 1,024 x 32 = 2 MiB.
+  ASSERT_EQ(fp.layout.groups.size(), 6u);
+  EXPECT_EQ(fp.layout.page_bytes, 2097152u);
   EXPECT_EQ(fp.bytes_per_token_full(), 8 * 8 * 1024);      // 8 global layers
   EXPECT_EQ(fp.bytes_per_token_sliding(), 40 * 8 * 1024);  // 40 sliding layers
-  EXPECT_EQ(fp.sliding_pages, 32);                         // 1024 / 32
-  // At 128k: global 65,536 x 131,072 + sliding 327,680 x 1,024 + tail 48 * 8 * 32 * 512 * 4.
-  EXPECT_EQ(fp.session_bytes(131072), 8589934592ull + 335544320ull + 25165824ull);
+  // A sliding group holds at most ceil(1023 / 32) + 1 = 33 pages between steps; a long prefill
+  // step (256-token chunks) starting there takes a ring of ceil((2 x 256 + 1023) / 32) = 48
+  // more: 81 at the peak.
+  EXPECT_EQ(fp.layout.groups[1].max_held, 33u);
+  EXPECT_EQ(fp.layout.ring_pages(1, 256), 48u);
+  EXPECT_EQ(fp.sliding_pages, 81);
+  // At 128k: global 4,096 pages + sliding 5 x 81 pages, 2 MiB each, + tail 48 * 8 * 32 * 512 * 4.
+  EXPECT_EQ(fp.session_bytes(131072), (4096ull + 5 * 81) * 2097152 + 25165824ull);
   // Past the window only the global layers grow.
   const uint64_t grow = fp.session_bytes(131072) - fp.session_bytes(65536);
   EXPECT_EQ(grow, 65536ull * 65536);
-  // Within the window both grow.
+  // Within the window both grow (below 1,024 tokens nothing is released yet).
   EXPECT_EQ(fp.session_bytes(1024) - fp.session_bytes(512), (65536ull + 327680) * 512);
+  // Prefilled in one step without chunks, a sliding group keeps every page: no saving.
+  const KvFootprint whole = kv_footprint(m, policy("k=f16,v=f16"), 32, 0);
+  EXPECT_EQ(whole.session_bytes(131072), 6ull * 4096 * 2097152 + 25165824ull);
 }
 
 TEST(Footprint, MaxContextIsTheLargestWholePageThatFits) {
@@ -107,7 +120,7 @@ TEST(Footprint, EverySlidingLayerMeansUnboundedContext) {
   m.window = 4096;
   const KvFootprint fp = kv_footprint(m, policy("k=f16,v=f16"));
   EXPECT_EQ(fp.max_context(fp.session_bytes(1 << 20)), -1);
-  EXPECT_EQ(fp.session_bytes(1 << 20), fp.session_bytes(8192));
+  EXPECT_EQ(fp.session_bytes(1 << 20), fp.session_bytes(1 << 16));
 }
 
 TEST(Footprint, PerLayerOverridesAndLayersWithoutKv) {
