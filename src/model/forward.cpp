@@ -177,7 +177,9 @@ void Forward::run(cache::SeqId seq, std::span<const int32_t> tokens, float* logi
   check(seq, tokens);
   const int64_t start = cache_.n_tokens(seq);
   try {
-    cache_.begin_step(seq, tokens);  // takes every page the tokens need before any layer writes
+    // Takes every page the tokens need before any layer writes; chunks of max_chunk tokens let
+    // sliding-window layers recycle the pages a long prompt leaves behind their window.
+    cache_.begin_step(seq, tokens, options_.max_chunk);
   } catch (const Error& e) {
     fail("forward: {} tokens after {}: {}", tokens.size(), start, e.what());
   }

@@ -3,52 +3,35 @@
 // token by token), some fork to regenerate a reply, some end and are replaced; when the budget
 // runs out the least recently served session is preempted and recomputed later, as a server
 // would. Prints the residency report, prefix reuse, evictions and the cost of cache operations.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string_view>
 
 #include <fmt/format.h>
 
 #include "base/error.h"
 #include "base/rng.h"
-#include "base/table.h"
 #include "base/timer.h"
 #include "base/units.h"
+#include "bench_cache.h"
 #include "commands.h"
-#include "kv_flags.h"
 #include "kvpack/cache.h"
+#include "kvpack/plan.h"
 
 namespace kvpack::cli {
 namespace {
 
-struct Options {
-  int sessions = 16;
-  int prefix = 2048;
-  std::string budget = "1GiB";
-  int layers = 32, kv_heads = 8, head_dim = 128;  // Llama-3.1-8B's KV shape
-  int page_tokens = 32;
-  int window = 0;
-  int turns = 4;
-  int user_tokens = 64, gen_tokens = 128;
-  double fork_rate = 0.1, end_rate = 0.1;
-  uint64_t seed = 1;
-  bool json = false;
-  KvFlags kv;
-};
+using cache_bench::AfterRun;
+using cache_bench::Costs;
+using cache_bench::Options;
+using cache_bench::Stats;
 
 struct Session {
   bool live = false;
   cache::SeqId seq = 0;
   std::vector<int32_t> tokens;  // history, kept to recompute after preemption
   uint64_t last_served = 0;
-};
-
-struct Stats {
-  uint64_t turns = 0, forks = 0, ended = 0, preempted = 0, recomputed_tokens = 0;
-  double seconds = 0;
 };
 
 class Simulator {
@@ -133,12 +116,26 @@ class Simulator {
   }
 
   // The reply is regenerated on a fork, which then replaces the session (the user kept it).
+  // A sliding window's pages the cut needs may be gone (evicted after the window released
+  // them): then the kept history is recomputed, as a server would.
   void regenerate(size_t i, int gen) {
     Session& s = sessions_[i];
     const cache::SeqId parent = s.seq;
     s.seq = cache_.fork(parent);
-    cache_.truncate(s.seq, gen);
     s.tokens.resize(s.tokens.size() - static_cast<size_t>(gen));
+    try {
+      cache_.truncate(s.seq, gen);
+    } catch (const Error& e) {
+      if (std::string_view(e.what()).find("no longer cached") == std::string_view::npos) throw;
+      cache_.free(s.seq);
+      cache_.free(parent);
+      s.live = false;
+      ++stats_.truncations_recomputed;
+      start(i);
+      decode(i, around(o_.gen_tokens));
+      ++stats_.forks;
+      return;
+    }
     decode(i, around(o_.gen_tokens));
     cache_.free(parent);
     ++stats_.forks;
@@ -216,14 +213,6 @@ int prompt_copies(Simulator& sim) {
   return static_cast<int>(seen.size());
 }
 
-// Operation costs measured beside the run: page encoding with the run's codecs and with f16,
-// and the machine's copy bandwidth, so the append rate can be read against both.
-struct Costs {
-  double encode_us = 0, encode_f16_us = 0;  // one page, all layers, K and V
-  double decode_us = 0, decode_f16_us = 0;  // append of one decoded token, all layers
-  double copy_gbs = 0;
-};
-
 double time_encode(const cache::CacheConfig& c, const format::KVPolicy& policy) {
   std::vector<float> rows(static_cast<size_t>(c.page_tokens) * c.head_dim_k);
   Rng g(3);
@@ -270,147 +259,33 @@ cache::CacheConfig make_config(const Options& o, const format::KVPolicy& policy)
   c.policy = policy;
   c.budget_bytes = parse_bytes(o.budget);
   c.hp_window = o.window;
+  c.layer_window = o.layer_window;
   c.salt = fmt::format("bench-model {}x{}x{}", o.layers, o.kv_heads, o.head_dim);
   return c;
 }
 
-// What compact() and shrink() did once half of the live sessions had ended.
-struct AfterRun {
-  int live = 0, ended = 0;
-  uint64_t moved = 0, released = 0;
-};
-
-struct Report {
-  const Options& o;
-  const format::KVPolicy& policy;
-  Simulator& sim;
-  const Stats& st;
-  const cache::Residency& r;
-  int copies;
-  AfterRun after;
-  Costs costs;
-
-  double append_s() const { return r.counters.append_ns * 1e-9; }
-  double rows_per_s() const { return append_s() > 0 ? r.counters.appended_tokens / append_s() : 0; }
-  double token_append_us() const {
-    const double tokens = static_cast<double>(r.counters.appended_tokens) / o.layers;
-    return tokens > 0 ? append_s() * 1e6 / tokens : 0;
+// The model shape: a preset's (`--model`), or the flags with an optional sliding pattern.
+Options resolve_shape(Options o) {
+  if (!o.model.empty()) {
+    const plan::ModelShape m = plan::preset_shape(plan::find_preset(o.model));
+    o.layers = m.n_layers();
+    o.kv_heads = m.layers.at(0).kv_heads;
+    o.head_dim = m.head_dim_k;
+    o.layer_window.clear();
+    for (const auto& l : m.layers)
+      o.layer_window.push_back(l.sliding ? static_cast<int>(m.window) : 0);
+    return o;
   }
-  double input_gbs() const {  // f32 K and V rows handed to append
-    const double row = 2.0 * o.kv_heads * o.head_dim * sizeof(float);
-    return rows_per_s() * row / 1e9;
+  if (o.swa_window < 0 || o.swa_period < 0)
+    fail("bench cache: --swa-window and --swa-period must be >= 0");
+  o.layer_window.clear();
+  if (o.swa_window > 0) {
+    for (int l = 0; l < o.layers; ++l) {
+      const bool slides = o.swa_period == 0 || l % o.swa_period != o.swa_period - 1;
+      o.layer_window.push_back(slides ? o.swa_window : 0);
+    }
   }
-  double decode_input_gbs() const {  // f32 K and V rows of one token, all layers, per second
-    return 2.0 * o.layers * o.kv_heads * o.head_dim * sizeof(float) / costs.decode_us / 1e3;
-  }
-  double run_encode_us() const {  // one page, all layers
-    const double pages = static_cast<double>(r.counters.encoded_pages) / o.layers;
-    return pages > 0 ? r.counters.encode_ns * 1e-3 / pages : 0;
-  }
-  uint64_t prompt_pages() const { return sim.prompt().size() / o.page_tokens; }
-};
-
-void print_json(const Report& x) {
-  using nlohmann::ordered_json;
-  ordered_json j = {
-      {"config",
-       {{"sessions", x.o.sessions},
-        {"prefix_tokens", x.o.prefix},
-        {"budget_bytes", parse_bytes(x.o.budget)},
-        {"kv", x.policy.to_string()},
-        {"layers", x.o.layers},
-        {"kv_heads", x.o.kv_heads},
-        {"head_dim", x.o.head_dim},
-        {"page_tokens", x.o.page_tokens},
-        {"hp_window", x.o.window},
-        {"turns", x.o.turns},
-        {"user_tokens", x.o.user_tokens},
-        {"gen_tokens", x.o.gen_tokens},
-        {"fork_rate", x.o.fork_rate},
-        {"end_rate", x.o.end_rate},
-        {"seed", x.o.seed}}},
-      {"workload",
-       {{"turns", x.st.turns},
-        {"forks", x.st.forks},
-        {"ended", x.st.ended},
-        {"preempted", x.st.preempted},
-        {"recomputed_tokens", x.st.recomputed_tokens},
-        {"seconds", x.st.seconds}}},
-      {"residency", ordered_json::parse(x.r.to_json())},
-      {"prompt", {{"pages", x.prompt_pages()}, {"live_copies", x.copies}}},
-      {"after_run",
-       {{"sessions_ended", x.after.ended},
-        {"compaction_pages_moved", x.after.moved},
-        {"shrink_bytes_released", x.after.released}}},
-      {"costs",
-       {{"append_us_per_token_all_layers", x.token_append_us()},
-        {"append_layer_rows_per_s", x.rows_per_s()},
-        {"append_input_gbs", x.input_gbs()},
-        {"copy_bandwidth_gbs", x.costs.copy_gbs},
-        {"decode_append_us_per_token", x.costs.decode_us},
-        {"decode_append_us_per_token_f16", x.costs.decode_f16_us},
-        {"decode_append_input_gbs", x.decode_input_gbs()},
-        {"encode_us_per_page_in_run", x.run_encode_us()},
-        {"encode_us_per_page", x.costs.encode_us},
-        {"encode_us_per_page_f16", x.costs.encode_f16_us}}},
-  };
-  std::printf("%s\n", j.dump(2).c_str());
-}
-
-void print_text(const Report& x) {
-  const auto& o = x.o;
-  const auto& r = x.r;
-  std::printf("kvpack bench cache: %d sessions sharing a %d-token prompt, --kv %s, budget %s\n",
-              o.sessions, o.prefix, x.policy.to_string().c_str(), o.budget.c_str());
-  std::printf("model: %d layers x %d KV heads x head dim %d; %llu pages of %s\n", o.layers,
-              o.kv_heads, o.head_dim, static_cast<unsigned long long>(r.reserved.pages),
-              format_bytes(static_cast<double>(r.page_bytes)).c_str());
-  std::printf(
-      "workload: %llu turns (%d per session, user ~%d, reply ~%d tokens), %llu forks, %llu "
-      "ended, %llu preempted (%llu tokens recomputed), %.2f s\n\n",
-      static_cast<unsigned long long>(x.st.turns), o.turns, o.user_tokens, o.gen_tokens,
-      static_cast<unsigned long long>(x.st.forks), static_cast<unsigned long long>(x.st.ended),
-      static_cast<unsigned long long>(x.st.preempted),
-      static_cast<unsigned long long>(x.st.recomputed_tokens), x.st.seconds);
-  std::printf("%s\n", r.to_table().c_str());
-  std::printf("system prompt: %llu pages (%s) held by %zu live sessions as %d cop%s\n",
-              static_cast<unsigned long long>(x.prompt_pages()),
-              format_bytes(static_cast<double>(x.prompt_pages() * r.page_bytes)).c_str(),
-              static_cast<size_t>(x.after.live), x.copies, x.copies == 1 ? "y" : "ies");
-  std::printf(
-      "after ending %d of the %d live sessions: compact() moved %llu pages, shrink() released "
-      "%s\n\n",
-      x.after.ended, x.after.live, static_cast<unsigned long long>(x.after.moved),
-      format_bytes(static_cast<double>(x.after.released)).c_str());
-  Table t({"operation", "cost", "vs f16", "vs bandwidth"});
-  t.align_left(0);
-  const double bw = x.costs.copy_gbs;
-  t.add_row({"decode append, one token, all layers", fmt::format("{:.1f} us", x.costs.decode_us),
-             fmt::format("{:.2f}x", x.costs.decode_us / x.costs.decode_f16_us),
-             fmt::format("{:.2f} GB/s f32 in: {:.1f}% of {:.1f} GB/s copy", x.decode_input_gbs(),
-                         100 * x.decode_input_gbs() / bw, bw)});
-  t.add_row({"encode one page, all layers", fmt::format("{:.1f} us", x.costs.encode_us),
-             fmt::format("{:.2f}x", x.costs.encode_us / x.costs.encode_f16_us), ""});
-  t.add_separator();
-  t.add_row({"in the run: append, one token, all layers",
-             fmt::format("{:.1f} us", x.token_append_us()), "",
-             fmt::format("{:.2f} GB/s f32 in: {:.1f}%", x.input_gbs(), 100 * x.input_gbs() / bw)});
-  t.add_row(
-      {"in the run: layer rows appended", fmt::format("{:.3g} M/s", x.rows_per_s() / 1e6), "", ""});
-  t.add_row({"in the run: encode one page (+ first-touch faults)",
-             fmt::format("{:.1f} us", x.run_encode_us()), "", ""});
-  std::printf("operation costs (cache only; K/V rows are not computed)\n%s", t.to_text().c_str());
-}
-
-void print_report(const Options& o, const format::KVPolicy& policy, Simulator& sim, const Stats& st,
-                  const cache::Residency& r, int copies, const AfterRun& after,
-                  const Costs& costs) {
-  const Report x{o, policy, sim, st, r, copies, after, costs};
-  if (o.json) {
-    print_json(x);
-  } else {
-    print_text(x);
-  }
+  return o;
 }
 
 // One sequence decoding 1024 tokens one at a time into a small cache whose pages were touched
@@ -418,7 +293,8 @@ void print_report(const Options& o, const format::KVPolicy& policy, Simulator& s
 double time_decode(const Options& o, const format::KVPolicy& policy) {
   cache::CacheConfig c = make_config(o, policy);
   c.budget_bytes = 0;
-  c.n_pages = 33;
+  c.n_pages = 1;
+  c.n_pages = cache::sequence_pages(c, 33 * o.page_tokens, 0);  // 33 pages per group
   cache::Cache cache(c);
   const size_t row = static_cast<size_t>(o.kv_heads) * o.head_dim;
   std::vector<float> values(row * 4096);
@@ -441,7 +317,8 @@ double time_decode(const Options& o, const format::KVPolicy& policy) {
   return seconds * 1e6;
 }
 
-void run_bench_cache(const Options& o) {
+void run_bench_cache(const Options& flags) {
+  const Options o = resolve_shape(flags);
   if (o.sessions < 1 || o.prefix < 0 || o.turns < 1 || o.user_tokens < 1 || o.gen_tokens < 1) {
     fail("bench cache: --sessions, --turns, --user-tokens and --gen-tokens must be positive");
   }
@@ -461,7 +338,8 @@ void run_bench_cache(const Options& o) {
   costs.decode_us = time_decode(o, policy);
   costs.decode_f16_us = time_decode(o, format::KVPolicy());
   costs.copy_gbs = copy_bandwidth();
-  print_report(o, policy, sim, st, r, copies, {live, ended, moved, released}, costs);
+  cache_bench::print_report(
+      {o, policy, sim.prompt().size(), st, r, copies, {live, ended, moved, released}, costs});
 }
 
 }  // namespace
@@ -490,6 +368,15 @@ void add_bench_cache_command(CLI::App& bench) {
                   "Probability a session ends after a turn (a new one takes its slot)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--model", opt->model,
+                  "A preset's KV shape and sliding windows (kvpack plan --list-presets), e.g. "
+                  "gemma-3-4b; replaces --layers, --kv-heads, --head-dim and --swa-*");
+  cmd->add_option("--swa-window", opt->swa_window,
+                  "Sliding-window layers keep this many tokens (0: every layer attends to all)")
+      ->capture_default_str();
+  cmd->add_option("--swa-period", opt->swa_period,
+                  "With --swa-window: layer l slides unless l % N == N - 1 (Gemma 3: 6; 0: all)")
+      ->capture_default_str();
   cmd->add_option("--layers", opt->layers, "Model layers")->capture_default_str();
   cmd->add_option("--kv-heads", opt->kv_heads, "KV heads per layer")->capture_default_str();
   cmd->add_option("--head-dim", opt->head_dim, "Head dimension")->capture_default_str();
