@@ -29,22 +29,21 @@ KvFootprint kv_footprint(const ModelShape& model, const format::KVPolicy& policy
   if (step_chunk < 0) fail("invalid step chunk {}: expected >= 0 tokens", step_chunk);
   const int n = model.n_layers();
   policy.validate(n, model.head_dim_k, model.head_dim_v, page_tokens);
-  if (model.sliding_layers() > 0 && model.window <= 0) {
-    fail("model {}: sliding layers need a positive window", model.name);
-  }
-  if (model.window > INT32_MAX) fail("model {}: window {} is too long", model.name, model.window);
   std::vector<cache::LayerPages> layers(static_cast<size_t>(n));
   const auto dk = static_cast<uint64_t>(model.head_dim_k);
   const auto dv = static_cast<uint64_t>(model.head_dim_v);
   for (int l = 0; l < n; ++l) {
-    const LayerShape& shape = model.layers[static_cast<size_t>(l)];
-    if (shape.kv_heads == 0) continue;  // no K/V: no slot, no staging
+    const model::LayerSpec& layer = model.layers[static_cast<size_t>(l)];
+    if (layer.kv_heads == 0) continue;  // no K/V: no slot, no staging
+    if (layer.window > INT32_MAX) {
+      fail("model {}: layer {}'s window of {} tokens is too long", model.name, l, layer.window);
+    }
     const format::LayerFormats f = policy.layer(l, n);
-    const auto heads = static_cast<uint64_t>(shape.kv_heads);
+    const auto heads = static_cast<uint64_t>(layer.kv_heads);
     cache::LayerPages& lp = layers[static_cast<size_t>(l)];
     lp.k_bytes = heads * format::info(f.k).head_bytes(model.head_dim_k, page_tokens);
     lp.v_bytes = heads * format::info(f.v).head_bytes(model.head_dim_v, page_tokens);
-    lp.window = shape.sliding ? static_cast<int>(model.window) : 0;
+    lp.window = static_cast<int>(layer.window);
     lp.staging_row_bytes = heads * (dk + dv) * sizeof(float);  // the cache's f32 tail rows
   }
   KvFootprint fp;

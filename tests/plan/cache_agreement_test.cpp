@@ -23,9 +23,10 @@ ModelShape gemma3_shaped() {
   ModelShape m;
   m.name = "gemma3-shaped";
   m.arch = "gemma3";
-  for (int l = 0; l < kLayers; ++l) m.layers.push_back({4, kKvHeads, l % 6 != 5});
+  for (int l = 0; l < kLayers; ++l) {
+    m.layers.push_back({.q_heads = 4, .kv_heads = kKvHeads, .window = l % 6 != 5 ? kWindow : 0});
+  }
   m.head_dim_k = m.head_dim_v = kHeadDim;
-  m.window = kWindow;
   m.native_context = m.max_context = 32768;
   return m;
 }

@@ -272,8 +272,7 @@ Options resolve_shape(Options o) {
     o.kv_heads = m.layers.at(0).kv_heads;
     o.head_dim = m.head_dim_k;
     o.layer_window.clear();
-    for (const auto& l : m.layers)
-      o.layer_window.push_back(l.sliding ? static_cast<int>(m.window) : 0);
+    for (const auto& l : m.layers) o.layer_window.push_back(static_cast<int>(l.window));
     return o;
   }
   if (o.swa_window < 0 || o.swa_period < 0)
