@@ -172,7 +172,7 @@ TEST(Cache, MisuseIsAnErrorNamingTheProblem) {
 }
 
 // The cache's state a rolled-back step must restore: residency without its counters and the
-// touched high-water mark, and every page's holders and hash.
+// touched and peak high-water marks, and every page's holders and hash.
 std::string state_of(const Cache& cache) {
   Residency r = cache.residency();
   r.counters = {};

@@ -138,7 +138,7 @@ class Harness {
   }
 
   // Residency, page tables and page states; for a rolled-back step without the counters and the
-  // touched high-water mark (they keep counting the work it did).
+  // touched and peak high-water marks (they keep counting the work it did).
   std::string snapshot(bool counters = true) const {
     Residency r = cache_.residency();
     if (!counters) {

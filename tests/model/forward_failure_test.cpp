@@ -40,11 +40,12 @@ std::vector<int32_t> ids(int n, int first) {
 }
 
 // What a failed eval must not change: the sequence and every page's state (counters and the
-// touched high-water mark count work done, so they are left out).
+// touched and peak high-water marks count work done, so they are left out).
 std::string state_of(const cache::Cache& cache, cache::SeqId seq) {
   cache::Residency r = cache.residency();
   r.counters = {};
   r.touched_bytes = 0;
+  r.peak = {};  // the most pages held at once: a high-water mark too
   return fmt::format("{} ids {} pages {}", r.to_json(-1), fmt::join(cache.token_ids(seq), " "),
                      fmt::join(cache.page_table(seq), " "));
 }
