@@ -143,8 +143,10 @@ std::string Residency::to_table() const {
   t.add_separator();
   row("peak held", peak);
   std::string out =
-      fmt::format("kv cache residency (page: {} tokens, {} across a group's layers)\n", page_tokens,
-                  format_bytes(static_cast<double>(page_bytes)));
+      fmt::format("kv cache residency (page: {} tokens, {} across {})\n", page_tokens,
+                  format_bytes(static_cast<double>(page_bytes)),
+                  groups.size() > 1 ? fmt::format("a group's layers, {} groups", groups.size())
+                                    : std::string("all layers"));
   out += t.to_text();
   if (groups.size() > 1 || (groups.size() == 1 && groups[0].window > 0)) {
     out += fmt::format("page groups (pages; a sliding group releases pages behind its window):\n");

@@ -492,7 +492,7 @@ TEST(RandomOps, SlidingWindowsMatchTheReferenceModel) {
     o.hp_window = run.hp_window;
     o.policy = run.policy;
     o.n_pages = 40;
-    o.ops = run.policy == "k=f32,v=f32" ? 12000 : 4000;
+    o.ops = run.policy == "k=f32,v=f32" ? 8000 : 4000;
     Harness h(o);
     h.run();
     if (HasFatalFailure()) return;
