@@ -67,6 +67,11 @@ uint64_t Weights::step_bytes() const {
 }
 
 Weights bind_weights(const GgufFile& file, HParams& hp) {
+  try {
+    check_weight_types(file);  // every tensor's type before any is bound (or allocated)
+  } catch (const Error& e) {
+    fail("{}: {}", file.path(), e.what());
+  }
   const Binder b(file);
   Weights w;
   w.token_embd = b.matrix("token_embd.weight", hp.n_vocab, hp.n_embd);
