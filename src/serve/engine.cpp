@@ -163,12 +163,14 @@ std::shared_ptr<Job> Engine::submit(GenerationJob spec) {
       metrics_.update([](ServeCounters& c) { ++c.rejected; });
       throw RequestError(503, "unavailable_error", "the server is shutting down");
     }
-    if (queued_ >= static_cast<size_t>(config_.max_waiting)) {
+    // Jobs in the system (queued or running) beyond the batch are the queue.
+    if (active_ >= static_cast<size_t>(config_.max_running + config_.max_waiting)) {
       metrics_.update([](ServeCounters& c) { ++c.rejected; });
       throw RequestError(429, "rate_limit_error",
-                         fmt::format("the queue is full ({} requests waiting)", queued_));
+                         fmt::format("the queue is full ({} requests running, {} waiting)",
+                                     config_.max_running, config_.max_waiting));
     }
-    ++queued_;
+    ++active_;
     inbox_.push_back(std::move(r));
   }
   cv_.notify_all();
@@ -181,7 +183,7 @@ void Engine::drain() {
 
 bool Engine::idle() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queued_ == 0 && !busy_;
+  return active_ == 0;
 }
 
 void Engine::stop() {
@@ -203,7 +205,6 @@ void Engine::loop() {
         waiting_.push_back(std::move(inbox_.front()));
         inbox_.pop_front();
       }
-      busy_ = !running_.empty() || !waiting_.empty();
       if (stop_) break;
     }
     step();
@@ -221,11 +222,6 @@ void Engine::step() {
   admit();
   if (!running_.empty()) run_rows();
   std::erase_if(running_, [](const std::unique_ptr<Running>& r) { return r == nullptr; });
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queued_ = inbox_.size() + waiting_.size();
-    busy_ = !running_.empty() || !waiting_.empty() || !inbox_.empty();
-  }
   publish_gauges();
 }
 
@@ -384,6 +380,8 @@ void Engine::end(std::unique_ptr<Running>& slot, bool aborted, const std::string
   });
   r.job->finish(std::move(o));
   slot.reset();
+  std::lock_guard<std::mutex> lock(mutex_);
+  --active_;
 }
 
 void Engine::publish_gauges() {

@@ -139,13 +139,12 @@ class Engine {
   std::vector<std::unique_ptr<Pool>> pools_;
   Metrics metrics_;
 
-  mutable std::mutex mutex_;  // guards inbox_, queued_, stop_
+  mutable std::mutex mutex_;  // guards inbox_, active_, stop_
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Running>> inbox_;  // submitted, not yet seen by the engine thread
-  size_t queued_ = 0;                           // inbox_ + waiting_ (for the 429 bound)
+  size_t active_ = 0;  // submitted and not ended (queued or running): the 429 bound
   bool stop_ = false;
   std::atomic<bool> draining_{false};
-  std::atomic<bool> busy_{false};
 
   // Engine thread only.
   std::deque<std::unique_ptr<Running>> waiting_;
