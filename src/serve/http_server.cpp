@@ -142,6 +142,7 @@ int HttpServer::bind() {
   server_->set_read_timeout(options_.io_timeout_s, 0);
   server_->set_write_timeout(options_.io_timeout_s, 0);
   server_->set_keep_alive_timeout(5);
+  server_->set_tcp_nodelay(true);  // tokens go out as they come, not after a delayed ACK
   port_ = options_.port == 0
               ? server_->bind_to_any_port(options_.host)
               : (server_->bind_to_port(options_.host, options_.port) ? options_.port : -1);

@@ -64,7 +64,7 @@ double get_number(const json& v, const std::string& name, double lo, double hi) 
 int64_t get_int(const json& v, const std::string& name, int64_t lo, int64_t hi) {
   if (v.is_number_unsigned()) {
     const uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(hi)) {
+    if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) {
       bad_field(name, fmt::format("'{}' must be within {}..{}, not {}", name, lo, hi, u));
     }
     return static_cast<int64_t>(u);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli_run.h"
+#include "mutate.h"
 #include "probe_model.h"
 #include "server_process.h"
 
@@ -357,6 +358,47 @@ TEST(Serve, SigtermDrainsAndExitsZero) {
   EXPECT_EQ(running.status, 200) << running.body;
   EXPECT_EQ(running.j["usage"]["completion_tokens"], 1500);
   EXPECT_EQ(server.stop(0, 30), 0) << server.log();
+}
+
+// Mutated bodies against a live server: every answer is 200 or a 4xx JSON error, never a 5xx,
+// a dropped connection or a hang, and the server stays healthy.
+TEST(Serve, MutatedBodiesGetOnly4xx) {
+  ServerProcess server("--parallel 4 -c 64");
+  ASSERT_GT(server.port(), 0);
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(30, 0);
+  c.set_keep_alive(true);
+  c.set_tcp_nodelay(true);
+  const char* paths[] = {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"};
+  Rng rng(777);
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const size_t which = rng.below(4);
+    const std::string body = mutate(request_seeds()[which], rng);
+    const auto res =
+        c.Post(paths[rng.below(8) == 0 ? rng.below(4) : which], body, "application/json");
+    ASSERT_TRUE(res) << "no answer to " << body;
+    ASSERT_TRUE(res->status == 200 || (res->status >= 400 && res->status < 500))
+        << res->status << " " << body;
+    if (res->get_header_value("Content-Type") == "text/event-stream") {
+      ASSERT_EQ(res->status, 200);
+      EXPECT_TRUE(res->body.ends_with("data: [DONE]\n\n")) << res->body;
+      ++ok;
+      continue;
+    }
+    const json j = json::parse(res->body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << res->body;
+    if (res->status == 200) {
+      ++ok;
+    } else {
+      EXPECT_TRUE(j["error"]["message"].is_string()) << res->body;
+      ++refused;
+    }
+  }
+  EXPECT_GT(ok, 20);
+  EXPECT_GT(refused, 2000);
+  EXPECT_EQ(get(server.port(), "/health").status, 200);
+  EXPECT_EQ(server.stop(SIGTERM, 30), 0);
 }
 
 }  // namespace
