@@ -236,51 +236,78 @@ void Engine::reap_cancelled() {
   std::erase_if(waiting_, [](const std::unique_ptr<Running>& r) { return r == nullptr; });
 }
 
-// Moves waiting jobs into the running batch while it has room: a sequence in the job's pool
-// that starts with the cached whole pages of its tokens (all but the last, whose logits are
-// needed), unless the request turned prompt caching off.
-//
-// A job is admitted only when its pool's free and cached pages hold its tokens (or nothing else
-// runs), so a preempted job does not come back to be preempted again in the next step.
+// Moves waiting jobs into the running batch, in arrival order, while it has room. A job is admitted
+// only when its pool's free and cached pages hold its tokens (or nothing else runs), so a preempted
+// job does not come back to be preempted again in the next step.
 void Engine::admit() {
   std::vector<int64_t> room(pools_.size(), -1);  // pages free or evictable, per pool
-  while (!waiting_.empty() && live_running() < static_cast<size_t>(config_.max_running)) {
-    Running& next = *waiting_.front();
+  for (size_t i = 0; i < waiting_.size();) {
+    if (live_running() >= static_cast<size_t>(config_.max_running)) break;
+    Running& next = *waiting_[i];
+    if (waits_for_prefix(next)) {
+      ++i;  // admitted once the running job has put the shared pages in the cache
+      continue;
+    }
     const size_t pi = static_cast<size_t>(next.spec.pool);
-    cache::Cache& cache = *pools_[pi]->cache;
     if (room[pi] < 0) {
-      const cache::Residency res = cache.residency();
+      const cache::Residency res = pools_[pi]->cache->residency();
       room[pi] = static_cast<int64_t>(res.free.pages + res.cached.pages);
     }
     const int64_t need =
         static_cast<int64_t>(next.session->tokens().size()) / config_.page_tokens + 1;
     if (need > room[pi] && live_running() > 0) break;
     room[pi] -= need;
-    std::unique_ptr<Running> r = std::move(waiting_.front());
-    waiting_.pop_front();
-    r->seq = cache.create();
-    r->in_cache = true;
-    const std::vector<int32_t>& tokens = r->session->tokens();
-    r->computed = 0;
-    if (r->spec.cache_prompt) {
-      r->computed = cache.attach_prefix(r->seq, std::span(tokens).first(tokens.size() - 1));
-    }
-    r->order = next_order_++;
-    if (!r->admitted_once) {
-      r->admitted_once = true;
-      r->t_admitted = now_seconds();
-      r->outcome.cached_tokens = r->computed;
-      r->outcome.queue_ms = (r->t_admitted - r->t_arrival) * 1e3;
-      const uint64_t asked = r->spec.cache_prompt ? tokens.size() - 1 : 0;
-      const uint64_t hit = static_cast<uint64_t>(r->computed);
-      metrics_.update([&](ServeCounters& c) {
-        c.prompt_tokens += tokens.size();
-        c.prefix_queries += asked;
-        c.prefix_hits += hit;
-      });
-    }
+    std::unique_ptr<Running> r = std::move(waiting_[i]);
+    waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(i));
+    start(*r);
     running_.push_back(std::move(r));
   }
+}
+
+// True when a running job of the same pool is still computing whole pages this job's tokens
+// begin with: admitting it now would compute them a second time, next to the first, instead of
+// finding them in the prefix cache a few steps later (32 clients sharing a system prompt
+// compute it once).
+bool Engine::waits_for_prefix(const Running& next) const {
+  if (!next.spec.cache_prompt) return false;
+  const std::vector<int32_t>& t = next.session->tokens();
+  for (const auto& r : running_) {
+    if (r == nullptr || r->spec.pool != next.spec.pool || !r->spec.cache_prompt) continue;
+    const std::vector<int32_t>& u = r->session->tokens();
+    const size_t n = std::min(t.size() - 1, u.size());
+    const size_t common = static_cast<size_t>(
+        std::mismatch(t.begin(), t.begin() + static_cast<ptrdiff_t>(n), u.begin()).first -
+        t.begin());
+    const int64_t shared_pages = static_cast<int64_t>(common) / config_.page_tokens;
+    if (shared_pages > 0 && r->computed < shared_pages * config_.page_tokens) return true;
+  }
+  return false;
+}
+
+// A sequence for the job in its pool, starting with the cached whole pages of its tokens (all
+// but the last, whose logits are needed) unless the request turned prompt caching off.
+void Engine::start(Running& r) {
+  cache::Cache& cache = *pools_[static_cast<size_t>(r.spec.pool)]->cache;
+  r.seq = cache.create();
+  r.in_cache = true;
+  const std::vector<int32_t>& tokens = r.session->tokens();
+  r.computed = 0;
+  if (r.spec.cache_prompt) {
+    r.computed = cache.attach_prefix(r.seq, std::span(tokens).first(tokens.size() - 1));
+  }
+  r.order = next_order_++;
+  if (r.admitted_once) return;
+  r.admitted_once = true;
+  r.t_admitted = now_seconds();
+  r.outcome.cached_tokens = r.computed;
+  r.outcome.queue_ms = (r.t_admitted - r.t_arrival) * 1e3;
+  const uint64_t asked = r.spec.cache_prompt ? tokens.size() - 1 : 0;
+  const uint64_t hit = static_cast<uint64_t>(r.computed);
+  metrics_.update([&](ServeCounters& c) {
+    c.prompt_tokens += tokens.size();
+    c.prefix_queries += asked;
+    c.prefix_hits += hit;
+  });
 }
 
 // Frees the newest running job's pages and puts it first in the queue; it recomputes its tokens

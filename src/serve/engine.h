@@ -126,6 +126,8 @@ class Engine {
   void loop();
   void step();
   void admit();
+  bool waits_for_prefix(const Running& next) const;
+  void start(Running& r);
   void reap_cancelled();
   bool run_rows();
   void preempt_newest();

@@ -18,6 +18,7 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // Sends `sig` and waits up to timeout_s for the exit; returns the exit status, or -1 when it
   // was killed by a signal or did not exit in time (then it is killed).

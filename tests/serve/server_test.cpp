@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -358,6 +359,49 @@ TEST(Serve, SigtermDrainsAndExitsZero) {
   EXPECT_EQ(running.status, 200) << running.body;
   EXPECT_EQ(running.j["usage"]["completion_tokens"], 1500);
   EXPECT_EQ(server.stop(0, 30), 0) << server.log();
+}
+
+// The bounded load test, small: 32 concurrent streaming clients sharing a 1,000-token system
+// prompt. No lost or malformed response, the prompt computed about once (hits in usage and
+// /metrics), its pages shared while the clients run, and the server's memory bounded.
+TEST(Serve, ThirtyTwoClientsShareASystemPrompt) {
+  ServerProcess server("--parallel 32 -c 2048");
+  ASSERT_GT(server.port(), 0);
+  std::atomic<bool> done{false};
+  double shared_max = 0;
+  std::thread watch([&] {
+    while (!done) {
+      shared_max = std::max(shared_max, metric(get(server.port(), "/metrics").body,
+                                               "kvpack:kv_cache_shared_bytes{kv=\"k=f16,v=f16\"}"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const std::string script = std::string(KVPACK_SOURCE_DIR) + "/tests/serve/client/load.mjs";
+  int status = 0;
+  const std::string out =
+      shell_output("node '" + script + "' " + server.url() + " 32 1 1000 8 120", &status);
+  done = true;
+  watch.join();
+  ASSERT_EQ(status, 0) << out;
+  const json r = json::parse(out);
+  EXPECT_EQ(r["ok"], 32);
+  EXPECT_EQ(r["failed"], 0);
+  // Only the first request computes the shared pages: the other 31 find them cached.
+  const double prompt = r["prompt_tokens"], cached = r["cached_prompt_tokens"];
+  EXPECT_GT(cached / prompt, 0.9) << out;
+  const std::string m = get(server.port(), "/metrics").body;
+  EXPECT_GT(
+      metric(m, "kvpack:prefix_cache_hits_total") / metric(m, "kvpack:prefix_cache_queries_total"),
+      0.9);
+  EXPECT_GT(shared_max, 0);
+  // Peak resident memory: the model, a 64 MiB arena (only what is touched counts) and the
+  // threads' stacks, far below what 32 private copies of the prompt would add.
+  const std::string status_text =
+      shell_output("cat /proc/" + std::to_string(server.pid()) + "/status");
+  const size_t at = status_text.find("VmHWM:");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LT(std::stol(status_text.substr(at + 6)), 256 * 1024) << status_text.substr(at, 40);  // kB
+  EXPECT_EQ(server.stop(SIGTERM, 30), 0);
 }
 
 // Mutated bodies against a live server: every answer is 200 or a 4xx JSON error, never a 5xx,
