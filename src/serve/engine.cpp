@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "base/error.h"
 #include "base/timer.h"
@@ -69,6 +70,19 @@ struct Engine::Running {
 };
 
 namespace {
+
+// The pages the decode rows of one step read, summed per sequence (what today's attention
+// streams: each sequence reads its own page table) and as distinct pages (what attention that
+// reads each shared page once for all its holders would stream).
+struct DecodeBytes {
+  explicit DecodeBytes(size_t pools) : pages(pools, 0), unique(pools) {}
+  void add(size_t pool, const std::vector<uint32_t>& table) {
+    pages[pool] += table.size();
+    unique[pool].insert(table.begin(), table.end());
+  }
+  std::vector<uint64_t> pages;
+  std::vector<std::unordered_set<uint32_t>> unique;
+};
 
 bool is_cache_full(const Error& e) {
   return std::strstr(e.what(), "kv cache full") != nullptr;
@@ -141,9 +155,9 @@ std::shared_ptr<Job> Engine::submit(GenerationJob spec) {
                                     n, config_.context));
   }
   for (int32_t id : spec.prompt) {
-    if (id < 0 || id >= model_.hparams().n_vocab) {
+    if (id < 0 || id >= model_.spec().n_vocab) {
       bad_field("prompt", fmt::format("token id {} is outside the vocabulary of {} tokens", id,
-                                      model_.hparams().n_vocab));
+                                      model_.spec().n_vocab));
     }
   }
   if (spec.pool < 0 || spec.pool >= static_cast<int>(pools_.size()))
@@ -333,6 +347,7 @@ void Engine::preempt_newest() {
 bool Engine::run_rows() {
   int budget = config_.step_tokens;
   uint64_t rows = 0;
+  DecodeBytes bytes(pools_.size());
   for (size_t i = 0; i < running_.size(); ++i) {
     if (running_[i] == nullptr) continue;
     Running& r = *running_[i];
@@ -357,27 +372,42 @@ bool Engine::run_rows() {
       end(running_[i], /*aborted=*/false, e.what());
       continue;
     }
+    if (pending.size() == 1)
+      bytes.add(static_cast<size_t>(r.spec.pool), pool.cache->page_table(r.seq));
     rows += static_cast<uint64_t>(n);
     r.computed += n;
-    if (r.computed < static_cast<int64_t>(r.session->tokens().size())) continue;
-    const model::SessionStep step = r.session->next(logits);
-    const double now = now_seconds();
-    if (r.t_first == 0) {
-      r.t_first = now;
-      metrics_.observe_ttft(now - r.t_arrival);
-    } else {
-      metrics_.observe_itl(now - r.t_last);
-    }
-    r.t_last = now;
-    metrics_.update([](ServeCounters& c) { ++c.generation_tokens; });
-    r.job->push(step.text);
-    if (step.finished) end(running_[i], /*aborted=*/false, "");
+    if (r.computed == static_cast<int64_t>(r.session->tokens().size())) sample(running_[i], logits);
+  }
+  uint64_t naive = 0, unique = 0;
+  for (size_t p = 0; p < pools_.size(); ++p) {
+    naive += bytes.pages[p] * pools_[p]->cache->page_bytes();
+    unique += bytes.unique[p].size() * pools_[p]->cache->page_bytes();
   }
   metrics_.update([&](ServeCounters& c) {
     ++c.steps;
     c.step_rows += rows;
+    c.decode_page_bytes += naive;
+    c.decode_unique_page_bytes += unique;
   });
   return rows > 0;
+}
+
+// The next token of a job whose tokens are all in its sequence: sampled, timed, handed to the
+// waiter; the job ends when its session does.
+void Engine::sample(std::unique_ptr<Running>& slot, std::span<const float> logits) {
+  Running& r = *slot;
+  const model::SessionStep step = r.session->next(logits);
+  const double now = now_seconds();
+  if (r.t_first == 0) {
+    r.t_first = now;
+    metrics_.observe_ttft(now - r.t_arrival);
+  } else {
+    metrics_.observe_itl(now - r.t_last);
+  }
+  r.t_last = now;
+  metrics_.update([](ServeCounters& c) { ++c.generation_tokens; });
+  r.job->push(step.text);
+  if (step.finished) end(slot, /*aborted=*/false, "");
 }
 
 // Ends a job: frees its sequence, fills in the outcome, wakes its waiter and clears the slot.

@@ -130,6 +130,7 @@ class Engine {
   void start(Running& r);
   void reap_cancelled();
   bool run_rows();
+  void sample(std::unique_ptr<Running>& slot, std::span<const float> logits);
   void preempt_newest();
   size_t live_running() const;
   void end(std::unique_ptr<Running>& r, bool aborted, const std::string& error);

@@ -204,7 +204,7 @@ void HttpServer::routes() {
     const Engine* e = engine_.load();
     if (e == nullptr)
       return send_json(res, 503, error_body(503, "unavailable_error", "loading model"));
-    const model::HParams& hp = e->model().hparams();
+    const model::ModelSpec& hp = e->model().spec();
     json m = {{"id", model_id_},
               {"object", "model"},
               {"created", static_cast<int64_t>(std::time(nullptr))},
@@ -213,7 +213,7 @@ void HttpServer::routes() {
                {{"n_ctx", e->config().context},
                 {"n_ctx_train", hp.n_ctx_train},
                 {"n_vocab", hp.n_vocab},
-                {"n_layers", hp.n_layers},
+                {"n_layers", hp.n_layers()},
                 {"chat_format", chat_format_name(chat_format_)}}}};
     send_json(res, 200, dump_json({{"object", "list"}, {"data", json::array({m})}}));
   });

@@ -167,6 +167,12 @@ std::string Metrics::render(const std::vector<PoolGauges>& pools) const {
           c.rejected);
   counter("engine_steps_total", "Engine steps that ran the model.", c.steps);
   counter("engine_step_rows_total", "Token rows those steps computed.", c.step_rows);
+  counter("decode_kv_page_bytes_total",
+          "K/V page bytes decode steps read, summed over sequences (each reads its page table).",
+          c.decode_page_bytes);
+  counter("decode_kv_unique_page_bytes_total",
+          "Distinct K/V page bytes of those steps: what reading each shared page once would read.",
+          c.decode_unique_page_bytes);
   pool_gauges(w, pools);
   w.histogram("time_to_first_token_seconds", "Time from arrival to the first sampled token.",
               ttft_);

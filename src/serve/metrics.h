@@ -42,6 +42,10 @@ struct ServeCounters {
   uint64_t rejected = 0;   // refused at submit (queue full, draining)
   uint64_t steps = 0;      // engine steps that ran the model
   uint64_t step_rows = 0;  // token rows those steps computed
+  // K/V page bytes the decode rows read: per sequence (today's attention) and distinct pages
+  // only (the floor for attention that reads a shared page once for all its holders).
+  uint64_t decode_page_bytes = 0;
+  uint64_t decode_unique_page_bytes = 0;
 };
 
 // One pool's residency for the gauges, labelled by its K/V policy.

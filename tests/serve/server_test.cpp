@@ -373,13 +373,13 @@ TEST(Serve, ThirtyTwoClientsShareASystemPrompt) {
     while (!done) {
       shared_max = std::max(shared_max, metric(get(server.port(), "/metrics").body,
                                                "kvpack:kv_cache_shared_bytes{kv=\"k=f16,v=f16\"}"));
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
   const std::string script = std::string(KVPACK_SOURCE_DIR) + "/tests/serve/client/load.mjs";
   int status = 0;
   const std::string out =
-      shell_output("node '" + script + "' " + server.url() + " 32 1 1000 8 120", &status);
+      shell_output("node '" + script + "' " + server.url() + " 32 1 1000 32 120", &status);
   done = true;
   watch.join();
   ASSERT_EQ(status, 0) << out;
@@ -394,6 +394,9 @@ TEST(Serve, ThirtyTwoClientsShareASystemPrompt) {
       metric(m, "kvpack:prefix_cache_hits_total") / metric(m, "kvpack:prefix_cache_queries_total"),
       0.9);
   EXPECT_GT(shared_max, 0);
+  // Decode steps read the prompt's pages once per sequence: far more than the distinct pages.
+  EXPECT_GT(metric(m, "kvpack:decode_kv_page_bytes_total"),
+            4 * metric(m, "kvpack:decode_kv_unique_page_bytes_total"));
   // Peak resident memory: the model, a 64 MiB arena (only what is touched counts) and the
   // threads' stacks, far below what 32 private copies of the prompt would add.
   const std::string status_text =

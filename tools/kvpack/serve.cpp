@@ -49,7 +49,7 @@ sigset_t stop_signals() {
 serve::EngineConfig engine_config(const Options& o, const model::Model& model) {
   serve::EngineConfig c;
   c.policies = o.kv.policies({format::KVPolicy()});
-  c.context = o.context.empty() ? std::min<int64_t>(4096, model.hparams().n_ctx_train)
+  c.context = o.context.empty() ? std::min<int64_t>(4096, model.spec().n_ctx_train)
                                 : parse_count(o.context);
   if (c.context < 1) fail("-c {}: the context must be at least one token", o.context);
   c.max_running = o.parallel;
@@ -60,8 +60,8 @@ serve::EngineConfig engine_config(const Options& o, const model::Model& model) {
   c.budget_bytes = o.budget.empty() ? 0 : parse_bytes(o.budget);
   c.threads = o.threads;
   for (const auto& p : c.policies) {
-    const model::HParams& hp = model.hparams();
-    p.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, o.page_tokens);
+    const model::ModelSpec& hp = model.spec();
+    p.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
   }
   return c;
 }
