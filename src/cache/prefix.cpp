@@ -51,10 +51,11 @@ int64_t Cache::attach_prefix(SeqId id, std::span<const int32_t> tokens) {
     keys[p] = page_key(q.salt, p == 0 ? 0 : keys[p - 1], tokens.subspan(p * P, P));
   }
   std::vector<std::vector<uint32_t>> found(G, std::vector<uint32_t>(full, kNoPage));
-  for (GroupTable& t : q.groups) t.pages.reserve(full);  // before any change: these may throw
+  // Under the lock (residency() reads these vectors), before any change: these may throw.
+  std::lock_guard lock(s_->pool_mutex);
+  for (GroupTable& t : q.groups) t.pages.reserve(full);
   q.keys.reserve(full);
   q.tokens.reserve(full * P);
-  std::lock_guard lock(s_->pool_mutex);
   for (size_t g = 0; g < G; ++g) {
     for (size_t p = 0; p < full; ++p) {
       const auto page = s_->pool->lookup(group_key(keys[p], g));
