@@ -6,6 +6,7 @@ pkgs=(
   cmake ninja-build g++ clang libclang-rt-14-dev clang-format pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libfmt-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libcpp-httplib-dev libpcre2-dev
+  python3-jinja2  # the reference renderer the chat template tests compare with
 )
 missing=()
 for p in "${pkgs[@]}"; do
