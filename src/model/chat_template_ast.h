@@ -12,6 +12,16 @@
 
 namespace kvpack::model {
 
+// ---- Limits (a template is untrusted input: it must not exhaust memory, time or stack) ----
+
+constexpr size_t kMaxTemplateText = size_t{16} << 20;     // bytes of any string or of the output
+constexpr int64_t kMaxTemplateItems = int64_t{1} << 20;   // items of a list; range() length
+constexpr int64_t kMaxLoopIterations = int64_t{1} << 20;  // for-loop iterations per render
+constexpr int kMaxTemplateNesting = 100;  // nested statements, or nested parts of an expression
+
+// Error unless a string of `bytes` is within kMaxTemplateText.
+void check_text_size(size_t bytes);
+
 // ---- Lexer output ----
 
 struct TemplateToken {

@@ -133,6 +133,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
   for (size_t hit; count != 0 && (hit = s.find(from, at)) != std::string::npos; --count) {
     out.append(s, at, hit - at);
     out += to;
+    check_text_size(out.size());
     at = hit + from.size();
   }
   return out + s.substr(at);
@@ -252,6 +253,7 @@ Value join(const Value& seq, const Args& args, const Kwargs& kwargs) {
     if (!first) out += sep.to_string();
     first = false;
     out += (attribute.is_string() ? x.get(attribute.str()) : x).to_string();
+    check_text_size(out.size());
   }
   return Value(out);
 }
@@ -382,6 +384,9 @@ Value apply_filter(const std::string& name, const Value& v, const Args& args,
     const Value kw = arg({}, kwargs, 0, "indent");
     const Value& ind = indent.is_undefined() ? kw : indent;
     if (v.is_undefined()) fail("{}", v.name().empty() ? "a value is undefined" : v.name());
+    if (ind.kind() == Kind::integer && (ind.as_int() < 0 || ind.as_int() > 64)) {
+      fail("tojson: indent {} is outside 0..64", ind.as_int());
+    }
     return Value(v.to_json(ind.kind() == Kind::integer ? static_cast<int>(ind.as_int()) : -1));
   }
   if (name == "map") {
@@ -501,7 +506,9 @@ Value call_function(const std::string& name, const Args& args, const Kwargs& kwa
     if (step == 0) fail("range() step must not be zero");
     jinja::List l;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      if (l.size() >= (1u << 20)) fail("range() of more than 2^20 items");
+      if (static_cast<int64_t>(l.size()) >= kMaxTemplateItems) {
+        fail("range() of more than {} items", kMaxTemplateItems);
+      }
       l.emplace_back(i);
     }
     return Value(std::move(l));

@@ -88,6 +88,7 @@ class ExprParser {
   // with_condition: whether `x if c else y` is allowed (not in a for loop's iterable, where
   // `if` starts the loop filter).
   ExprPtr expression(bool with_condition = true) {
+    const Nest nest(*this);
     ExprPtr e = or_expr();
     while (with_condition && skip_name("if")) {
       ExprPtr t = make(Expr::Kind::ternary);
@@ -100,6 +101,20 @@ class ExprParser {
   }
 
  private:
+  // Bounds the parser's recursion: (((((x))))) or - - - - x nested past the limit is an error,
+  // not a stack overflow.
+  struct Nest {
+    ExprParser& p;
+    explicit Nest(ExprParser& parser) : p(parser) {
+      if (++p.depth_ > kMaxTemplateNesting) {
+        p.error(fmt::format("an expression nested more than {} deep", kMaxTemplateNesting));
+      }
+    }
+    ~Nest() { --p.depth_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
+
   ExprPtr or_expr() {
     ExprPtr e = and_expr();
     while (skip_name("or")) e = binary("or", std::move(e), and_expr());
@@ -111,6 +126,7 @@ class ExprParser {
     return e;
   }
   ExprPtr not_expr() {
+    const Nest nest(*this);
     if (is_name("not") && !is_name("in", 1)) {
       ++pos_;
       ExprPtr e = make(Expr::Kind::unary);
@@ -172,6 +188,7 @@ class ExprParser {
     return e;
   }
   ExprPtr unary(bool with_filter) {
+    const Nest nest(*this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       e = make(Expr::Kind::unary);
@@ -193,6 +210,7 @@ class ExprParser {
   const std::vector<TemplateToken>& t_;
   size_t pos_ = 0;
   int line_;
+  int depth_ = 0;
 
   friend class StatementParser;
 };
@@ -408,6 +426,10 @@ class StatementParser {
 };
 
 Body StatementParser::block(const std::vector<std::string_view>& until, std::string& end) {
+  if (open_.size() > static_cast<size_t>(kMaxTemplateNesting)) {
+    error(pieces_[next_ - 1].line,
+          fmt::format("statements nested more than {} deep", kMaxTemplateNesting));
+  }
   Body body;
   while (next_ < pieces_.size()) {
     TemplatePiece& piece = pieces_[next_++];

@@ -73,6 +73,9 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (op == "+") {
     if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
     if (a.kind() == Kind::list && b.kind() == Kind::list) {
+      if (static_cast<int64_t>(a.list().size() + b.list().size()) > kMaxTemplateItems) {
+        fail("a list of more than {} items", kMaxTemplateItems);
+      }
       jinja::List l = a.list();
       l.insert(l.end(), b.list().begin(), b.list().end());
       return Value(std::move(l));
@@ -86,7 +89,14 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     const Value* text = a.is_string() || a.kind() == Kind::list ? &a : &b;
     const Value* count = text == &a ? &b : &a;
     if ((text->is_string() || text->kind() == Kind::list) && count->kind() == Kind::integer) {
-      if (count->as_int() > (1 << 20)) fail("repetition of {} is too large", count->as_int());
+      const int64_t n = std::max<int64_t>(count->as_int(), 0);
+      const auto size =
+          static_cast<int64_t>(text->is_string() ? text->str().size() : text->list().size());
+      if (n > 0 &&
+          size > (text->is_string() ? static_cast<int64_t>(kMaxTemplateText) : kMaxTemplateItems) /
+                     n) {
+        fail("repeating {} items {} times is too large", size, n);
+      }
       if (text->is_string()) {
         std::string s;
         for (int64_t i = 0; i < count->as_int(); ++i) s += text->str();
@@ -194,7 +204,8 @@ std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& s
 
 class Renderer {
  public:
-  explicit Renderer(std::string& out) : out_(out) {}
+  // `iterations` counts every for-loop iteration of the render (shared with nested renderers).
+  Renderer(std::string& out, int64_t& iterations) : out_(out), iterations_(iterations) {}
 
   Flow body(const Body& nodes, Scope& scope) {
     for (const Node& n : nodes) {
@@ -220,17 +231,23 @@ class Renderer {
     for (const auto& [k, v] : e.kwargs) kwargs.emplace_back(k, eval(*v, scope));
   }
 
+  void emit(const std::string& text) {
+    out_ += text;
+    check_text_size(out_.size());
+  }
+
   std::string& out_;
+  int64_t& iterations_;
 };
 
 Flow Renderer::node(const Node& n, Scope& scope) {
   try {
     switch (n.kind) {
       case Node::Kind::text:
-        out_ += n.text;
+        emit(n.text);
         return Flow::normal;
       case Node::Kind::output:
-        out_ += eval(*n.expr, scope).to_string();
+        emit(eval(*n.expr, scope).to_string());
         return Flow::normal;
       case Node::Kind::if_:
         for (const auto& [cond, branch] : n.branches) {
@@ -299,6 +316,9 @@ Flow Renderer::for_loop(const Node& n, Scope& scope) {
   const auto count = static_cast<int64_t>(items.size());
   bool completed = false;
   for (int64_t i = 0; i < count; ++i) {
+    if (++iterations_ > kMaxLoopIterations) {
+      fail("the chat template ran more than {} loop iterations", kMaxLoopIterations);
+    }
     Scope s{&scope, {}};
     bind(s, items[i]);
     s.assign("loop",
@@ -327,7 +347,7 @@ void Renderer::set(const Node& n, Scope& scope) {
   Value v;
   if (n.kind == Node::Kind::set_block) {
     std::string captured;
-    Renderer inner(captured);
+    Renderer inner(captured, iterations_);
     inner.body(n.body, scope);
     v = Value(std::move(captured));
   } else {
@@ -514,7 +534,8 @@ std::string ChatTemplate::render(const jinja::Value& context) const {
     for (const auto& [k, v] : context.items()) top.assign(k, v);
   }
   std::string out;
-  if (Renderer(out).body(program_->body, top) != Flow::normal) {
+  int64_t iterations = 0;
+  if (Renderer(out, iterations).body(program_->body, top) != Flow::normal) {
     fail("'break' or 'continue' outside a for loop");
   }
   return out;

@@ -7,10 +7,21 @@
 
 #include "base/error.h"
 #include "model/chat_template.h"
+#include "model/chat_template_ast.h"
 #include "model/utf8.h"
 
 namespace kvpack::model::jinja {
 namespace {
+
+// Values nest at most this deep when printed, serialized or compared: a namespace can be made
+// to contain itself (`set ns.me = ns`), and a template is untrusted input.
+constexpr int kMaxDepth = 64;
+
+void check_depth(int depth) {
+  if (depth > kMaxDepth) {
+    fail("a value nested more than {} levels deep (or containing itself)", kMaxDepth);
+  }
+}
 
 std::string_view kind_name(Value::Kind k) {
   switch (k) {
@@ -139,6 +150,8 @@ void json_string(const std::string& s, std::string& out) {
 }
 
 void json_value(const Value& v, int indent, int depth, std::string& out) {
+  check_depth(depth);
+  check_text_size(out.size());
   const auto newline = [&](int d) {
     if (indent >= 0) out += '\n' + std::string(static_cast<size_t>(indent * d), ' ');
   };
@@ -203,10 +216,88 @@ void json_value(const Value& v, int indent, int depth, std::string& out) {
   }
 }
 
+std::string repr_at(const Value& v, int depth) {
+  check_depth(depth);
+  switch (v.kind()) {
+    case Value::Kind::undefined:
+      return "";
+    case Value::Kind::none:
+      return "None";
+    case Value::Kind::boolean:
+      return v.as_bool() ? "True" : "False";
+    case Value::Kind::integer:
+      return std::to_string(v.as_int());
+    case Value::Kind::floating:
+      return float_repr(v.as_number());
+    case Value::Kind::string:
+      return string_repr(v.str());
+    case Value::Kind::list: {
+      std::string out = "[";
+      for (size_t i = 0; i < v.list().size(); ++i) {
+        if (i > 0) out += ", ";
+        out += repr_at(v.list()[i], depth + 1);
+        check_text_size(out.size());
+      }
+      return out + "]";
+    }
+    case Value::Kind::dict:
+    case Value::Kind::ns: {
+      const bool ns = v.kind() == Value::Kind::ns;
+      std::string out = ns ? "<Namespace {" : "{";
+      for (size_t i = 0; i < v.items().size(); ++i) {
+        if (i > 0) out += ", ";
+        out += string_repr(v.items()[i].first);
+        out += ": ";
+        out += repr_at(v.items()[i].second, depth + 1);
+        check_text_size(out.size());
+      }
+      return out + (ns ? "}>" : "}");
+    }
+    case Value::Kind::function:
+      return "<function " + v.name() + ">";
+  }
+  return "";
+}
+
+bool equal_at(const Value& a, const Value& b, int depth) {
+  check_depth(depth);
+  using K = Value::Kind;
+  const bool numeric_a = a.is_number() || a.kind() == K::boolean;
+  const bool numeric_b = b.is_number() || b.kind() == K::boolean;
+  if (numeric_a && numeric_b) {
+    if (a.kind() != K::floating && b.kind() != K::floating) return a.as_int() == b.as_int();
+    return a.as_number() == b.as_number();
+  }
+  if (a.is_mapping() && b.is_mapping()) {
+    if (a.items().size() != b.items().size()) return false;
+    return std::all_of(a.items().begin(), a.items().end(), [&](const auto& kv) {
+      const Value other = b.get(kv.first);
+      return !other.is_undefined() && equal_at(kv.second, other, depth + 1);
+    });
+  }
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case K::undefined:
+    case K::none:
+      return true;
+    case K::string:
+      return a.str() == b.str();
+    case K::list:
+      return std::equal(a.list().begin(), a.list().end(), b.list().begin(), b.list().end(),
+                        [&](const Value& x, const Value& y) { return equal_at(x, y, depth + 1); });
+    case K::function:
+      return a.name() == b.name();
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 Value::Value(std::string s)
-    : kind_(Kind::string), text_(std::make_shared<const std::string>(std::move(s))) {}
+    : kind_(Kind::string), text_(std::make_shared<const std::string>(std::move(s))) {
+  check_text_size(text_->size());
+}
 
 Value::Value(List items) : kind_(Kind::list), list_(std::make_shared<List>(std::move(items))) {}
 
@@ -325,36 +416,7 @@ std::string Value::to_string() const {
 }
 
 std::string Value::repr() const {
-  switch (kind_) {
-    case Kind::undefined:
-      return "";
-    case Kind::none:
-      return "None";
-    case Kind::boolean:
-      return int_ ? "True" : "False";
-    case Kind::integer:
-      return std::to_string(int_);
-    case Kind::floating:
-      return float_repr(float_);
-    case Kind::string:
-      return string_repr(*text_);
-    case Kind::list: {
-      std::string out = "[";
-      for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
-      return out + "]";
-    }
-    case Kind::dict:
-    case Kind::ns: {
-      std::string out = kind_ == Kind::ns ? "<Namespace {" : "{";
-      for (size_t i = 0; i < dict_->size(); ++i) {
-        out += (i ? ", " : "") + string_repr((*dict_)[i].first) + ": " + (*dict_)[i].second.repr();
-      }
-      return out + (kind_ == Kind::ns ? "}>" : "}");
-    }
-    case Kind::function:
-      return "<function " + *text_ + ">";
-  }
-  return "";
+  return repr_at(*this, 0);
 }
 
 std::string Value::to_json(int indent) const {
@@ -364,34 +426,7 @@ std::string Value::to_json(int indent) const {
 }
 
 bool equal(const Value& a, const Value& b) {
-  using K = Value::Kind;
-  const bool numeric_a = a.is_number() || a.kind() == K::boolean;
-  const bool numeric_b = b.is_number() || b.kind() == K::boolean;
-  if (numeric_a && numeric_b) {
-    if (a.kind() != K::floating && b.kind() != K::floating) return a.as_int() == b.as_int();
-    return a.as_number() == b.as_number();
-  }
-  if (a.is_mapping() && b.is_mapping()) {
-    if (a.items().size() != b.items().size()) return false;
-    return std::all_of(a.items().begin(), a.items().end(), [&](const auto& kv) {
-      const Value other = b.get(kv.first);
-      return !other.is_undefined() && equal(kv.second, other);
-    });
-  }
-  if (a.kind() != b.kind()) return false;
-  switch (a.kind()) {
-    case K::undefined:
-    case K::none:
-      return true;
-    case K::string:
-      return a.str() == b.str();
-    case K::list:
-      return std::equal(a.list().begin(), a.list().end(), b.list().begin(), b.list().end(), equal);
-    case K::function:
-      return a.name() == b.name();
-    default:
-      return false;
-  }
+  return equal_at(a, b, 0);
 }
 
 int compare(const Value& a, const Value& b) {
@@ -420,3 +455,13 @@ int compare(const Value& a, const Value& b) {
 }
 
 }  // namespace kvpack::model::jinja
+
+namespace kvpack::model {
+
+void check_text_size(size_t bytes) {
+  if (bytes > kMaxTemplateText) {
+    fail("the chat template made a string of more than {} MiB", kMaxTemplateText >> 20);
+  }
+}
+
+}  // namespace kvpack::model

@@ -63,6 +63,28 @@ TEST(ChatTemplate, RuntimeErrorsNameTheLineAndKeepRaisedMessages) {
   EXPECT_THAT(render_error("{% break %}"), HasSubstr("outside a for loop"));
 }
 
+// A template is untrusted input (it comes from the GGUF): it cannot exhaust time, memory or stack.
+TEST(ChatTemplate, ResourceLimits) {
+  EXPECT_THAT(render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}"),
+              HasSubstr("containing itself"));
+  EXPECT_THAT(render_error("{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns | tojson }}"),
+              HasSubstr("containing itself"));
+  EXPECT_THAT(render_error("{{ 'x' * 100000000 }}"), HasSubstr("too large"));
+  EXPECT_THAT(render_error("{% set ns = namespace(s='x') %}{% for i in range(40) %}"
+                           "{% set ns.s = ns.s + ns.s %}{% endfor %}"),
+              HasSubstr("a string of more than 16 MiB"));
+  EXPECT_THAT(render_error("{% for i in range(2000) %}{% for j in range(2000) %}{% endfor %}"
+                           "{% endfor %}"),
+              HasSubstr("more than 1048576 loop iterations"));
+  EXPECT_THAT(render_error("{{ range(10000000) }}"), HasSubstr("range() of more than"));
+  EXPECT_THAT(parse_error("{{ " + std::string(500, '(') + "1" + std::string(500, ')') + " }}"),
+              HasSubstr("nested more than 100 deep"));
+  EXPECT_THAT(parse_error("{{ " + std::string(500, '-') + "1 }}"), HasSubstr("nested"));
+  std::string deep;
+  for (int i = 0; i < 500; ++i) deep += "{% if true %}";
+  EXPECT_THAT(parse_error(deep), HasSubstr("statements nested more than 100 deep"));
+}
+
 TEST(ChatTemplate, WhitespaceControl) {
   // trim_blocks eats the newline after a block tag; lstrip_blocks the indentation before it.
   EXPECT_EQ(render("  {% if true %}\n  x\n  {% endif %}\n  y"), "  x\n  y");
