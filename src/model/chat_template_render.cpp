@@ -315,24 +315,34 @@ Flow Renderer::for_loop(const Node& n, Scope& scope) {
   }
   const auto count = static_cast<int64_t>(items.size());
   bool completed = false;
+  // One `loop` object per loop, updated each iteration (Jinja2's LoopContext is one live object
+  // too); it keeps the per-iteration cost to a few stores.
+  const Value no_item = Value::undefined("loop has no such item");
+  Value loop = Value::dict({{"index", {}},
+                            {"index0", {}},
+                            {"revindex", {}},
+                            {"revindex0", {}},
+                            {"first", {}},
+                            {"last", {}},
+                            {"length", Value(count)},
+                            {"previtem", {}},
+                            {"nextitem", {}}});
   for (int64_t i = 0; i < count; ++i) {
     if (++iterations_ > kMaxLoopIterations) {
       fail("the chat template ran more than {} loop iterations", kMaxLoopIterations);
     }
+    loop.set("index", Value(i + 1));
+    loop.set("index0", Value(i));
+    loop.set("revindex", Value(count - i));
+    loop.set("revindex0", Value(count - i - 1));
+    loop.set("first", Value(i == 0));
+    loop.set("last", Value(i + 1 == count));
+    loop.set("previtem", i > 0 ? items[i - 1] : no_item);
+    loop.set("nextitem", i + 1 < count ? items[i + 1] : no_item);
     Scope s{&scope, {}};
+    s.vars.reserve(n.targets.size() + 1);
     bind(s, items[i]);
-    s.assign("loop",
-             Value::dict({
-                 {"index", Value(i + 1)},
-                 {"index0", Value(i)},
-                 {"revindex", Value(count - i)},
-                 {"revindex0", Value(count - i - 1)},
-                 {"first", Value(i == 0)},
-                 {"last", Value(i + 1 == count)},
-                 {"length", Value(count)},
-                 {"previtem", i > 0 ? items[i - 1] : Value::undefined("no previtem")},
-                 {"nextitem", i + 1 < count ? items[i + 1] : Value::undefined("no nextitem")},
-             }));
+    s.vars.emplace_back("loop", loop);
     const Flow f = body(n.body, s);
     if (f == Flow::normal) completed = true;
     if (f == Flow::break_) break;
