@@ -113,7 +113,35 @@ struct ChatTemplateProgram {
 // outside the subset.
 Body parse_template(std::vector<TemplatePiece> pieces);
 
-// ---- Built-ins (chat_template_builtins.cpp) ----
+// ---- Python's operators (chat_template_ops.cpp) ----
+
+// a op b for "+" "-" "*" "/" "//" "%" "**".
+jinja::Value arithmetic(const std::string& op, const jinja::Value& a, const jinja::Value& b);
+// a op b for "==" "!=" "<" "<=" ">" ">=" "in" "not in".
+bool compare_op(const std::string& op, const jinja::Value& a, const jinja::Value& b);
+// The indices Python's seq[start:stop:step] selects from a sequence of n items.
+std::vector<int64_t> slice_indices(int64_t n, const jinja::Value& start, const jinja::Value& stop,
+                                   const jinja::Value& step);
+// The error for using an undefined value (its message says what was missing).
+[[noreturn]] void undefined_error(const jinja::Value& v);
+
+// ---- Built-ins (chat_template_builtins.cpp, chat_template_strings.cpp) ----
+
+using TemplateArgs = std::vector<jinja::Value>;
+using TemplateKwargs = std::vector<std::pair<std::string, jinja::Value>>;
+// The argument at `i`, or keyword `name`, or `fallback`.
+jinja::Value arg(const TemplateArgs& args, const TemplateKwargs& kwargs, size_t i,
+                 std::string_view name, jinja::Value fallback = jinja::Value());
+void check_arity(std::string_view what, const TemplateArgs& args, size_t most);
+// v's string; Error naming `what` when v is not one.
+const std::string& need_string(const jinja::Value& v, std::string_view what);
+// `s` with f applied to its ASCII bytes (Python's upper()/lower() for ASCII text).
+std::string map_chars(const std::string& s, int (*f)(int));
+// Jinja's title filter (not str.title()).
+std::string title_filter(const std::string& s);
+// str.name(args) for the string methods of the subset.
+jinja::Value string_method(const std::string& s, const std::string& name, const TemplateArgs& args,
+                           const TemplateKwargs& kwargs);
 
 // Filter `name` applied to `v`; Error naming an unknown filter.
 jinja::Value apply_filter(const std::string& name, const jinja::Value& v,
