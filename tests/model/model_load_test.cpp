@@ -98,13 +98,17 @@ TEST(ModelLoad, TruncatedFile) {
   }
 }
 
-TEST(ModelLoad, UnsupportedArchitecture) {
+TEST(ModelLoad, UnknownArchitecture) {
   GgufWriter w = synthetic_llama(SyntheticModel{});
-  w.set("general.architecture", gguf_string("gemma3"));
-  EXPECT_HAS(load_error(write(w, "gemma3")),
-             "architecture 'gemma3' is not supported yet (supported: llama)");
   w.set("general.architecture", gguf_string("mamba9"));
-  EXPECT_HAS(load_error(write(w, "mamba9")), "unknown architecture 'mamba9' (supported: llama)");
+  EXPECT_HAS(load_error(write(w, "mamba9")),
+             "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, qwen3moe, gemma2, "
+             "gemma3)");
+  // A known architecture whose tensors the file lacks: the first missing one is named.
+  SyntheticModel qwen3;
+  qwen3.arch = "qwen3";  // Llama's tensors under Qwen 3's keys: no Q/K norms
+  EXPECT_HAS(load_error(write(synthetic_llama(qwen3), "qwen3")),
+             "missing tensor 'blk.0.attn_q_norm.weight'");
 }
 
 // The description takes per-layer counts (the planner sizes such models); the forward pass runs
@@ -134,6 +138,23 @@ TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
   const auto sliding = Model::load(write(w, "sliding"));
   EXPECT_EQ(sliding->spec().layers[0].window, 512);
   EXPECT_EQ(sliding->spec().layers[1].window, 0);
+}
+
+// Parts of a file kvpack does not run are refused by name, not ignored.
+TEST(ModelLoad, VisionTowerAndStrayTensorsAreRefused) {
+  GgufWriter w = synthetic_llama(SyntheticModel{});
+  w.add_zero_tensor("v.blk.0.attn_q.weight", {64, 64}, GgmlType::F16);
+  w.add_zero_tensor("v.patch_embd.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(w, "vision")),
+             "holds a vision tower ('v.blk.0.attn_q.weight' and 1 more tensors), which kvpack "
+             "does not run");
+  GgufWriter mm = synthetic_llama(SyntheticModel{});
+  mm.add_zero_tensor("mm.input_projection.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(mm, "mmproj")), "holds a multimodal projector");
+  GgufWriter stray = synthetic_llama(SyntheticModel{});  // 2 layers
+  stray.add_zero_tensor("blk.2.attn_q.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(stray, "stray")),
+             "holds 1 tensors that a 'llama' model does not use, e.g. 'blk.2.attn_q.weight'");
 }
 
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {

@@ -66,10 +66,9 @@ TEST(RunCli, BadInputIsAOneLineError) {
   testing::expect_one_line_error(m + truncated, "truncated");
 
   GgufWriter w = synthetic_llama(SyntheticModel{});
-  w.set("general.architecture", gguf_string("qwen3"));
-  w.write(temp_path("qwen3.gguf"));
-  testing::expect_one_line_error(m + temp_path("qwen3.gguf"),
-                                 "architecture 'qwen3' is not supported yet");
+  w.set("general.architecture", gguf_string("mamba9"));
+  w.write(temp_path("mamba9.gguf"));
+  testing::expect_one_line_error(m + temp_path("mamba9.gguf"), "unknown architecture 'mamba9'");
 
   SyntheticModel q4k;
   q4k.n_embd = 256;
