@@ -12,6 +12,7 @@
 #include "kv_flags.h"
 #include "kvpack/model.h"
 #include "model/sampler.h"
+#include "model/session.h"
 
 namespace kvpack::cli {
 namespace {
@@ -28,6 +29,7 @@ struct Options {
   KvFlags kv;
   model::SamplerConfig sampling;
   int64_t seed = -1;
+  bool display_prompt = true;
 };
 
 std::string read_prompt(const Options& o) {
@@ -59,14 +61,8 @@ void write_out(const std::string& text) {
   std::fflush(stdout);
 }
 
-struct Timings {
-  int64_t prefill_tokens = 0;
-  double prefill_s = 0;
-  int64_t decode_tokens = 0;
-  double decode_s = 0;
-};
-
-void print_stats(const Timings& t, const cache::Cache& cache, const Options& o, uint64_t seed) {
+void print_stats(const model::GenerationTimings& t, const cache::Cache& cache, const Options& o,
+                 uint64_t seed) {
   const auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
   std::fprintf(stderr, "\n\nkvpack: prefill %6lld tokens in %8.3f s (%8.1f tokens/s)\n",
                static_cast<long long>(t.prefill_tokens), t.prefill_s,
@@ -111,32 +107,22 @@ void run(Options o) {
   model::Forward fwd(*model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
   const uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   o.sampling.seed = seed;
-  model::Sampler sampler(o.sampling);
-  model::StreamDecoder stream(*tok);
   const cache::SeqId seq = cache.create();
-
-  Timings t;
-  double start = now_seconds();
-  std::span<const float> logits = fwd.eval(seq, prompt);
-  t.prefill_s = now_seconds() - start;
-  t.prefill_tokens = static_cast<int64_t>(prompt.size());
+  model::StreamDecoder echo(*tok);
+  model::Session session(tok,
+                         {.sampling = o.sampling,
+                          .max_tokens = o.n_predict < 0 ? -1 : o.n_predict,
+                          .context = context},
+                         prompt);
   // The prompt is echoed once it is in the cache, so a failed prefill is only its error line.
-  for (int32_t id : prompt) write_out(stream.push(id));
-
-  std::vector<int32_t> history = prompt;
-  for (int i = 0; i < o.n_predict; ++i) {
-    const int32_t id = sampler.sample(logits, history);
-    if (tok->is_end_of_generation(id)) break;
-    history.push_back(id);
-    write_out(stream.push(id));
-    // The last token needs no forward pass: nothing samples from its logits.
-    if (i + 1 == o.n_predict || static_cast<int64_t>(history.size()) >= context) break;
-    start = now_seconds();
-    logits = fwd.eval(seq, {&id, 1});
-    t.decode_s += now_seconds() - start;
-    ++t.decode_tokens;
-  }
-  write_out(stream.flush());
+  const model::GenerationTimings t = model::generate(
+      fwd, seq, session, 0, [](const model::SessionStep& step) { write_out(step.text); },
+      [&] {
+        // Not flushed: a character the prompt leaves incomplete ends in the first piece.
+        if (o.display_prompt) {
+          for (int32_t id : prompt) write_out(echo.push(id));
+        }
+      });
   print_stats(t, cache, o, seed);
 }
 
@@ -149,7 +135,10 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text (\"\" starts from BOS alone)");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from this file")->excludes(p);
-  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
+  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until the end of text)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-display-prompt", o->display_prompt,
+                "Print only the generated text, not the prompt before it");
   cmd->add_option("-c,--ctx-size", o->context, "Context: tokens the cache holds (4096, 32k)")
       ->default_str("4096, or the model's training context if shorter");
   cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
