@@ -94,10 +94,11 @@ TEST_P(ArchFixture, TeacherForcedLogitsAgree) {
     }
   }
   EXPECT_EQ(failed, 0);
-  // The checks must bite: every prompt row compared, a good share of rows with a clear top-1,
-  // and more routes checked than followed.
+  // The checks must bite: every prompt row compared, a fifth of the rows or more with a clear
+  // top-1 (Gemma 2's final softcap squeezes its top logits: the fewest there), and more routes
+  // checked than followed.
   EXPECT_GE(compared, static_cast<int>(f.gold.prompt_ids.size()));
-  EXPECT_GE(top1_checked, compared / 4);
+  EXPECT_GE(top1_checked, compared / 5);
   EXPECT_GE(routes.checked, routes.followed);
   std::printf("[ %s ] s %.2e, worst |d|/tol %.2f, top-1 checked in %d of %d rows",
               case_name(GetParam()).c_str(), e.logits_s(), worst, top1_checked, compared);
@@ -119,7 +120,7 @@ TEST_P(ArchFixture, GreedyTokensAgreeUpToANearTie) {
 std::vector<Case> cases() {
   std::vector<Case> out;
   for (const char* arch : {"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3"}) {
-    for (const char* type : {"f16", "q8_0"}) {
+    for (const char* type : {"f16", "q8_0", "q4_k_m"}) {
       for (const char* prompt : {"prose", "code"}) out.push_back({arch, type, prompt});
     }
   }
