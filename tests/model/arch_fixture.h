@@ -124,7 +124,7 @@ class RouteFollower {
 
 // Greedy decoding from llama.cpp's prompt ids: how many of its generated tokens kvpack reproduces
 // before the two part, which fails the calling test unless it happens at a near-tie (llama.cpp's
-// top-1/top-2 gap within ErrorModel::gap_tol) or after a routing divergence.
+// top-1/top-2 gap within ErrorModel::gap_tol) or after a routing divergence (diverged_at).
 size_t greedy_agreement(const Model& model, const ArchGold& gold, RouteFollower::Mode mode);
 
 }  // namespace kvpack::model::testing

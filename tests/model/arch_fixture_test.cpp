@@ -1,6 +1,7 @@
 // kvpack against llama.cpp on the tiny random-weight model of every architecture and weight type
-// (../shared/models/arch): teacher-forced logits, free-running greedy tokens and MoE routing,
-// within the tolerances arch_fixture.h derives from the weight and activation types.
+// (../shared/models/arch): the prompt's tokenization, teacher-forced logits, free-running greedy
+// tokens and MoE routing, within the tolerances arch_fixture.h derives from the weight and
+// activation types.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -61,6 +62,8 @@ class ArchFixture : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ArchFixture, TeacherForcedLogitsAgree) {
   KVPACK_LOAD_FIXTURE(f);
+  // The prompt's text as kvpack run tokenizes it gives llama.cpp's ids.
+  EXPECT_EQ(f.model->tokenizer()->encode(f.gold.prompt, true, true), f.gold.prompt_ids);
   const ErrorModel e = testing::error_model(*f.model);
   RouteFollower routes(f.gold, e, RouteFollower::Mode::follow);
   ThreadPool pool(2);
