@@ -21,9 +21,9 @@
 namespace kvpack::model {
 
 struct ChatOptions {
-  std::string system_prompt;  // empty: none
+  std::string system_prompt;   // empty: none
   int max_reply_tokens = 512;  // < 0: until end of generation or the context is full
-  int64_t context = 4096;  // tokens the sequence may hold
+  int64_t context = 4096;      // tokens the sequence may hold
 };
 
 // What one reply cost and why it ended.
