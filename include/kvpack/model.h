@@ -88,6 +88,11 @@ struct ForwardOptions {
   int64_t n_ctx = 0;
   QuantDot dot = QuantDot::kInt8;  // how Q8_0/Q4_0 weights meet activations (matmul.h)
   std::function<void(const TraceTensor&)> trace;  // every intermediate tensor; empty: none
+  // Mixture-of-experts layers: sees the experts chosen for the token at (layer, pos), best
+  // first, and may replace them; the weights then follow the router's probabilities of the new
+  // ones (expert_weights in moe.h). For tests that follow a reference implementation through
+  // router near-ties, where either choice is right. Empty: the router decides.
+  std::function<void(int layer, int64_t pos, std::span<int32_t> experts)> route;
 };
 
 // Runs a model over sequences of one cache. eval() is the whole forward pass:

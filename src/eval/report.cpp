@@ -29,7 +29,9 @@ std::vector<std::string> write_report(const std::string& prefix, const Report& r
     md.replace(at, kChartLink.size(), svg_name);
   }
   write_file(paths[0], md);
-  write_file(paths[1], report.json.dump(2) + "\n");
+  // Generated text (passkey answers) may be invalid UTF-8: written as U+FFFD, not an exception.
+  write_file(paths[1],
+             report.json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   write_file(paths[2], render_svg(report.chart));
   return paths;
 }

@@ -2,7 +2,7 @@
 // extra norms, FFN kind, embedding scale, softcaps, query scale, sliding pattern, RoPE of the
 // sliding layers), each is a column, and each architecture one row. The model description
 // (model_spec.h), weight binding, the forward pass and the planner's presets read the row instead
-// of testing architecture names. `supported` marks the rows the forward pass runs.
+// of testing architecture names. The forward pass runs every row.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +24,6 @@ enum class FfnKind {
 
 struct ArchTraits {
   std::string_view name;  // general.architecture
-  bool supported;         // the forward pass implements every column below for this row
   RopeOrdering rope;      // interleaved pairs (llama) or NeoX halves
   bool qkv_bias;          // blk.N.attn_{q,k,v}.bias (Qwen 2)
   bool qk_norm;           // RMSNorm on each head's q and k before RoPE (Qwen 3, Gemma 3)
@@ -50,15 +49,14 @@ struct ArchTraits {
   int query_scale_embd_layers;
 };
 
-// Every architecture kvpack knows, supported or not.
+// Every architecture kvpack runs.
 std::span<const ArchTraits> all_architectures();
-// The row for `name`, supported or not; nullptr for an architecture kvpack does not know.
+// The row for `name`; nullptr for an architecture kvpack does not know.
 const ArchTraits* find_architecture(std::string_view name);
-// The row for `name`; throws Error for a known row that is not supported yet ("architecture
-// 'x' is not supported yet (supported: llama, ...)") and for an unknown name. `source` (a file
-// name) prefixes the message.
+// The row for `name`; throws Error for an unknown name ("unknown architecture 'x' (supported:
+// llama, ...)"). `source` (a file name) prefixes the message.
 const ArchTraits& require_architecture(std::string_view name, std::string_view source);
-// "llama, qwen2, ...": the names of the supported rows, for messages.
+// "llama, qwen2, ...": the names of the rows, for messages.
 std::string supported_architectures();
 
 }  // namespace kvpack::model

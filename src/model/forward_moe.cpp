@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/error.h"
 #include "kvpack/model.h"
 #include "model/moe.h"
 #include "model/ops.h"
@@ -17,8 +18,19 @@ void Forward::moe_ffn(const LayerWeights& w, const Step& s) {
   const size_t d = static_cast<size_t>(spec_.n_embd);
   project(w.router, {}, h_.get(), router_.get(), s);
   for (int t = 0; t < s.n; ++t) {
-    route_experts(router_.get() + static_cast<size_t>(t) * n_expert, n_expert, k,
-                  &moe_ids_[static_cast<size_t>(t) * k], &moe_weights_[static_cast<size_t>(t) * k]);
+    const float* logits = router_.get() + static_cast<size_t>(t) * n_expert;
+    int32_t* ids = &moe_ids_[static_cast<size_t>(t) * k];
+    float* weights = &moe_weights_[static_cast<size_t>(t) * k];
+    route_experts(logits, n_expert, k, ids, weights);
+    if (options_.route) {
+      options_.route(s.layer, s.pos + t, {ids, static_cast<size_t>(k)});
+      for (int j = 0; j < k; ++j) {
+        if (ids[j] < 0 || ids[j] >= n_expert) {
+          fail("forward: the route hook chose expert {} of {}", ids[j], n_expert);
+        }
+      }
+      expert_weights(logits, n_expert, ids, k, weights);
+    }
   }
   if (options_.trace) {
     const std::vector<float> ids(moe_ids_.begin(), moe_ids_.begin() + s.n * k);

@@ -113,8 +113,8 @@ struct ModelSpec {
 // layer holds K/V.
 ModelSpec read_model_spec(const GgufFile& file);
 
-// read_model_spec() for the engine: the architecture first (an unknown or unsupported one is the
-// clearest message for its file), then the description, then what the forward pass needs of it.
+// read_model_spec() for the engine: the architecture first (an unknown one is the clearest
+// message for its file), then the description, then what the forward pass needs of it.
 // Throws Error naming the file and the key or tensor for what kvpack cannot run yet: head counts
 // that differ between layers, query heads that are not a multiple of the K/V heads, a missing
 // embedding or FFN width (or FFN widths that differ between layers), expert counts out of range,

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unordered_set>
+
 #include "base/error.h"
 #include "model/gguf.h"
 #include "model/quant_ref.h"
@@ -9,6 +11,7 @@
 namespace kvpack::model {
 namespace {
 
+// Binds tensors by name and remembers which it bound, so that what is left over can be refused.
 class Binder {
  public:
   explicit Binder(const GgufFile& f) : f_(f) {}
@@ -18,7 +21,34 @@ class Binder {
   const GgufTensor& require(const std::string& name) const {
     const GgufTensor* t = find(name);
     if (t == nullptr) fail("{}: missing tensor '{}'", f_.path(), name);
+    used_.insert(name);
     return *t;
+  }
+
+  // Throws Error naming what the file holds beyond the architecture's tensors: a vision tower, a
+  // multimodal projector or an audio encoder (which kvpack does not run: it runs the text model),
+  // or tensors it does not know, with the first of them.
+  void refuse_leftovers(std::string_view arch) const {
+    std::string first;
+    size_t n = 0;
+    for (const GgufTensor& t : f_.tensors()) {
+      if (used_.count(t.name) > 0) continue;
+      if (n++ == 0) first = t.name;
+    }
+    if (n == 0) return;
+    const auto starts = [&](std::string_view p) { return std::string_view(first).starts_with(p); };
+    const char* part = starts("v.") || starts("vision")    ? "a vision tower"
+                       : starts("mm.") || starts("mmproj") ? "a multimodal projector"
+                       : starts("a.") || starts("audio")   ? "an audio encoder"
+                                                           : nullptr;
+    if (part != nullptr) {
+      fail(
+          "{}: holds {} ('{}' and {} more tensors), which kvpack does not run; use a text-only "
+          "file of the model",
+          f_.path(), part, first, n - 1);
+    }
+    fail("{}: holds {} tensors that a '{}' model does not use, e.g. '{}'", f_.path(), n, arch,
+         first);
   }
 
   // A (rows, cols) matrix: ggml shape [cols, rows].
@@ -75,6 +105,7 @@ class Binder {
 
  private:
   const GgufFile& f_;
+  mutable std::unordered_set<std::string> used_;
 };
 
 std::string blk(int layer, std::string_view what, std::string_view kind = "weight") {
@@ -158,6 +189,7 @@ Weights bind_weights(const GgufFile& file, ModelSpec& spec) {
       layer.rope.freq_factors = b.vector("rope_freqs.weight", layer.rope.n_dims / 2);
     }
   }
+  b.refuse_leftovers(spec.arch);
   return w;
 }
 

@@ -63,8 +63,9 @@ struct Weights {
 };
 
 // Binds every tensor the architecture needs. Throws Error naming the file and the tensor for a
-// missing tensor, a wrong shape or an unsupported type. Sets every layer's rope.freq_factors from
-// rope_freqs.weight (Llama 3) when present.
+// missing tensor, a wrong shape or an unsupported type, and for tensors left over (naming a
+// vision tower, multimodal projector or audio encoder as such; kvpack runs text models only). Sets
+// every layer's rope.freq_factors from rope_freqs.weight (Llama 3) when present.
 Weights bind_weights(const GgufFile& file, ModelSpec& spec);
 
 }  // namespace kvpack::model

@@ -8,6 +8,23 @@
 
 namespace kvpack::model {
 
+namespace {
+
+// Renormalises the k probabilities of the chosen experts to sum to 1.
+void renormalise(const std::vector<float>& p, const int32_t* ids, int k, float* weights) {
+  float sum = 0;
+  for (int j = 0; j < k; ++j) sum += weights[j] = p[static_cast<size_t>(ids[j])];
+  for (int j = 0; j < k; ++j) weights[j] /= sum;
+}
+
+}  // namespace
+
+void expert_weights(const float* logits, int n, const int32_t* ids, int k, float* weights) {
+  std::vector<float> p(logits, logits + n);
+  softmax(p.data(), n);
+  renormalise(p, ids, k, weights);
+}
+
 void route_experts(const float* logits, int n, int k, int32_t* ids, float* weights) {
   std::vector<float> p(logits, logits + n);
   softmax(p.data(), n);
@@ -15,13 +32,8 @@ void route_experts(const float* logits, int n, int k, int32_t* ids, float* weigh
   std::iota(order.begin(), order.end(), 0);
   // Best first, the lower id on a tie (stable on the ascending ids).
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
-  float sum = 0;
-  for (int j = 0; j < k; ++j) {
-    ids[j] = order[static_cast<size_t>(j)];
-    weights[j] = p[static_cast<size_t>(ids[j])];
-    sum += weights[j];
-  }
-  for (int j = 0; j < k; ++j) weights[j] /= sum;
+  for (int j = 0; j < k; ++j) ids[j] = order[static_cast<size_t>(j)];
+  renormalise(p, ids, k, weights);
 }
 
 }  // namespace kvpack::model

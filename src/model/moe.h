@@ -11,4 +11,8 @@ namespace kvpack::model {
 // broken router shows in the output instead of routing silently.
 void route_experts(const float* logits, int n, int k, int32_t* ids, float* weights);
 
+// The weights of experts ids [k] chosen some other way: their softmax probabilities over all n
+// logits, renormalised to sum to 1 (as route_experts weighs its own choice).
+void expert_weights(const float* logits, int n, const int32_t* ids, int k, float* weights);
+
 }  // namespace kvpack::model

@@ -35,6 +35,14 @@ void check_ffn(const ArchKeys& keys, const ModelSpec& m) {
     keys.in_range("expert_count", m.moe.n_expert, 1, kMaxExperts);
     keys.in_range("expert_used_count", m.moe.n_expert_used, 1, m.moe.n_expert);
     keys.in_range("expert_feed_forward_length", m.moe.n_ff_exp, 1, kMaxWidth);
+    // The router kvpack runs: softmax gating (llama.cpp's gating function 1), no shared expert.
+    if (keys.optional("expert_shared_count", 0, kMaxExperts).value_or(0) > 0) {
+      fail("{}: shared experts ({}) are not supported yet", path, keys.key("expert_shared_count"));
+    }
+    if (const auto gating = keys.optional("expert_gating_func", 0, 16); gating && *gating != 1) {
+      fail("{}: metadata '{}' is {}: only softmax gating (1) is supported yet", path,
+           keys.key("expert_gating_func"), *gating);
+    }
     return;
   }
   const auto ff = keys.per_layer("feed_forward_length", m.n_layers(), 1, kMaxWidth);

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "model/arch.h"
 #include "model/quant_ref.h"
 
 namespace kvpack::model {
@@ -23,14 +24,16 @@ class TensorMaker {
 
   // A (rows, cols) tensor (ggml shape [cols, rows]; rows == 0 writes a vector [cols]) with
   // values mean + stddev * N(0, 1).
+  // `stack` > 1: the rows are that many matrices' (shape [cols, rows / stack, stack]).
   void add(const std::string& name, GgmlType type, int64_t rows, int64_t cols, double mean,
-           double stddev) {
+           double stddev, int64_t stack = 1) {
     if (std::find(m_.omit.begin(), m_.omit.end(), name) != m_.omit.end()) return;
     for (const auto& [n, t] : m_.retype) {
       if (n == name) type = t;
     }
     std::vector<int64_t> shape = {cols};
-    if (rows > 0) shape.push_back(rows);
+    if (rows > 0) shape.push_back(rows / stack);
+    if (stack > 1) shape.push_back(stack);
     const int64_t n_rows = std::max<int64_t>(rows, 1);
     if (!is_weight_type(type)) {
       w_.add_zero_tensor(name, shape, type);
@@ -61,6 +64,10 @@ class TensorMaker {
   void matrix(const std::string& name, int64_t rows, int64_t cols) {
     add(name, m_.type, rows, cols, 0.0, 1.0 / std::sqrt(static_cast<double>(cols)));
   }
+  // n (rows, cols) matrices stacked as one tensor of ggml shape [cols, rows, n] (experts).
+  void stacked(const std::string& name, int64_t rows, int64_t cols, int64_t n) {
+    add(name, m_.type, rows * n, cols, 0.0, 1.0 / std::sqrt(static_cast<double>(cols)), n);
+  }
   void norm(const std::string& name, int64_t n) { add(name, GgmlType::F32, 0, n, 1.0, 0.1); }
 
   // A vector of given F32 values.
@@ -76,14 +83,7 @@ class TensorMaker {
   Rng rng_;
 };
 
-}  // namespace
-
-GgufWriter synthetic_llama(const SyntheticModel& m) {
-  if (m.n_layers < 1 || m.n_embd < 1 || m.n_heads < 1 || m.n_kv_heads < 1 || m.head_dim < 2 ||
-      m.n_ff < 1 || m.n_vocab < 1 || m.n_ctx < 1 || m.n_heads % m.n_kv_heads != 0) {
-    fail("synthetic model: every size must be positive and heads a multiple of KV heads");
-  }
-  GgufWriter w;
+void write_metadata(const SyntheticModel& m, const ArchTraits& arch, GgufWriter& w) {
   const std::string a = m.arch + ".";
   const auto u32 = [](int64_t v) { return gguf_uint(GgufType::u32, static_cast<uint64_t>(v)); };
   w.set("general.architecture", gguf_string(m.arch));
@@ -101,23 +101,64 @@ GgufWriter synthetic_llama(const SyntheticModel& m) {
   w.set(a + "rope.dimension_count", u32(m.head_dim));
   w.set(a + "rope.freq_base", gguf_float(GgufType::f32, m.rope_base));
   w.set(a + "vocab_size", u32(m.n_vocab));
+  if (m.window > 0) w.set(a + "attention.sliding_window", u32(m.window));
+  if (arch.ffn == FfnKind::moe_swiglu) {
+    w.set(a + "expert_count", u32(m.n_expert));
+    w.set(a + "expert_used_count", u32(m.n_expert_used));
+    w.set(a + "expert_feed_forward_length", u32(m.n_ff_exp));
+  }
   w.set("tokenizer.ggml.model", gguf_string("none"));
+}
 
-  TensorMaker t(m, w);
+void write_layer(const SyntheticModel& m, const ArchTraits& arch, int l, TensorMaker& t) {
+  const auto name = [l](const char* what, const char* kind = "weight") {
+    return fmt::format("blk.{}.{}.{}", l, what, kind);
+  };
   const int64_t q = int64_t{m.n_heads} * m.head_dim, kv = int64_t{m.n_kv_heads} * m.head_dim;
-  t.add("token_embd.weight", m.embd_type, m.n_vocab, m.n_embd, 0.0, 1.0);
-  for (int l = 0; l < m.n_layers; ++l) {
-    const auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
-    t.norm(name("attn_norm"), m.n_embd);
-    t.matrix(name("attn_q"), q, m.n_embd);
-    t.matrix(name("attn_k"), kv, m.n_embd);
-    t.matrix(name("attn_v"), kv, m.n_embd);
-    t.matrix(name("attn_output"), m.n_embd, q);
-    t.norm(name("ffn_norm"), m.n_embd);
+  t.norm(name("attn_norm"), m.n_embd);
+  t.matrix(name("attn_q"), q, m.n_embd);
+  t.matrix(name("attn_k"), kv, m.n_embd);
+  t.matrix(name("attn_v"), kv, m.n_embd);
+  if (arch.qkv_bias) {
+    t.add(name("attn_q", "bias"), GgmlType::F32, 0, q, 0.0, 0.1);
+    t.add(name("attn_k", "bias"), GgmlType::F32, 0, kv, 0.0, 0.1);
+    t.add(name("attn_v", "bias"), GgmlType::F32, 0, kv, 0.0, 0.1);
+  }
+  if (arch.qk_norm) {
+    t.norm(name("attn_q_norm"), m.head_dim);
+    t.norm(name("attn_k_norm"), m.head_dim);
+  }
+  t.matrix(name("attn_output"), m.n_embd, q);
+  if (arch.post_norms) t.norm(name("post_attention_norm"), m.n_embd);
+  t.norm(name("ffn_norm"), m.n_embd);
+  if (arch.ffn == FfnKind::moe_swiglu) {
+    t.add(name("ffn_gate_inp"), GgmlType::F32, m.n_expert, m.n_embd, 0.0,
+          1.0 / std::sqrt(static_cast<double>(m.n_embd)));
+    t.stacked(name("ffn_gate_exps"), m.n_ff_exp, m.n_embd, m.n_expert);
+    t.stacked(name("ffn_up_exps"), m.n_ff_exp, m.n_embd, m.n_expert);
+    t.stacked(name("ffn_down_exps"), m.n_embd, m.n_ff_exp, m.n_expert);
+  } else {
     t.matrix(name("ffn_gate"), m.n_ff, m.n_embd);
     t.matrix(name("ffn_up"), m.n_ff, m.n_embd);
     t.matrix(name("ffn_down"), m.n_embd, m.n_ff);
   }
+  if (arch.post_norms) t.norm(name("post_ffw_norm"), m.n_embd);
+}
+
+}  // namespace
+
+GgufWriter synthetic_model(const SyntheticModel& m) {
+  if (m.n_layers < 1 || m.n_embd < 1 || m.n_heads < 1 || m.n_kv_heads < 1 || m.head_dim < 2 ||
+      m.n_ff < 1 || m.n_vocab < 1 || m.n_ctx < 1 || m.n_heads % m.n_kv_heads != 0 ||
+      m.n_expert < 1 || m.n_expert_used < 1 || m.n_expert_used > m.n_expert || m.n_ff_exp < 1) {
+    fail("synthetic model: every size must be positive and heads a multiple of KV heads");
+  }
+  const ArchTraits& arch = require_architecture(m.arch, "synthetic model");
+  GgufWriter w;
+  write_metadata(m, arch, w);
+  TensorMaker t(m, w);
+  t.add("token_embd.weight", m.embd_type, m.n_vocab, m.n_embd, 0.0, 1.0);
+  for (int l = 0; l < m.n_layers; ++l) write_layer(m, arch, l, t);
   t.norm("output_norm.weight", m.n_embd);
   if (!m.tied_output) {
     t.add("output.weight", m.embd_type, m.n_vocab, m.n_embd, 0.0,

@@ -1,6 +1,7 @@
-// Random-weight Llama-architecture GGUFs of any shape: for forward-pass tests (against a scalar
-// reference), bad-input tests (a tensor left out or of another type) and decode benchmarks at
-// real attention shapes without downloading a model (`kvpack dev synth-model`).
+// Random-weight GGUFs of any architecture kvpack runs and any shape: for forward-pass tests
+// (against a scalar reference), bad-input tests (a tensor left out or of another type) and decode
+// benchmarks at real shapes (Qwen3-30B-A3B's experts, Gemma 3's sliding layers) without
+// downloading a model (`kvpack dev synth-model`).
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,7 @@
 namespace kvpack::model {
 
 struct SyntheticModel {
-  std::string arch = "llama";  // general.architecture (weights are always Llama's)
+  std::string arch = "llama";  // general.architecture: its row in arch.h says which tensors
   int n_layers = 2;
   int n_embd = 64;
   int n_heads = 4;
@@ -24,6 +25,10 @@ struct SyntheticModel {
   int n_vocab = 64;
   int64_t n_ctx = 2048;
   double rope_base = 10000.0;
+  int64_t window = 0;     // attention.sliding_window (0: not written; Gemma 2 then uses 4096)
+  int n_expert = 8;       // mixture-of-experts architectures: experts,
+  int n_expert_used = 2;  // chosen per token,
+  int n_ff_exp = 32;      // and each expert's FFN width
   GgmlType type = GgmlType::F16;       // every matrix but the embeddings
   GgmlType embd_type = GgmlType::F32;  // token_embd and (untied) output
   bool tied_output = false;            // leave output.weight out
@@ -35,11 +40,13 @@ struct SyntheticModel {
   std::vector<std::pair<std::string, GgmlType>> retype;
 };
 
-// The GGUF as a writer (callers may still change metadata), with tokenizer.ggml.model "none".
+// The GGUF as a writer (callers may still change metadata), with tokenizer.ggml.model "none":
+// the tensors llama.cpp's loader reads for the architecture (biases, Q/K norms, post norms,
+// stacked experts and the router as its row says).
 // Matrices hold N(0, 1/cols) values, norms 1 + N(0, 0.1^2), embeddings N(0, 1), each quantized
 // to its type (any type of the weight-type table). Tensors of more than 4M values (benchmark
 // models) repeat their first 64 rows. Throws Error for a shape the types cannot hold (rows not
 // whole blocks).
-GgufWriter synthetic_llama(const SyntheticModel& m);
+GgufWriter synthetic_model(const SyntheticModel& m);
 
 }  // namespace kvpack::model

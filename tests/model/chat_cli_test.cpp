@@ -42,7 +42,7 @@ std::string chat_model(const std::filesystem::path& vocab_file, const std::strin
   SyntheticModel m;
   m.n_vocab = 1027;
   m.n_ctx = 4096;
-  GgufWriter w = synthetic_llama(m);
+  GgufWriter w = synthetic_model(m);
   for (const auto& [key, value] : vocab.metadata()) {
     if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
   }

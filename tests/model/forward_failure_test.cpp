@@ -82,7 +82,7 @@ struct Session {
 };
 
 std::string synthetic_path() {
-  return write_model(synthetic_llama(SyntheticModel{}).bytes(), "ok");
+  return write_model(synthetic_model(SyntheticModel{}).bytes(), "ok");
 }
 
 // Prompt (21 tokens: one page and a 5-token tail), then a 20-token step in three chunks that
@@ -121,7 +121,7 @@ TEST(ForwardFailure, AFailedStepLeavesTheSequenceAsBefore) {
 
 TEST(ForwardFailure, ABrokenModelsNonFiniteKIsRejectedAndChangesNothing) {
   const std::string path =
-      write_model(kvpack::testing::with_nan_weight(synthetic_llama(SyntheticModel{}).bytes(),
+      write_model(kvpack::testing::with_nan_weight(synthetic_model(SyntheticModel{}).bytes(),
                                                    "blk.1.attn_k.weight"),
                   "nan");
   Session s(path);

@@ -58,7 +58,7 @@ TEST(ModelLoad, TiedOutputAndRopeFreqs) {
   SyntheticModel m;
   m.tied_output = true;
   m.rope_freqs = true;
-  const auto model = Model::load(write(synthetic_llama(m), "tied"));
+  const auto model = Model::load(write(synthetic_model(m), "tied"));
   EXPECT_TRUE(model->weights().tied_output);
   EXPECT_EQ(model->weights().output.data, model->weights().token_embd.data);
   EXPECT_EQ(model->spec().layers[0].rope.freq_factors.size(), static_cast<size_t>(m.head_dim / 2));
@@ -67,7 +67,7 @@ TEST(ModelLoad, TiedOutputAndRopeFreqs) {
 
 TEST(ModelLoad, RopeScalingFromMetadata) {
   SyntheticModel m;
-  GgufWriter w = synthetic_llama(m);
+  GgufWriter w = synthetic_model(m);
   w.set("llama.rope.scaling.type", gguf_string("yarn"));
   w.set("llama.rope.scaling.factor", gguf_float(GgufType::f32, 4.0));
   w.set("llama.rope.scaling.original_context_length", gguf_uint(GgufType::u32, 512));
@@ -88,7 +88,7 @@ TEST(ModelLoad, VocabOnlyFileHasNoTensors) {
 }
 
 TEST(ModelLoad, TruncatedFile) {
-  const std::vector<uint8_t> bytes = synthetic_llama(SyntheticModel{}).bytes();
+  const std::vector<uint8_t> bytes = synthetic_model(SyntheticModel{}).bytes();
   for (size_t keep : {size_t{20}, bytes.size() / 3, bytes.size() - 100}) {
     const std::string path = temp_path("truncated");
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), keep);
@@ -98,19 +98,24 @@ TEST(ModelLoad, TruncatedFile) {
   }
 }
 
-TEST(ModelLoad, UnsupportedArchitecture) {
-  GgufWriter w = synthetic_llama(SyntheticModel{});
-  w.set("general.architecture", gguf_string("gemma3"));
-  EXPECT_HAS(load_error(write(w, "gemma3")),
-             "architecture 'gemma3' is not supported yet (supported: llama)");
+TEST(ModelLoad, UnknownArchitecture) {
+  GgufWriter w = synthetic_model(SyntheticModel{});
   w.set("general.architecture", gguf_string("mamba9"));
-  EXPECT_HAS(load_error(write(w, "mamba9")), "unknown architecture 'mamba9' (supported: llama)");
+  EXPECT_HAS(load_error(write(w, "mamba9")),
+             "unknown architecture 'mamba9' (supported: llama, qwen2, qwen3, qwen3moe, gemma2, "
+             "gemma3)");
+  // A known architecture whose tensors the file lacks: the first missing one is named.
+  SyntheticModel qwen3;
+  qwen3.arch = "qwen3";
+  qwen3.omit = {"blk.0.attn_q_norm.weight"};
+  EXPECT_HAS(load_error(write(synthetic_model(qwen3), "qwen3")),
+             "missing tensor 'blk.0.attn_q_norm.weight'");
 }
 
 // The description takes per-layer counts (the planner sizes such models); the forward pass runs
 // one head count for every layer, and sliding-window layers of any architecture.
 TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
-  GgufWriter w = synthetic_llama(SyntheticModel{});  // 2 layers, 4 query heads, 2 KV heads
+  GgufWriter w = synthetic_model(SyntheticModel{});  // 2 layers, 4 query heads, 2 KV heads
   w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 2}));
   w.set("llama.feed_forward_length", gguf_int_array(GgufType::u32, {96, 96}));
   EXPECT_EQ(Model::load(write(w, "equal_arrays"))->spec().n_kv_heads(), 2);
@@ -136,11 +141,28 @@ TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
   EXPECT_EQ(sliding->spec().layers[1].window, 0);
 }
 
+// Parts of a file kvpack does not run are refused by name, not ignored.
+TEST(ModelLoad, VisionTowerAndStrayTensorsAreRefused) {
+  GgufWriter w = synthetic_model(SyntheticModel{});
+  w.add_zero_tensor("v.blk.0.attn_q.weight", {64, 64}, GgmlType::F16);
+  w.add_zero_tensor("v.patch_embd.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(w, "vision")),
+             "holds a vision tower ('v.blk.0.attn_q.weight' and 1 more tensors), which kvpack "
+             "does not run");
+  GgufWriter mm = synthetic_model(SyntheticModel{});
+  mm.add_zero_tensor("mm.input_projection.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(mm, "mmproj")), "holds a multimodal projector");
+  GgufWriter stray = synthetic_model(SyntheticModel{});  // 2 layers
+  stray.add_zero_tensor("blk.2.attn_q.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(stray, "stray")),
+             "holds 1 tensors that a 'llama' model does not use, e.g. 'blk.2.attn_q.weight'");
+}
+
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
   SyntheticModel m;
   m.n_embd = 256;  // IQ2_XXS blocks hold 256 values
   m.retype = {{"blk.1.ffn_up.weight", GgmlType::IQ2_XXS}};
-  const std::string e = load_error(write(synthetic_llama(m), "iq2"));
+  const std::string e = load_error(write(synthetic_model(m), "iq2"));
   EXPECT_HAS(e, "tensor 'blk.1.ffn_up.weight' has type IQ2_XXS");
   EXPECT_HAS(e,
              "supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, "
@@ -150,12 +172,12 @@ TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
 TEST(ModelLoad, MissingTensorIsNamed) {
   SyntheticModel m;
   m.omit = {"blk.1.attn_k.weight"};
-  EXPECT_HAS(load_error(write(synthetic_llama(m), "missing")),
+  EXPECT_HAS(load_error(write(synthetic_model(m), "missing")),
              "missing tensor 'blk.1.attn_k.weight'");
 }
 
 TEST(ModelLoad, WrongShapeIsNamed) {
-  GgufWriter w = synthetic_llama(SyntheticModel{});
+  GgufWriter w = synthetic_model(SyntheticModel{});
   w.set("llama.feed_forward_length", gguf_uint(GgufType::u32, 128));
   EXPECT_HAS(load_error(write(w, "shape")),
              "tensor 'blk.0.ffn_gate.weight' has shape [64, 96], "
@@ -163,21 +185,21 @@ TEST(ModelLoad, WrongShapeIsNamed) {
 }
 
 TEST(ModelLoad, MissingMetadataIsNamed) {
-  GgufWriter w = synthetic_llama(SyntheticModel{});
+  GgufWriter w = synthetic_model(SyntheticModel{});
   w.set("llama.block_count", gguf_string("two"));
   EXPECT_HAS(load_error(write(w, "meta")), "llama.block_count");
   // What only the engine needs is checked on top of the shape.
-  GgufWriter no_ff = synthetic_llama(SyntheticModel{});
+  GgufWriter no_ff = synthetic_model(SyntheticModel{});
   no_ff.set("llama.feed_forward_length", gguf_uint(GgufType::u32, 0));
   EXPECT_HAS(load_error(write(no_ff, "ff")),
              "metadata 'llama.feed_forward_length' is 0, expected 1 to 1048576");
-  GgufWriter eps = synthetic_llama(SyntheticModel{});
+  GgufWriter eps = synthetic_model(SyntheticModel{});
   eps.set("llama.attention.layer_norm_rms_epsilon", gguf_float(GgufType::f32, 2.0));
   EXPECT_HAS(load_error(write(eps, "eps")), "llama.attention.layer_norm_rms_epsilon' is 2");
 }
 
 TEST(ModelLoad, ContextAndVocabularyLimits) {
-  const auto model = Model::load(write(synthetic_llama(SyntheticModel{}), "limits"));
+  const auto model = Model::load(write(synthetic_model(SyntheticModel{}), "limits"));
   ThreadPool pool(1);
   cache::Cache cache(model->cache_config(format::KVPolicy::parse("k=f16,v=f16"), 64));
   Forward fwd(*model, cache, pool, {.n_ctx = 8});

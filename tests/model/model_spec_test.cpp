@@ -54,7 +54,7 @@ TEST(ModelSpec, Gemma3DefaultPatternSlidesFiveOfSix) {
   const ModelSpec m = shape_of(gemma3());
   EXPECT_EQ(m.arch, "gemma3");
   ASSERT_NE(m.traits, nullptr);
-  EXPECT_EQ(m.traits->name, "gemma3");  // a row the engine does not run yet is still read
+  EXPECT_EQ(m.traits->name, "gemma3");
   EXPECT_EQ(m.name, "tiny-gemma3");
   EXPECT_EQ(m.window(), 1024);
   EXPECT_EQ(m.head_dim_k, 256);

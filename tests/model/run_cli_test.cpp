@@ -65,20 +65,19 @@ TEST(RunCli, BadInputIsAOneLineError) {
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   testing::expect_one_line_error(m + truncated, "truncated");
 
-  GgufWriter w = synthetic_llama(SyntheticModel{});
-  w.set("general.architecture", gguf_string("qwen3"));
-  w.write(temp_path("qwen3.gguf"));
-  testing::expect_one_line_error(m + temp_path("qwen3.gguf"),
-                                 "architecture 'qwen3' is not supported yet");
+  GgufWriter w = synthetic_model(SyntheticModel{});
+  w.set("general.architecture", gguf_string("mamba9"));
+  w.write(temp_path("mamba9.gguf"));
+  testing::expect_one_line_error(m + temp_path("mamba9.gguf"), "unknown architecture 'mamba9'");
 
   SyntheticModel iq2;
   iq2.n_embd = 256;
   iq2.retype = {{"blk.0.attn_v.weight", GgmlType::IQ2_XXS}};
-  synthetic_llama(iq2).write(temp_path("iq2.gguf"));
+  synthetic_model(iq2).write(temp_path("iq2.gguf"));
   testing::expect_one_line_error(m + temp_path("iq2.gguf"),
                                  "tensor 'blk.0.attn_v.weight' has type IQ2_XXS");
 
-  synthetic_llama(SyntheticModel{}).write(temp_path("notok.gguf"));
+  synthetic_model(SyntheticModel{}).write(temp_path("notok.gguf"));
   testing::expect_one_line_error(m + temp_path("notok.gguf"), "has no tokenizer");
 
   // A broken model fails its prefill with one line, before anything is echoed.

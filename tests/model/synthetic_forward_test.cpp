@@ -166,7 +166,7 @@ TEST_P(SyntheticForward, EveryStepWithinDerivedBoundAndLogitsMatchScalarForward)
   sm.tied_output = c.tied;
   sm.rope_freqs = c.rope_freqs;
   const std::string path = ::testing::TempDir() + "/synthetic_" + c.name + ".gguf";
-  synthetic_llama(sm).write(path);
+  synthetic_model(sm).write(path);
   const auto model = Model::load(path);
   EXPECT_EQ(model->weights().tied_output, c.tied);
   EXPECT_EQ(model->spec().layers[0].rope.freq_factors.empty(), !c.rope_freqs);

@@ -1,5 +1,6 @@
-// `kvpack dev`: developer tools. `dev synth-model` writes a random-weight Llama GGUF of any shape
-// (benchmarks at real attention shapes, tests, bug reports) without downloading a model.
+// `kvpack dev`: developer tools. `dev synth-model` writes a random-weight GGUF of any architecture
+// kvpack runs and any shape (benchmarks at real shapes, tests, bug reports) without downloading a
+// model.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -44,7 +45,7 @@ void synth(SynthOptions o) {
   o.m.n_ctx = parse_count(o.ctx);
   o.m.type = weight_type(o.type);
   o.m.embd_type = weight_type(o.embd_type);
-  const model::GgufWriter w = model::synthetic_llama(o.m);
+  const model::GgufWriter w = model::synthetic_model(o.m);
   const uint64_t size = w.write(o.out);
   std::printf("%s: %s\n", o.out.c_str(), format_bytes(static_cast<double>(size)).c_str());
 }
@@ -56,8 +57,12 @@ void add_dev_command(CLI::App& app) {
   dev->require_subcommand(1);
   auto o = std::make_shared<SynthOptions>();
   auto* cmd = dev->add_subcommand(
-      "synth-model", "Write a random-weight llama GGUF of the given shape (no tokenizer)");
+      "synth-model",
+      "Write a random-weight GGUF of the given architecture and shape (no tokenizer)");
   cmd->add_option("--out", o->out, "Output GGUF path")->required();
+  cmd->add_option("--arch", o->m.arch,
+                  "Architecture: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3")
+      ->capture_default_str();
   cmd->add_option("--layers", o->m.n_layers, "Blocks")->capture_default_str();
   cmd->add_option("--embd", o->m.n_embd, "Embedding width")->capture_default_str();
   cmd->add_option("--heads", o->m.n_heads, "Query heads")->capture_default_str();
@@ -65,7 +70,14 @@ void add_dev_command(CLI::App& app) {
   cmd->add_option("--head-dim", o->m.head_dim, "Head dim (K and V)")->capture_default_str();
   cmd->add_option("--ff", o->m.n_ff, "FFN hidden width")->capture_default_str();
   cmd->add_option("--vocab", o->m.n_vocab, "Vocabulary size")->capture_default_str();
-  cmd->add_option("--ctx", o->ctx, "Context length (llama.context_length)")->capture_default_str();
+  cmd->add_option("--ctx", o->ctx, "Context length ({arch}.context_length)")->capture_default_str();
+  cmd->add_option("--window", o->m.window, "Sliding window of Gemma's sliding layers (0: unset)")
+      ->capture_default_str();
+  cmd->add_option("--experts", o->m.n_expert, "qwen3moe: experts")->capture_default_str();
+  cmd->add_option("--experts-used", o->m.n_expert_used, "qwen3moe: experts per token")
+      ->capture_default_str();
+  cmd->add_option("--expert-ff", o->m.n_ff_exp, "qwen3moe: each expert's FFN width")
+      ->capture_default_str();
   cmd->add_option("--type", o->type,
                   "Matrix weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, "
                   "q3_k, q4_k, q5_k, q6_k, iq4_xs")

@@ -141,7 +141,9 @@ std::string command_line() {
 
 void emit(const eval::Report& report, const EvalCommon& common) {
   if (common.json) {
-    std::printf("%s\n", report.json.dump(2).c_str());
+    // Generated text (passkey answers) may be invalid UTF-8: printed as U+FFFD, not a crash.
+    const auto replace = nlohmann::json::error_handler_t::replace;
+    std::printf("%s\n", report.json.dump(2, ' ', false, replace).c_str());
   } else {
     std::printf("%s", report.text.c_str());
   }
