@@ -50,9 +50,12 @@ class Model {
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
 
   // A cache for one sequence of up to `context` tokens of this model: its geometry, the policy,
-  // ceil(context / page_tokens) pages and a salt naming the model and its RoPE settings.
+  // each layer's attention window (sliding layers keep only the pages their window reads), the
+  // pages that sequence needs when it grows in steps of up to `step_chunk` tokens
+  // (ForwardOptions::max_chunk; cache::sequence_pages) and a salt naming the model and its RoPE.
   cache::CacheConfig cache_config(const format::KVPolicy& policy, int64_t context,
-                                  int page_tokens = 32) const;
+                                  int page_tokens = 32,
+                                  int step_chunk = cache::kDefaultStepChunk) const;
 
  private:
   Model(GgufFile file, ModelSpec spec);

@@ -43,7 +43,7 @@ AttentionCapture capture_attention(const model::Model& model, std::span<const in
     v_names.push_back(fmt::format("blk.{}.attn_v.weight", l));
   }
   const format::KVPolicy f32(format::FormatId::f32, format::FormatId::f32);
-  cache::Cache cache(model.cache_config(f32, static_cast<int64_t>(n), page_tokens));
+  cache::Cache cache(model.cache_config(f32, static_cast<int64_t>(n), page_tokens, batch));
   model::ForwardOptions options{.max_chunk = batch};
   options.trace = [&](const model::TraceTensor& t) {
     if (t.layer < 0) return;
@@ -61,7 +61,7 @@ PolicyAttention::PolicyAttention(const model::Model& model, const AttentionCaptu
                                  const format::KVPolicy& policy, ThreadPool& pool)
     : capture_(c), pool_(pool) {
   policy.validate(c.n_layers, c.head_dim_k, c.head_dim_v, c.page_tokens);
-  cache_ = std::make_unique<cache::Cache>(model.cache_config(policy, c.n_tokens(), c.page_tokens));
+  cache_ = std::make_unique<cache::Cache>(model.cache_config(policy, c.n_tokens(), c.page_tokens, /*step_chunk=*/0));
   seq_ = cache_->create();
   cache_->add_tokens(seq_, c.tokens);
   const int n = static_cast<int>(c.n_tokens());

@@ -159,7 +159,7 @@ PasskeyReport evaluate_passkey(const model::Model& model,
   for (const format::KVPolicy& policy : policies) {
     policy.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
     const double t0 = now_seconds();
-    cache::Cache cache(model.cache_config(policy, context, o.page_tokens));
+    cache::Cache cache(model.cache_config(policy, context, o.page_tokens, o.batch));
     model::Forward fwd(model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
     PolicyPasskey row;
     row.policy = policy;

@@ -44,7 +44,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 }
 
 cache::CacheConfig Model::cache_config(const format::KVPolicy& policy, int64_t context,
-                                       int page_tokens) const {
+                                       int page_tokens, int step_chunk) const {
   if (context < 1) fail("context {} must be at least one token", context);
   cache::CacheConfig c;
   c.n_layers = spec_.n_layers();
@@ -53,9 +53,15 @@ cache::CacheConfig Model::cache_config(const format::KVPolicy& policy, int64_t c
   c.head_dim_v = spec_.head_dim_v;
   c.page_tokens = page_tokens;
   c.policy = policy;
-  const int64_t pages = (context + page_tokens - 1) / page_tokens;
-  if (pages >= int64_t{UINT32_MAX}) fail("context {} is too long", context);
-  c.n_pages = static_cast<uint32_t>(pages);
+  // Sliding layers keep only the pages their window still reads.
+  for (const LayerSpec& l : spec_.layers) {
+    if (l.window > INT32_MAX) fail("a sliding window of {} tokens is too long", l.window);
+    c.layer_window.push_back(static_cast<int>(l.window));
+  }
+  if ((context + page_tokens - 1) / page_tokens >= int64_t{UINT32_MAX}) {
+    fail("context {} is too long", context);
+  }
+  c.n_pages = cache::sequence_pages(c, context, step_chunk);
   // Pages are shared only between producers of identical K/V: same model, same RoPE per layer
   // kind (Gemma 3's sliding layers have their own).
   c.salt = fmt::format("{} {} rope {}", spec_.arch, spec_.name, rope_salt(spec_.layers[0].rope));

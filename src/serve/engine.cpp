@@ -77,8 +77,11 @@ namespace {
 struct DecodeBytes {
   explicit DecodeBytes(size_t pools) : pages(pools, 0), unique(pools) {}
   void add(size_t pool, const std::vector<uint32_t>& table) {
-    pages[pool] += table.size();
-    unique[pool].insert(table.begin(), table.end());
+    for (const uint32_t page : table) {
+      if (page == cache::kNoPage) continue;  // released behind a sliding window
+      ++pages[pool];
+      unique[pool].insert(page);
+    }
   }
   std::vector<uint64_t> pages;
   std::vector<std::unordered_set<uint32_t>> unique;
@@ -101,11 +104,13 @@ Engine::Engine(const model::Model& model, EngineConfig config)
   if (config_.max_running < 1 || config_.max_waiting < 0 || config_.prefill_chunk < 1) {
     fail("serve: --parallel and --batch-size must be at least 1");
   }
-  const int64_t context_pages = (config_.context + config_.page_tokens - 1) / config_.page_tokens;
   for (const format::KVPolicy& policy : config_.policies) {
     auto p = std::make_unique<Pool>();
     p->policy = policy;
-    cache::CacheConfig c = model.cache_config(policy, config_.context, config_.page_tokens);
+    // n_pages: what one sequence of the full context needs (sliding groups hold their window).
+    cache::CacheConfig c =
+        model.cache_config(policy, config_.context, config_.page_tokens, config_.prefill_chunk);
+    const int64_t context_pages = c.n_pages;
     if (config_.budget_bytes > 0) {
       c.n_pages = 0;
       c.budget_bytes = config_.budget_bytes / config_.policies.size();
@@ -372,8 +377,12 @@ bool Engine::run_rows() {
       end(running_[i], /*aborted=*/false, e.what());
       continue;
     }
-    if (pending.size() == 1)
-      bytes.add(static_cast<size_t>(r.spec.pool), pool.cache->page_table(r.seq));
+    if (pending.size() == 1) {
+      const size_t groups = pool.cache->layout().groups.size();
+      for (size_t g = 0; g < groups; ++g) {
+        bytes.add(static_cast<size_t>(r.spec.pool), pool.cache->page_table(r.seq, static_cast<int>(g)));
+      }
+    }
     rows += static_cast<uint64_t>(n);
     r.computed += n;
     if (r.computed == static_cast<int64_t>(r.session->tokens().size())) sample(running_[i], logits);

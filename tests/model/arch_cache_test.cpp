@@ -35,7 +35,7 @@ constexpr int kPrefill = 16;  // tokens prefilled before the decode steps
 std::vector<float> recompute(const Model& model, std::span<const int32_t> ids,
                              const format::KVPolicy& policy, ThreadPool& pool,
                              ForwardOptions options) {
-  cache::Cache cache(model.cache_config(policy, static_cast<int64_t>(ids.size())));
+  cache::Cache cache(model.cache_config(policy, static_cast<int64_t>(ids.size()), 32, /*step_chunk=*/0));
   options.max_chunk = static_cast<int>(ids.size());
   std::vector<float> out(ids.size() * static_cast<size_t>(model.spec().n_vocab));
   Forward(model, cache, pool, std::move(options)).eval_all(cache.create(), ids, out.data());
@@ -107,6 +107,16 @@ TEST_P(ArchCache, DecodeMatchesFullRecomputeFarPastTheWindow) {
       }
     }
     EXPECT_LE(worst, 1.0) << name << " at position " << worst_at;
+    // Sliding layers decoded this far hold only their window's pages: the rest was released.
+    for (int l = 0; l < model->spec().n_layers(); ++l) {
+      const int64_t window = model->spec().layers[static_cast<size_t>(l)].window;
+      const cache::LayerView view = cache.view(seq, l);
+      if (window > 0) {
+        EXPECT_GT(view.first_token(), n - window - 32) << "layer " << l;
+      } else {
+        EXPECT_EQ(view.first_token(), 0) << "layer " << l;
+      }
+    }
     std::printf("[ %s %s ] s %.2e worst |d|/tol %.3f at position %lld of %lld\n", arch.c_str(),
                 name, s, worst, static_cast<long long>(worst_at), static_cast<long long>(n));
   }

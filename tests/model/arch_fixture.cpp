@@ -85,7 +85,7 @@ std::vector<std::vector<float>> teacher_forced_logits(const Model& model, const 
                                                       const format::KVPolicy& policy,
                                                       ThreadPool& pool, ForwardOptions options) {
   const int64_t n_prompt = static_cast<int64_t>(gold.prompt_ids.size());
-  cache::Cache cache(model.cache_config(policy, static_cast<int64_t>(gold.n_rows()) + 1));
+  cache::Cache cache(model.cache_config(policy, static_cast<int64_t>(gold.n_rows()) + 1, 32, 512));
   options.max_chunk = 512;  // llama.cpp's n_batch: the prompt in one pass
   Forward fwd(model, cache, pool, std::move(options));
   const cache::SeqId seq = cache.create();
@@ -189,7 +189,7 @@ size_t greedy_agreement(const Model& model, const ArchGold& gold, RouteFollower:
   const ErrorModel e = error_model(model);
   RouteFollower routes(gold, e, mode);
   ThreadPool pool(2);
-  cache::Cache cache(model.cache_config(format::KVPolicy(), 512));
+  cache::Cache cache(model.cache_config(format::KVPolicy(), 512, 32, 512));
   ForwardOptions o{.max_chunk = 512};
   routes.attach(o);
   Forward fwd(model, cache, pool, o);

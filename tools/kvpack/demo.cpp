@@ -54,7 +54,7 @@ struct Row {
 Row retrieve(const model::Model& model, const format::KVPolicy& policy,
              std::span<const int32_t> prompt, int key, const Options& o, ThreadPool& pool) {
   const int64_t context = static_cast<int64_t>(prompt.size()) + o.answer_tokens;
-  cache::Cache cache(model.cache_config(policy, context, o.page_tokens));
+  cache::Cache cache(model.cache_config(policy, context, o.page_tokens, o.batch));
   model::Forward fwd(model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
   const cache::SeqId seq = cache.create();
   Row row;

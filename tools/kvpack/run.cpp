@@ -113,7 +113,7 @@ void run(Options o) {
 
   ThreadPool pool(o.threads);
   o.threads = pool.size();
-  cache::Cache cache(model->cache_config(policies[0], context, o.page_tokens));
+  cache::Cache cache(model->cache_config(policies[0], context, o.page_tokens, o.batch));
   model::Forward fwd(*model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
   const uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   o.sampling.seed = seed;
