@@ -9,7 +9,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "eval/policy_cost.h"
-#include "model/sampler.h"
+#include "model/session.h"
 
 namespace kvpack::eval {
 namespace {
@@ -25,17 +25,13 @@ std::string answer(model::Forward& fwd, cache::Cache& cache, const model::Tokeni
   const cache::SeqId seq = cache.create();
   // All but the last prompt token may come from the cache: its logits are needed.
   const int64_t reused = cache.attach_prefix(seq, prompt.first(prompt.size() - 1));
-  std::span<const float> logits = fwd.eval(seq, prompt.subspan(static_cast<size_t>(reused)));
-  std::vector<int32_t> ids;
-  std::string text;
-  for (int i = 0; i < max_tokens; ++i) {
-    int32_t id = model::argmax(logits);
-    if (tok.is_end_of_generation(id)) break;
-    ids.push_back(id);
-    text = tok.decode(ids, {.strip_prefix_space = false});
-    if (passkey_answer_complete(text) || i + 1 == max_tokens) break;
-    logits = fwd.eval(seq, {&id, 1});
-  }
+  model::Session session(&tok,
+                         {.sampling = {.temperature = 0},
+                          .max_tokens = max_tokens,
+                          .stop_when = passkey_answer_complete},
+                         {prompt.begin(), prompt.end()});
+  model::generate(fwd, seq, session, reused);
+  const std::string text = session.text();
   cache.free(seq);
   return text;
 }
