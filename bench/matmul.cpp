@@ -5,8 +5,9 @@
 // Matvec reports GB/s of weight bytes read, beside its ratio to a streaming read of a buffer of
 // the same size with the same threads (x_stream: 1.0 means the kernel runs at the read bandwidth
 // of wherever that many bytes live: L3 for the small shapes here, DRAM beyond ~32 MB) and its
-// speed relative to F16 (x_f16). Matmul reports GFLOP/s over a batch of tokens. The Q8_0/Q4_0
-// cases run both dot paths (int8 activations, and f32 dequantized on the fly).
+// speed relative to F16 (x_f16). Matmul reports GFLOP/s over a batch of tokens. Every type of
+// the weight-type table; the quantized ones run both dot paths (integer, and f32 dequantized on
+// the fly). `kvpack bench matmul` is the per-type report against DRAM bandwidth and peaks.
 #include "model/simd_targets.h"  // first: selects the Highway targets
 
 #undef HWY_TARGET_INCLUDE
@@ -65,8 +66,6 @@ struct Shape {
 };
 // A 2048-wide model's attention projection and FFN down projection (8192 inputs).
 constexpr Shape kShapes[] = {{2048, 2048}, {2048, 8192}};
-constexpr GgmlType kTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
-                               GgmlType::Q4_0};
 
 struct Weights {
   AlignedArray<uint8_t> bytes;
@@ -207,8 +206,9 @@ std::string type_name(GgmlType t) {
 
 int register_all() {
   for (Shape s : kShapes) {
-    for (GgmlType t : kTypes) {
-      const bool q = t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+    for (const WeightTypeTraits& tr : weight_types()) {
+      const GgmlType t = tr.type;
+      const bool q = tr.act != ActType::kF32;
       for (QuantDot dot : {QuantDot::kInt8, QuantDot::kF32}) {
         if (!q && dot == QuantDot::kF32) continue;  // float types have one path
         const std::string path = !q ? "" : dot == QuantDot::kInt8 ? "/int8" : "/f32";

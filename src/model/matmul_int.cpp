@@ -31,15 +31,17 @@ const IntActivations& IntScratch::prepare(const float* x, int64_t n_tokens, int6
   const WeightTypeTraits& tr = weight_traits(type);
   const int offset = HWY_DYNAMIC_DISPATCH(IntBiasOffset)(type);
   const size_t n = static_cast<size_t>(n_tokens * cols);
-  // One buffer: qs, d32, sum16, bias4, xs4, each starting on a cache line.
+  // One buffer: qs, d32, sum16, sum32, bias4, xs4, each starting on a cache line.
   const size_t qs_bytes = round_up(n, kCacheLine);
   const size_t d_bytes = round_up(n / 32 * sizeof(float), kCacheLine);
   const size_t sum_bytes =
       tr.act == ActType::kQ8_K ? round_up(n / 16 * sizeof(int16_t), kCacheLine) : 0;
+  const size_t sum32_bytes =
+      tr.act == ActType::kQ8_K ? round_up(n / 32 * sizeof(int16_t), kCacheLine) : 0;
   const size_t bias_bytes = offset != 0 ? round_up(n / 4 * sizeof(int32_t), kCacheLine) : 0;
   const size_t xs_bytes =
       tr.has_min && tr.act == ActType::kQ8_0 ? round_up(n / 4 * sizeof(float), kCacheLine) : 0;
-  const size_t need = qs_bytes + d_bytes + sum_bytes + bias_bytes + xs_bytes;
+  const size_t need = qs_bytes + d_bytes + sum_bytes + sum32_bytes + bias_bytes + xs_bytes;
   if (need > capacity_) {
     bytes_ = make_aligned<uint8_t>(need);
     capacity_ = need;
@@ -53,6 +55,8 @@ const IntActivations& IntScratch::prepare(const float* x, int64_t n_tokens, int6
   p += qs_bytes + d_bytes;
   acts_.sum16 = sum_bytes != 0 ? reinterpret_cast<int16_t*>(p) : nullptr;
   p += sum_bytes;
+  acts_.sum32 = sum32_bytes != 0 ? reinterpret_cast<int16_t*>(p) : nullptr;
+  p += sum32_bytes;
   acts_.offset = offset;
   acts_.bias4 = bias_bytes != 0 ? reinterpret_cast<int32_t*>(p) : nullptr;
   p += bias_bytes;

@@ -33,6 +33,7 @@ struct IntActivations {
   float* d32 = nullptr;      // [n_tokens][cols / 32]  scale of each 32 values' block (q8_K: its
                              //                        super-block's; NaN for a non-finite block)
   int16_t* sum16 = nullptr;  // [n_tokens][cols / 16]  sums of 16 quants (q8_K's bsums)
+  int16_t* sum32 = nullptr;  // [n_tokens][cols / 32]  sums of 32 quants (q8_K)
   int offset = 0;            // what the weights carry above their value in the kernel (bias4)
   int32_t* bias4 = nullptr;  // [n_tokens][cols / 4]   -offset * sum of 4 quants (offset != 0)
   float* xs4 = nullptr;      // [n_tokens][cols / 4]   d32 * sum of 4 quants (types with a min)

@@ -14,6 +14,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_cache_command(*bench);
   add_bench_attention_command(*bench);
   add_bench_decode_command(*bench);
+  add_bench_matmul_command(*bench);
 }
 
 }  // namespace kvpack::cli

@@ -14,6 +14,7 @@ void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);              // run.cpp
 void add_dev_command(CLI::App& app);              // dev.cpp: dev synth-model
 void add_bench_decode_command(CLI::App& bench);   // bench_decode.cpp
+void add_bench_matmul_command(CLI::App& bench);   // bench_matmul.cpp
 void add_eval_command(CLI::App& app);             // eval.cpp: parent of the four below
 void add_eval_ppl_command(CLI::App& eval);        // eval_ppl.cpp
 void add_eval_passkey_command(CLI::App& eval);    // eval_passkey.cpp

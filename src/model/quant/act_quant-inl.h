@@ -76,13 +76,14 @@ HWY_INLINE float QuantizeQ8_0(const float* x, int8_t* q) {
   return f16_to_f32(dh);
 }
 
-// One q8_K block, with its sums of 16; returns its scale.
-HWY_INLINE float QuantizeQ8_K(const float* x, int8_t* q, int16_t* sum16) {
+// One q8_K block, with its sums of 16 and of 32; returns its scale.
+HWY_INLINE float QuantizeQ8_K(const float* x, int8_t* q, int16_t* sum16, int16_t* sum32) {
   const DFq df;
   const int n = static_cast<int>(hn::Lanes(df));
   bool finite;
   const float amax = AbsMax(x, kQK, &finite);
   std::memset(sum16, 0, 16 * sizeof(int16_t));
+  std::memset(sum32, 0, 8 * sizeof(int16_t));
   // The first value of largest magnitude, whose sign makes the scale's.
   float max = 0.0f;
   for (int k = 0; finite && amax != 0.0f && k < kQK; k += n) {
@@ -105,6 +106,7 @@ HWY_INLINE float QuantizeQ8_K(const float* x, int8_t* q, int16_t* sum16) {
     for (int j = 0; j < 16; ++j) sum += q[16 * g + j];
     sum16[g] = static_cast<int16_t>(sum);
   }
+  for (int g = 0; g < 8; ++g) sum32[g] = static_cast<int16_t>(sum16[2 * g] + sum16[2 * g + 1]);
   return 1.0f / iscale;
 }
 
@@ -120,7 +122,8 @@ void QuantizeInt(const float* x, int64_t t0, int64_t t1, const IntActivations& a
     } else {
       for (int64_t sb = 0; sb < a.cols / kQK; ++sb) {
         const float dk =
-            QuantizeQ8_K(xt + sb * kQK, q + sb * kQK, a.sum16 + t * (a.cols / 16) + sb * 16);
+            QuantizeQ8_K(xt + sb * kQK, q + sb * kQK, a.sum16 + t * (a.cols / 16) + sb * 16,
+                         a.sum32 + t * (a.cols / 32) + sb * 8);
         for (int b = 0; b < 8; ++b) d[sb * 8 + b] = dk;
       }
     }

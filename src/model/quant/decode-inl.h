@@ -69,23 +69,63 @@ HWY_INLINE VU8 Bytes(uint8_t b) {
 // Super-block types.
 
 struct SuperScales {
-  HWY_ALIGN uint32_t sc[16];  // per 16-value group, in the dot policy's lane format (ScaleLane)
-  HWY_ALIGN int16_t mn[16];   // per group: its min (kMin) or off * scale (kOffset)
-  float d = 0.0f;             // the super-block's scale
-  float dmin = 0.0f;          // its min scale (kMin)
+  HWY_ALIGN int32_t sc[16];  // per group, in the dot policy's lane format (ScaleLanes)
+  HWY_ALIGN int16_t mn[16];  // per group: its min (kMin) or off * scale (offset types)
+  float d = 0.0f;            // the super-block's scale
+  float dmin = 0.0f;         // its min scale (kMin)
 };
 
-// The int32 lanes' scales for chunk C: lane i covers values C*kW + 4i .. + 3, group
-// (C*kW + 4i) / 16.
-template <int C>
+// s.sc and s.mn from the n group scales sc8 (int8, or uint8 minus `bias`) and either the n mins
+// min8 (uint8) or, when min8 is null, off * scale.
+template <class Dot, bool kSigned>
+HWY_INLINE void SetScales(SuperScales& s, int n, const void* sc8, int bias, const uint8_t* min8,
+                          int off) {
+  const DI32 d32;
+  const hn::RebindToUnsigned<DI32> du32;
+  const hn::Rebind<int16_t, DI32> d16;
+  for (size_t k = 0; k < static_cast<size_t>(n); k += hn::Lanes(d32)) {
+    VI32 sc;
+    if constexpr (kSigned) {
+      sc = hn::PromoteTo(
+          d32, hn::LoadU(hn::Rebind<int8_t, DI32>(), static_cast<const int8_t*>(sc8) + k));
+    } else {
+      const auto u = hn::LoadU(hn::Rebind<uint8_t, DI32>(), static_cast<const uint8_t*>(sc8) + k);
+      sc = hn::Sub(hn::BitCast(d32, hn::PromoteTo(du32, u)), hn::Set(d32, bias));
+    }
+    hn::Store(Dot::ScaleLanes(sc), d32, s.sc + k);
+    const VI32 mn =
+        min8 != nullptr
+            ? hn::BitCast(d32,
+                          hn::PromoteTo(du32, hn::LoadU(hn::Rebind<uint8_t, DI32>(), min8 + k)))
+            : hn::Mul(sc, hn::Set(d32, off));
+    hn::StoreU(hn::DemoteTo(d16, mn), d16, s.mn + k);
+  }
+}
+
+HWY_INLINE uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+HWY_INLINE uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The int32 lanes' scales for chunk C of a type with kGroup-value groups: lane i covers values
+// C*kW + 4i .. + 3, group (C*kW + 4i) / kGroup.
+template <int kGroup, int C>
 HWY_INLINE VI32 ChunkScales(const SuperScales& s) {
   const DI32 d32;
-  if constexpr (kW == 16) {
-    return hn::Set(d32, static_cast<int32_t>(s.sc[C]));
+  constexpr int kFirst = C * static_cast<int>(kW) / kGroup;
+  constexpr int kLast = (C * static_cast<int>(kW) + static_cast<int>(kW) - 1) / kGroup;
+  if constexpr (kFirst == kLast) {
+    return hn::Set(d32, s.sc[kFirst]);
   } else {
+    static_assert(kW == 32 && kGroup == 16);
     const hn::Half<DI32> dh;
-    return hn::Combine(d32, hn::Set(dh, static_cast<int32_t>(s.sc[2 * C + 1])),
-                       hn::Set(dh, static_cast<int32_t>(s.sc[2 * C])));
+    return hn::Combine(d32, hn::Set(dh, s.sc[kLast]), hn::Set(dh, s.sc[kFirst]));
   }
 }
 
@@ -93,12 +133,18 @@ struct DecQ2K {
   static constexpr GgmlType kType = GgmlType::Q2_K;
   static constexpr int kBytes = sizeof(BlockQ2_K);
   static constexpr bool kMin = true;
+  static constexpr int kGroup = 16;
   template <class Dot>
   static HWY_INLINE void Scales(const uint8_t* b, SuperScales& s) {
-    for (int g = 0; g < 16; ++g) {
-      s.sc[g] = Dot::ScaleLane(b[g] & 15);
-      s.mn[g] = static_cast<int16_t>(b[g] >> 4);
+    // scales[g]: low nibble scale, high nibble min.
+    HWY_ALIGN uint8_t sc[16], mn[16];
+    for (int h = 0; h < 2; ++h) {
+      const uint64_t w = Load64(b + 8 * h);
+      const uint64_t lo = w & 0x0f0f0f0f0f0f0f0full, hi = (w >> 4) & 0x0f0f0f0f0f0f0f0full;
+      std::memcpy(sc + 8 * h, &lo, 8);
+      std::memcpy(mn + 8 * h, &hi, 8);
     }
+    SetScales<Dot, false>(s, 16, sc, 0, mn, 0);
     s.d = HalfAt(b + offsetof(BlockQ2_K, d));
     s.dmin = HalfAt(b + offsetof(BlockQ2_K, dmin));
   }
@@ -115,13 +161,21 @@ struct DecQ3K {
   static constexpr GgmlType kType = GgmlType::Q3_K;
   static constexpr int kBytes = sizeof(BlockQ3_K);
   static constexpr bool kMin = false;  // offset 4
+  static constexpr int kGroup = 16;
   template <class Dot>
   static HWY_INLINE void Scales(const uint8_t* b, SuperScales& s) {
-    for (int g = 0; g < 16; ++g) {
-      const int sc = q3k_scale(g, b + offsetof(BlockQ3_K, scales));
-      s.sc[g] = Dot::ScaleLane(sc);
-      s.mn[g] = static_cast<int16_t>(4 * sc);
-    }
+    // Scale g: low 4 bits in the low (g < 8) or high nibble of byte g % 8, high 2 bits at bit
+    // 2 (g / 4) of byte 8 + g % 4; stored plus 32.
+    const uint8_t* p = b + offsetof(BlockQ3_K, scales);
+    const uint32_t w0 = Load32(p), w1 = Load32(p + 4), w2 = Load32(p + 8);
+    constexpr uint32_t kLow = 0x0f0f0f0fu, kTwo = 0x03030303u;
+    const uint32_t words[4] = {(w0 & kLow) | ((w2 & kTwo) << 4),
+                               (w1 & kLow) | (((w2 >> 2) & kTwo) << 4),
+                               ((w0 >> 4) & kLow) | (((w2 >> 4) & kTwo) << 4),
+                               ((w1 >> 4) & kLow) | (((w2 >> 6) & kTwo) << 4)};
+    HWY_ALIGN uint8_t sc[16];
+    std::memcpy(sc, words, 16);
+    SetScales<Dot, false>(s, 16, sc, 32, nullptr, 4);
     s.d = HalfAt(b + offsetof(BlockQ3_K, d));
   }
   // u = 2 low bits as Q2_K, plus 4 when bit v / 32 of hmask[v % 32] is set.
@@ -142,14 +196,18 @@ struct DecQ45K {
   static constexpr int kBytes = kFive ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
   static constexpr int kQs = kFive ? offsetof(BlockQ5_K, qs) : offsetof(BlockQ4_K, qs);
   static constexpr bool kMin = true;
+  static constexpr int kGroup = 32;
   template <class Dot>
   static HWY_INLINE void Scales(const uint8_t* b, SuperScales& s) {
-    for (int g = 0; g < 8; ++g) {
-      int sc, mn;
-      q4k_scale_min(g, b + offsetof(BlockQ4_K, scales), &sc, &mn);
-      s.sc[2 * g] = s.sc[2 * g + 1] = Dot::ScaleLane(sc);
-      s.mn[2 * g] = s.mn[2 * g + 1] = static_cast<int16_t>(mn);
-    }
+    // q4k_scale_min for all 8 groups at once: groups 0-3 in the low 6 bits of bytes 0-3 (scales)
+    // and 4-7 (mins); groups 4-7 in the nibbles of bytes 8-11 plus the top 2 bits of bytes 0-3
+    // (scales) and 4-7 (mins).
+    const uint8_t* p = b + offsetof(BlockQ4_K, scales);
+    const uint32_t w0 = Load32(p), w1 = Load32(p + 4), w2 = Load32(p + 8);
+    constexpr uint32_t kSix = 0x3f3f3f3fu, kLow = 0x0f0f0f0fu, kTwo = 0x03030303u;
+    const uint32_t sc[2] = {w0 & kSix, (w2 & kLow) | (((w0 >> 6) & kTwo) << 4)};
+    const uint32_t mn[2] = {w1 & kSix, ((w2 >> 4) & kLow) | (((w1 >> 6) & kTwo) << 4)};
+    SetScales<Dot, false>(s, 8, sc, 0, reinterpret_cast<const uint8_t*>(mn), 0);
     s.d = HalfAt(b);
     s.dmin = HalfAt(b + 2);
   }
@@ -174,13 +232,10 @@ struct DecQ6K {
   static constexpr GgmlType kType = GgmlType::Q6_K;
   static constexpr int kBytes = sizeof(BlockQ6_K);
   static constexpr bool kMin = false;  // offset 32
+  static constexpr int kGroup = 16;
   template <class Dot>
   static HWY_INLINE void Scales(const uint8_t* b, SuperScales& s) {
-    for (int g = 0; g < 16; ++g) {
-      const int sc = static_cast<int8_t>(b[offsetof(BlockQ6_K, scales) + g]);
-      s.sc[g] = Dot::ScaleLane(sc);
-      s.mn[g] = static_cast<int16_t>(32 * sc);
-    }
+    SetScales<Dot, true>(s, 16, b + offsetof(BlockQ6_K, scales), 0, nullptr, 32);
     s.d = HalfAt(b + offsetof(BlockQ6_K, d));
   }
   // Value v = 128 h + 32 k + l: low 4 bits in nibble k / 2 of ql[64 h + 32 (k % 2) + l], high 2

@@ -5,7 +5,7 @@
 //
 // A policy multiplies unsigned weight bytes u by signed activation bytes x:
 //   Dot(acc, u, x)            acc[i] + sum_{k<4} u[4i+k] x[4i+k]  (exact int32)
-//   ScaledDot(acc, u, x, sc)  acc + those sums times per-lane scales (ScaleLane's format), where
+//   ScaledDot(acc, u, x, sc)  acc + those sums times per-lane scales (ScaleLanes' format), where
 //                             the lane sums fit int16 (|sum| <= 32767: u <= 63 with |x| <= 127)
 //   DotSigned(acc, w, x)      signed weights, only where kSignTrick (see below)
 // Policies, chosen per call by the dispatcher:
@@ -26,6 +26,8 @@
 #include <hwy/highway.h>
 
 #include <cstdint>
+
+#include "base/simd_target.h"
 
 #if HWY_ARCH_X86
 #include <immintrin.h>
@@ -70,7 +72,8 @@ struct DotPortable {
     return hn::Add(acc, hn::Mul(Dot(hn::Zero(DI32()), u, x), sc));
   }
   static HWY_INLINE VI32 DotSigned(VI32 acc, VI8, VI8) { return acc; }  // unused: no sign trick
-  static constexpr uint32_t ScaleLane(int sc) { return static_cast<uint32_t>(sc); }
+  // ScaledDot's scale lanes from int32 scales: here the scales themselves.
+  static HWY_INLINE VI32 ScaleLanes(VI32 sc) { return sc; }
 };
 
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR
@@ -111,13 +114,16 @@ struct DotMaddubs {
     return hn::Add(acc, VI32{Madd(pairs, hn::Set(DI16(), 1).raw)});
   }
   static HWY_INLINE VI32 ScaledDot(VI32 acc, VU8 u, VI8 x, VI32 sc) {
-    // sc holds each int16 lane's scale (ScaleLane), so PMADDWD scales and adds the pairs.
+    // sc holds each int16 lane's scale (ScaleLanes), so PMADDWD scales and adds the pairs.
     return hn::Add(acc, VI32{Madd(Maddubs(u.raw, x.raw), sc.raw)});
   }
   static HWY_INLINE VI32 DotSigned(VI32 acc, VI8 w, VI8 x) {
     return Dot(acc, VU8{AbsBytes(w.raw)}, VI8{SignBytes(x.raw, w.raw)});
   }
-  static constexpr uint32_t ScaleLane(int sc) { return static_cast<uint16_t>(sc) * 0x10001u; }
+  // Each int16 half of a lane holds the scale (PMADDWD scales both pairs).
+  static HWY_INLINE VI32 ScaleLanes(VI32 sc) {
+    return hn::Or(hn::And(sc, hn::Set(DI32(), 0xFFFF)), hn::ShiftLeft<16>(sc));
+  }
 };
 
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
@@ -170,11 +176,27 @@ struct DotVnni {
     return VI32{Dpwssd(acc.raw, Dpbusd(hn::Zero(DI32()).raw, u.raw, x.raw), sc.raw)};
   }
   static HWY_INLINE VI32 DotSigned(VI32 acc, VI8, VI8) { return acc; }  // unused: no sign trick
-  static constexpr uint32_t ScaleLane(int sc) { return static_cast<uint16_t>(sc); }
+  // The low int16 half holds the scale, the high one 0 (times the sum's sign extension).
+  static HWY_INLINE VI32 ScaleLanes(VI32 sc) { return hn::And(sc, hn::Set(DI32(), 0xFFFF)); }
 };
 #endif  // AVX3_DL or AVX2
 
 #endif  // x86 SIMD targets
+
+// The dot policy of this target (and, on AVX2, of this CPU and the forced target).
+template <class F>
+HWY_INLINE auto WithDot(F&& f) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return f(DotVnni());
+#elif HWY_TARGET == HWY_AVX2
+  if (avx_vnni_allowed()) return f(DotVnni());
+  return f(DotMaddubs());
+#elif HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR
+  return f(DotMaddubs());
+#else
+  return f(DotPortable());
+#endif
+}
 
 #endif  // HWY_TARGET != HWY_SCALAR
 }  // namespace kvpack::model::HWY_NAMESPACE

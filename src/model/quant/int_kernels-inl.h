@@ -18,6 +18,7 @@
 #define KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -57,9 +58,14 @@ bool HasIntKernels() {
 // Tile shapes: registers hold R*T accumulators (two per pair for the super-block types) plus R
 // weight vectors and their scales (32 registers on AVX-512 targets, 16 elsewhere).
 constexpr bool kManyRegs = HWY_TARGET <= HWY_AVX3;
-constexpr int kRowsVec = kManyRegs ? 4 : 2;  // matvec (T = 1)
+// matvec (T = 1): rows in flight are also streams in flight, which DRAM needs to reach its
+// bandwidth.
+constexpr int kRowsVec = kManyRegs ? 8 : 4;
 constexpr int kRowsMat = kManyRegs ? 4 : 2;
-constexpr int kTokensMat = 2;
+constexpr int kTokensMat = 4;
+
+// How far ahead of the block being decoded each row is prefetched.
+constexpr int64_t kPrefetchBytes = 1024;
 
 template <int N, class F>
 HWY_INLINE void Unroll(F&& f) {
@@ -87,17 +93,22 @@ HWY_INLINE void StoreTile(const MatmulJob& job, int64_t r0, int64_t r_end, int64
   }
 }
 
-// sum_g mn[g] * bsum[g] over a super-block's 16 groups, spread over int32 lanes.
+// sum_g mn[g] * bsum[g] over a super-block's kGroups groups (16 or 8), spread over int32 lanes.
+template <int kGroups>
 HWY_INLINE VI32 MinSums(const int16_t* mn, const int16_t* bsum) {
-  const DI16 d16;
-  const DI32 d32;
-  constexpr size_t kN16 = hn::MaxLanes(d16);
-  VI32 sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
-  for (size_t k = 0; k < 16; k += kN16) {
+  const hn::CappedTag<int16_t, kGroups> d16;
+  const hn::RepartitionToWide<decltype(d16)> d32;
+  auto sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
+  for (size_t k = 0; k < static_cast<size_t>(kGroups); k += hn::Lanes(d16)) {
     sum0 = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, mn + k), hn::LoadU(d16, bsum + k),
                                          sum0, sum1);
   }
-  return hn::Add(sum0, sum1);
+  const auto sum = hn::Add(sum0, sum1);
+  if constexpr (hn::MaxLanes(d32) == hn::MaxLanes(DI32())) {
+    return sum;
+  } else {
+    return hn::ZeroExtendVector(DI32(), sum);
+  }
 }
 
 // Super-block types (q8_K activations).
@@ -114,7 +125,8 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
   for (int t = 0; t < T; ++t) {
     xq[t] = a.qs + (t0 + t) * a.cols;
     xd[t] = a.d32 + (t0 + t) * (a.cols / 32);
-    xs[t] = a.sum16 + (t0 + t) * (a.cols / 16);
+    xs[t] =
+        Dec::kGroup == 16 ? a.sum16 + (t0 + t) * (a.cols / 16) : a.sum32 + (t0 + t) * (a.cols / 32);
   }
   VF32 acc[R][T];
   for (int i = 0; i < R; ++i)
@@ -125,6 +137,7 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
     const uint8_t* blk[R];
     for (int i = 0; i < R; ++i) {
       blk[i] = rows[i] + sb * Dec::kBytes;
+      hwy::Prefetch(blk[i] + kPrefetchBytes);
       Dec::template Scales<Dot>(blk[i], s[i]);
     }
     VI32 isum[R][T];
@@ -136,7 +149,7 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
       VI32 sc[R];
       for (int i = 0; i < R; ++i) {
         u[i] = Dec::template Chunk<C>(blk[i]);
-        sc[i] = ChunkScales<C>(s[i]);
+        sc[i] = ChunkScales<Dec::kGroup, C>(s[i]);
       }
       for (int t = 0; t < T; ++t) {
         const VI8 x = hn::LoadU(DI8(), xq[t] + sb * kQK + C * static_cast<int64_t>(kW));
@@ -146,7 +159,8 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
     for (int t = 0; t < T; ++t) {
       const float dx = xd[t][sb * 8];
       for (int i = 0; i < R; ++i) {
-        const VI32 mins = MinSums(s[i].mn, xs[t] + sb * 16);
+        constexpr int kGroups = kQK / Dec::kGroup;
+        const VI32 mins = MinSums<kGroups>(s[i].mn, xs[t] + sb * kGroups);
         // Offset types subtract off * scale * bsum exactly, in integers.
         if constexpr (!Dec::kMin) isum[i][t] = hn::Sub(isum[i][t], mins);
         acc[i][t] = hn::MulAdd(hn::ConvertTo(df, isum[i][t]), hn::Set(df, s[i].d * dx), acc[i][t]);
@@ -190,6 +204,7 @@ HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t 
     VI8 sw[R][kVecs];
     float dw[R], mw[R];
     for (int i = 0; i < R; ++i) {
+      if (b % 2 == 0) hwy::Prefetch(rows[i] + b * Dec::kBytes + kPrefetchBytes);
       Dec::Block(rows[i], b, u[i], sw[i], &dw[i], &mw[i]);
       if constexpr (Dec::kSigned && !kSignTrick) {
         // VNNI and portable: signed weights as u = w + 128; bias4 removes 128 * sum(x).
@@ -289,21 +304,6 @@ void MatmulRowsIntWith(const MatmulJob& job, int64_t r0, int64_t r1) {
     default:
       KVPACK_ASSERT(false, "integer matmul: weight type {}", static_cast<int>(job.w->type));
   }
-}
-
-// The dot policy of this target (and, on AVX2, of this CPU and the forced target).
-template <class F>
-HWY_INLINE auto WithDot(F&& f) {
-#if HWY_TARGET == HWY_AVX3_DL
-  return f(DotVnni());
-#elif HWY_TARGET == HWY_AVX2
-  if (avx_vnni_allowed()) return f(DotVnni());
-  return f(DotMaddubs());
-#elif HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR
-  return f(DotMaddubs());
-#else
-  return f(DotPortable());
-#endif
 }
 
 void MatmulRowsInt(const MatmulJob& job, int64_t r0, int64_t r1) {
