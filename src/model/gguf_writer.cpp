@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <limits>
 
 #include "base/error.h"
+#include "base/output_file.h"
 
 namespace kvpack::model {
 namespace {
@@ -370,10 +370,8 @@ std::vector<uint8_t> GgufWriter::bytes() const {
 
 void GgufWriter::write(const std::string& path) const {
   const std::vector<uint8_t> b = bytes();
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) fail("{}: cannot open for writing", path);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  if (!f) fail("{}: write failed (disk full?)", path);
+  // Whole or not at all: a full disk leaves the previous file, never a truncated GGUF.
+  write_output_file(path, {reinterpret_cast<const char*>(b.data()), b.size()});
 }
 
 }  // namespace kvpack::model

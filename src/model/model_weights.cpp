@@ -28,7 +28,7 @@ class Binder {
     try {
       w = WeightMatrix::from_tensor(t);
     } catch (const Error& e) {
-      fail("{}: {}", f_.path(), e.what());
+      fail("{}: {}", f_.path(), e.message());
     }
     if (w.rows != rows || w.cols != cols) {
       fail("{}: tensor '{}' has shape [{}], expected [{}, {}]", f_.path(), name,
@@ -55,6 +55,24 @@ std::string blk(int layer, std::string_view what) {
   return fmt::format("blk.{}.{}.weight", layer, what);
 }
 
+// A file whose metadata counts fewer blocks than its tensors hold (blk.N.* with N at or past
+// the count) is refused: running it would silently skip the extra layers.
+void check_no_extra_layers(const GgufFile& f, int n_layers) {
+  for (const GgufTensor& t : f.tensors()) {
+    if (t.name.rfind("blk.", 0) != 0) continue;
+    int64_t layer = 0;
+    size_t i = 4;
+    for (; i < t.name.size() && i < 14 && t.name[i] >= '0' && t.name[i] <= '9'; ++i) {
+      layer = layer * 10 + (t.name[i] - '0');
+    }
+    if (i == 4 || i >= t.name.size() || t.name[i] != '.' || layer < n_layers) continue;
+    fail(
+        "{}: tensor '{}' belongs to layer {}, but the metadata says the model has {} layers "
+        "(block_count)",
+        f.path(), t.name, layer, n_layers);
+  }
+}
+
 }  // namespace
 
 uint64_t Weights::step_bytes() const {
@@ -67,6 +85,7 @@ uint64_t Weights::step_bytes() const {
 }
 
 Weights bind_weights(const GgufFile& file, HParams& hp) {
+  check_no_extra_layers(file, hp.n_layers);
   const Binder b(file);
   Weights w;
   w.token_embd = b.matrix("token_embd.weight", hp.n_vocab, hp.n_embd);

@@ -13,10 +13,12 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/rng.h"
 #include "base/table.h"
 #include "base/timer.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kv_flags.h"
 #include "kvpack/cache.h"
@@ -268,7 +270,7 @@ cache::CacheConfig make_config(const Options& o, const format::KVPolicy& policy)
   c.head_dim_k = c.head_dim_v = o.head_dim;
   c.page_tokens = o.page_tokens;
   c.policy = policy;
-  c.budget_bytes = parse_bytes(o.budget);
+  c.budget_bytes = parse_memory_bytes(o.budget, "--budget");
   c.hp_window = o.window;
   c.salt = fmt::format("bench-model {}x{}x{}", o.layers, o.kv_heads, o.head_dim);
   return c;
@@ -354,7 +356,7 @@ void print_json(const Report& x) {
         {"encode_us_per_page", x.costs.encode_us},
         {"encode_us_per_page_f16", x.costs.encode_f16_us}}},
   };
-  std::printf("%s\n", j.dump(2).c_str());
+  std::printf("%s\n", json_text(j).c_str());
 }
 
 void print_text(const Report& x) {
@@ -472,33 +474,47 @@ void add_bench_cache_command(CLI::App& bench) {
       "cache",
       "Simulate chat sessions sharing a system prompt in the paged KV cache: residency, "
       "prefix reuse, evictions and operation costs (no model needed)");
-  cmd->add_option("--sessions", opt->sessions, "Concurrent sessions")->capture_default_str();
+  // Bounds: a typo must not start a simulation of hours or gigabytes of token histories.
+  cmd->add_option("--sessions", opt->sessions, "Concurrent sessions")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--prefix", opt->prefix, "System prompt tokens every session starts with")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--budget", opt->budget, "KV cache memory budget (e.g. 1GiB, 512MiB)")
       ->capture_default_str();
-  cmd->add_option("--turns", opt->turns, "Turns per session slot")->capture_default_str();
+  cmd->add_option("--turns", opt->turns, "Turns per session slot")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   cmd->add_option("--user-tokens", opt->user_tokens, "Mean user message length (tokens)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gen-tokens", opt->gen_tokens, "Mean reply length (tokens, decoded one by one)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--fork-rate", opt->fork_rate,
                   "Probability a turn's reply is regenerated on a fork")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_range(0.0, 1.0));
   cmd->add_option("--end-rate", opt->end_rate,
                   "Probability a session ends after a turn (a new one takes its slot)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--layers", opt->layers, "Model layers")->capture_default_str();
-  cmd->add_option("--kv-heads", opt->kv_heads, "KV heads per layer")->capture_default_str();
-  cmd->add_option("--head-dim", opt->head_dim, "Head dimension")->capture_default_str();
+      ->check(finite_range(0.0, 1.0));
+  cmd->add_option("--layers", opt->layers, "Model layers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--kv-heads", opt->kv_heads, "KV heads per layer")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--head-dim", opt->head_dim, "Head dimension")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--page-tokens", opt->page_tokens, "Tokens per page")
       ->capture_default_str()
       ->check(CLI::Range(16, 256));
   cmd->add_option("--window", opt->window, "High-precision window: newest tokens kept in f32")
       ->capture_default_str();
-  cmd->add_option("--seed", opt->seed, "Workload seed")->capture_default_str();
+  add_seed_flag(cmd, opt->seed, "Workload seed");
   cmd->add_flag("--json", opt->json, "Print JSON instead of tables");
   opt->kv.add_to(cmd, false);
   cmd->callback([opt] { run_bench_cache(*opt); });
