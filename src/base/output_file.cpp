@@ -156,13 +156,35 @@ int create_temp(const Target& t, std::string* temp) {
   cannot_write(t.path, "no free temporary file name in its folder");
 }
 
-// Writes bytes to a temporary file beside the target and returns its path; the caller renames
-// it. On failure the temporary file is removed and Error thrown.
-std::string write_temp(const Target& t, std::string_view bytes) {
+// The bytes of one file of a set, as a producer.
+OutputProducer bytes_of(std::string_view bytes) {
+  return [bytes](const OutputSink& put) { put(bytes); };
+}
+
+// Runs `produce` into fd; the first write error's errno, or 0. A throwing producer is the
+// caller's to clean up after.
+int produce_into(int fd, const OutputProducer& produce) {
+  int err = 0;
+  produce([&](std::string_view bytes) {
+    if (err == 0 && !write_all(fd, bytes)) err = errno != 0 ? errno : EIO;
+  });
+  return err;
+}
+
+// Writes the produced bytes to a temporary file beside the target and returns its path; the
+// caller renames it. On failure the temporary file is removed and Error thrown.
+std::string write_temp(const Target& t, const OutputProducer& produce) {
   std::string temp;
   const int fd = create_temp(t, &temp);
-  bool ok = write_all(fd, bytes);
-  int err = errno;
+  int err = 0;
+  try {
+    err = produce_into(fd, produce);
+  } catch (...) {
+    ::close(fd);
+    discard_temp(temp);
+    throw;
+  }
+  bool ok = err == 0;
   if (ok && t.exists && fchmod(fd, t.mode) != 0) ok = false, err = errno;
   // Flushed before the rename, so a crash cannot leave an empty file under the target's name.
   if (ok && fsync(fd) != 0 && errno != EINVAL) ok = false, err = errno;
@@ -176,17 +198,22 @@ std::string write_temp(const Target& t, std::string_view bytes) {
 
 // A device or a FIFO: opened without blocking (a FIFO nobody reads is an error, not a hang),
 // then written in place.
-void write_direct(const Target& t, std::string_view bytes) {
+void write_direct(const Target& t, const OutputProducer& produce) {
   const int fd = ::open(t.real.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     cannot_write(t.path, errno == ENXIO ? std::string("it is a named pipe that nobody reads")
                                         : std::string(std::strerror(errno)));
   }
   const int flags = fcntl(fd, F_GETFL);
-  bool ok = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 && write_all(fd, bytes);
-  const int err = errno;
-  if (::close(fd) != 0 && ok) ok = false;
-  if (!ok) cannot_write(t.path, std::strerror(err));
+  int err = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? 0 : errno;
+  try {
+    if (err == 0) err = produce_into(fd, produce);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) cannot_write(t.path, std::strerror(err));
 }
 
 }  // namespace
@@ -212,7 +239,7 @@ void write_output_files(std::span<const OutputFile> files) {
   std::vector<std::string> temps(files.size());
   try {
     for (size_t i = 0; i < files.size(); ++i) {
-      if (!targets[i].direct) temps[i] = write_temp(targets[i], files[i].bytes);
+      if (!targets[i].direct) temps[i] = write_temp(targets[i], bytes_of(files[i].bytes));
     }
   } catch (const Error&) {
     for (const std::string& temp : temps) discard_temp(temp);
@@ -221,7 +248,7 @@ void write_output_files(std::span<const OutputFile> files) {
   // Devices and FIFOs next (they cannot be replaced): a failure there still renames nothing.
   try {
     for (size_t i = 0; i < files.size(); ++i) {
-      if (targets[i].direct) write_direct(targets[i], files[i].bytes);
+      if (targets[i].direct) write_direct(targets[i], bytes_of(files[i].bytes));
     }
   } catch (const Error&) {
     for (const std::string& temp : temps) discard_temp(temp);
@@ -243,6 +270,18 @@ void write_output_files(std::span<const OutputFile> files) {
 void write_output_file(const std::string& path, std::string_view bytes) {
   const OutputFile file{path, bytes};
   write_output_files({&file, 1});
+}
+
+void write_output_file(const std::string& path, const OutputProducer& produce) {
+  const Target t = resolve(path);
+  if (t.direct) return write_direct(t, produce);
+  const std::string temp = write_temp(t, produce);
+  if (std::rename(temp.c_str(), t.real.c_str()) != 0) {
+    const int err = errno;
+    discard_temp(temp);
+    cannot_write(t.path, std::strerror(err));
+  }
+  forget_temp(temp);
 }
 
 }  // namespace kvpack

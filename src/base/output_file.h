@@ -10,6 +10,7 @@
 // link is followed: the file it points to is replaced and the link kept.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,5 +34,12 @@ struct OutputFile {
 
 // Writes every file: all temporary files first, then the renames.
 void write_output_files(std::span<const OutputFile> files);
+
+// A file produced piece by piece (a multi-gigabyte model need not be one buffer): `produce`
+// calls the sink once per piece, in order. The same guarantees as write_output_file; an
+// exception from `produce` removes the temporary file and propagates.
+using OutputSink = std::function<void(std::string_view bytes)>;
+using OutputProducer = std::function<void(const OutputSink& put)>;
+void write_output_file(const std::string& path, const OutputProducer& produce);
 
 }  // namespace kvpack

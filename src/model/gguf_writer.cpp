@@ -325,7 +325,7 @@ GgufWriter& GgufWriter::add_zero_tensor(const std::string& name, std::vector<int
   return add_tensor(name, std::move(shape), type, zeros);
 }
 
-std::vector<uint8_t> GgufWriter::bytes() const {
+std::vector<uint8_t> GgufWriter::header() const {
   std::vector<uint8_t> out;
   Sink s(out);
   s.put<uint32_t>(0x46554747);  // "GGUF"
@@ -361,6 +361,12 @@ std::vector<uint8_t> GgufWriter::bytes() const {
     offset += (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
   }
   s.pad_to(alignment_);
+  return out;
+}
+
+std::vector<uint8_t> GgufWriter::bytes() const {
+  std::vector<uint8_t> out = header();
+  Sink s(out);
   for (const auto& t : tensors_) {
     out.insert(out.end(), t.data.begin(), t.data.end());
     s.pad_to(alignment_);
@@ -368,10 +374,26 @@ std::vector<uint8_t> GgufWriter::bytes() const {
   return out;
 }
 
-void GgufWriter::write(const std::string& path) const {
-  const std::vector<uint8_t> b = bytes();
-  // Whole or not at all: a full disk leaves the previous file, never a truncated GGUF.
-  write_output_file(path, {reinterpret_cast<const char*>(b.data()), b.size()});
+uint64_t GgufWriter::write(const std::string& path) const {
+  // Streamed tensor by tensor: a multi-gigabyte model is not copied into one buffer first. Whole
+  // or not at all: a full disk leaves the previous file, never a truncated GGUF.
+  uint64_t size = 0;
+  write_output_file(path, [&](const OutputSink& put) {
+    const auto put_bytes = [&](const uint8_t* p, size_t n) {
+      put({reinterpret_cast<const char*>(p), n});
+    };
+    const std::vector<uint8_t> head = header();
+    put_bytes(head.data(), head.size());
+    size = head.size();
+    const std::vector<uint8_t> zeros(alignment_, 0);
+    for (const auto& t : tensors_) {
+      put_bytes(t.data.data(), t.data.size());
+      const uint64_t padded = (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
+      put_bytes(zeros.data(), padded - t.data.size());
+      size += padded;
+    }
+  });
+  return size;
 }
 
 }  // namespace kvpack::model

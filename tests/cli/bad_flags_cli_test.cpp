@@ -55,6 +55,7 @@ TEST(BadFlagsCli, ThreadCountsAreBoundedOnEveryCommand) {
       {"eval passkey -m @M -t 1000", 1, "-t 1000"},
       {"eval attention -m @M -f @T -t 1000", 1, "-t 1000"},
       {"eval policy -m @M -f @T --bits 6 -t 1000", 1, "-t 1000"},
+      {"serve -m @M --port 0 -t 1000", 1, "-t 1000"},
       {"run -m @M -p hi -t abc", 2, "--threads"},
   });
 }
@@ -109,6 +110,7 @@ TEST(BadFlagsCli, FloatingPointFlagsAreFinite) {
       {"eval policy -m @M -f @T --bits nan", 2, "--bits"},
       {"dev synth-model --out @D/x.gguf --rope-base nan", 2, "--rope-base"},
       {"dev synth-model --out @D/x.gguf --rope-base 0", 2, "--rope-base"},
+      {"serve -m @M --port 0 --grace nan", 2, "--grace"},
   });
 }
 

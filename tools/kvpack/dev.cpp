@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/error.h"
 #include "base/output_file.h"
@@ -11,6 +12,7 @@
 #include "cli_flags.h"
 #include "commands.h"
 #include "model/ggml_type.h"
+#include "model/quant_ref.h"
 #include "model/synthetic_model.h"
 
 namespace kvpack::cli {
@@ -24,19 +26,26 @@ struct SynthOptions {
   std::string embd_type = "f32";
 };
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// Any type of the weight-type table, by its lower-case ggml name ("q4_k").
 model::GgmlType weight_type(const std::string& name) {
-  for (model::GgmlType t : {model::GgmlType::F32, model::GgmlType::F16, model::GgmlType::BF16,
-                            model::GgmlType::Q8_0, model::GgmlType::Q4_0}) {
-    std::string n(model::ggml_type_info(static_cast<uint32_t>(t))->name);
-    for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (n == name) return t;
+  std::string known;
+  for (const model::WeightTypeTraits& tr : model::weight_types()) {
+    const std::string n = lower(model::ggml_type_name(static_cast<uint32_t>(tr.type)));
+    if (n == lower(name)) return tr.type;
+    known += (known.empty() ? "" : ", ") + n;
   }
-  fail("unknown weight type '{}' (expected f32, f16, bf16, q8_0 or q4_0)", name);
+  fail("unknown weight type '{}' (expected one of {})", name, known);
 }
 
 // The file's size from the shape alone, checked before any weight is drawn: the writer holds
-// the whole file in memory twice (tensors, then the serialized bytes), so a shape such as
-// --embd 1000000 --vocab 1000000 must be refused up front, not by the system killing kvpack.
+// every tensor in memory until the file is written, so a shape such as --embd 1000000 --vocab
+// 1000000 must be refused up front, not by the system killing kvpack.
 void check_synth_size(const model::SyntheticModel& m) {
   const auto bytes = [](model::GgmlType t, double values) {
     const model::GgmlTypeInfo* ti = model::ggml_type_info(static_cast<uint32_t>(t));
@@ -49,10 +58,10 @@ void check_synth_size(const model::SyntheticModel& m) {
                        bytes(m.embd_type, embd * m.n_vocab * (m.tied_output ? 1 : 2)) +
                        4 * embd * (2.0 * m.n_layers + 1);
   const double ram = static_cast<double>(physical_memory_bytes());
-  if (ram > 0 && 2 * total > ram) {
+  if (ram > 0 && total > ram) {
     fail(
-        "dev synth-model: the model would take {} (and writing it twice that in memory); this "
-        "machine has {}",
+        "dev synth-model: the model would take {} of memory while it is written; this machine "
+        "has {}",
         format_bytes(total), format_bytes(ram));
   }
 }
@@ -63,10 +72,10 @@ void synth(SynthOptions o) {
   o.m.embd_type = weight_type(o.embd_type);
   check_output_path(o.out);  // before the weights are drawn
   check_synth_size(o.m);
-  const std::vector<uint8_t> bytes = model::synthetic_llama(o.m).bytes();
-  write_output_file(o.out, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+  const model::GgufWriter w = model::synthetic_llama(o.m);
+  const uint64_t size = w.write(o.out);
   std::printf("%s: %s\n", terminal_safe(o.out).c_str(),
-              format_bytes(static_cast<double>(bytes.size())).c_str());
+              format_bytes(static_cast<double>(size)).c_str());
 }
 
 }  // namespace
@@ -86,7 +95,9 @@ void add_dev_command(CLI::App& app) {
   cmd->add_option("--ff", o->m.n_ff, "FFN hidden width")->capture_default_str();
   cmd->add_option("--vocab", o->m.n_vocab, "Vocabulary size")->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context length (llama.context_length)")->capture_default_str();
-  cmd->add_option("--type", o->type, "Matrix weight type: f32, f16, bf16, q8_0, q4_0")
+  cmd->add_option("--type", o->type,
+                  "Matrix weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, "
+                  "q3_k, q4_k, q5_k, q6_k, iq4_xs")
       ->capture_default_str();
   cmd->add_option("--embd-type", o->embd_type, "token_embd / output type")->capture_default_str();
   cmd->add_option("--rope-base", o->m.rope_base, "RoPE frequency base")

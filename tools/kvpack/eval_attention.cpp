@@ -26,7 +26,7 @@ struct Options {
 void run(const Options& o) {
   o.common.check_outputs({o.file});
   const auto model = load_model_with_tokenizer(o.common.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   const int64_t n = parse_context(o.context, "-c");
   if (n < 2) fail("-c {}: needs at least 2 tokens", o.context);
   if (n > hp.n_ctx_train) {

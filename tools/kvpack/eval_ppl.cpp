@@ -28,7 +28,7 @@ struct Options {
 void run(const Options& o) {
   o.common.check_outputs({o.file});
   const auto model = load_model_with_tokenizer(o.common.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   const model::Tokenizer& tok = *model->tokenizer();
   eval::PerplexityOptions po;
   po.context = parse_context(o.context, "-c");

@@ -15,6 +15,7 @@
 #include "kv_flags.h"
 #include "kvpack/model.h"
 #include "model/sampler.h"
+#include "model/session.h"
 
 namespace kvpack::cli {
 namespace {
@@ -32,6 +33,7 @@ struct Options {
   model::SamplerConfig sampling;
   uint64_t seed = 0;
   bool random_seed = true;  // --seed -1, the default
+  bool display_prompt = true;
 };
 
 std::string read_prompt(const Options& o) {
@@ -64,14 +66,8 @@ void write_out(const std::string& text) {
   std::fflush(stdout);
 }
 
-struct Timings {
-  int64_t prefill_tokens = 0;
-  double prefill_s = 0;
-  int64_t decode_tokens = 0;
-  double decode_s = 0;
-};
-
-void print_stats(const Timings& t, const cache::Cache& cache, const Options& o, uint64_t seed) {
+void print_stats(const model::GenerationTimings& t, const cache::Cache& cache, const Options& o,
+                 uint64_t seed) {
   const auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
   std::fprintf(stderr, "\n\nkvpack: prefill %6lld tokens in %8.3f s (%8.1f tokens/s)\n",
                static_cast<long long>(t.prefill_tokens), t.prefill_s,
@@ -107,10 +103,10 @@ void run(Options o) {
         o.model);
   }
   const int64_t context =
-      o.context.empty() ? std::min<int64_t>(4096, model->hparams().n_ctx_train) : context_flag;
-  if (context > model->hparams().n_ctx_train) {
+      o.context.empty() ? std::min<int64_t>(4096, model->spec().n_ctx_train) : context_flag;
+  if (context > model->spec().n_ctx_train) {
     warn("context {} is beyond the {} tokens {} was trained for", context,
-         model->hparams().n_ctx_train, o.model);
+         model->spec().n_ctx_train, o.model);
   }
   const std::vector<format::KVPolicy> policies = o.kv.policies({format::KVPolicy()});
   if (policies.size() != 1) fail("kvpack run takes one K/V policy, got {}", policies.size());
@@ -122,32 +118,22 @@ void run(Options o) {
   model::Forward fwd(*model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
   const uint64_t seed = o.random_seed ? std::random_device{}() : o.seed;
   o.sampling.seed = seed;
-  model::Sampler sampler(o.sampling);
-  model::StreamDecoder stream(*tok);
   const cache::SeqId seq = cache.create();
-
-  Timings t;
-  double start = now_seconds();
-  std::span<const float> logits = fwd.eval(seq, prompt);
-  t.prefill_s = now_seconds() - start;
-  t.prefill_tokens = static_cast<int64_t>(prompt.size());
+  model::StreamDecoder echo(*tok);
+  model::Session session(tok,
+                         {.sampling = o.sampling,
+                          .max_tokens = o.n_predict < 0 ? -1 : o.n_predict,
+                          .context = context},
+                         prompt);
   // The prompt is echoed once it is in the cache, so a failed prefill is only its error line.
-  for (int32_t id : prompt) write_out(stream.push(id));
-
-  std::vector<int32_t> history = prompt;
-  for (int i = 0; o.n_predict < 0 || i < o.n_predict; ++i) {
-    const int32_t id = sampler.sample(logits, history);
-    if (tok->is_end_of_generation(id)) break;
-    history.push_back(id);
-    write_out(stream.push(id));
-    // The last token needs no forward pass: nothing samples from its logits.
-    if (i + 1 == o.n_predict || static_cast<int64_t>(history.size()) >= context) break;
-    start = now_seconds();
-    logits = fwd.eval(seq, {&id, 1});
-    t.decode_s += now_seconds() - start;
-    ++t.decode_tokens;
-  }
-  write_out(stream.flush());
+  const model::GenerationTimings t = model::generate(
+      fwd, seq, session, 0, [](const model::SessionStep& step) { write_out(step.text); },
+      [&] {
+        // Not flushed: a character the prompt leaves incomplete ends in the first piece.
+        if (o.display_prompt) {
+          for (int32_t id : prompt) write_out(echo.push(id));
+        }
+      });
   print_stats(t, cache, o, seed);
 }
 
@@ -163,6 +149,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-n,--n-predict", o->n_predict,
                   "Tokens to generate (-1: until the end of the text or a full context)")
       ->capture_default_str();
+  cmd->add_flag("!--no-display-prompt", o->display_prompt,
+                "Print only the generated text, not the prompt before it");
   cmd->add_option("-c,--ctx-size", o->context, "Context: tokens the cache holds (4096, 32k)")
       ->default_str("4096, or the model's training context if shorter");
   add_threads_flag(cmd, o->threads);
