@@ -55,6 +55,9 @@ TEST(FilesCli, TextInputsArePipesOrRegularFiles) {
     expect_one_line_error(cmd + shell_quote(dir / "missing.txt"), "No such file or directory", 1,
                           "timeout 20");
   }
+  expect_one_line_error(
+      "run " + m + " -p hi --chat --chat-template-file " + shell_quote(dir.path().string()),
+      "it is a directory", 1, "timeout 20");
   const CliResult r = run_kvpack("run " + m + " -n 0 --temp 0 -f /dev/stdin", "echo Once upon |");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out.rfind("Once upon", 0), 0u) << r.out;

@@ -66,7 +66,7 @@ TEST_P(WeightsFixture, TeacherForcedTop1MatchesLlamaCpp) {
     KVPACK_SHARED_FILE(gold_path,
                        std::string("models/arch/gold/") + c.model + "." + prompt + ".json");
     const Gold g = read_gold(gold_path);
-    const int64_t n_vocab = model->hparams().n_vocab;
+    const int64_t n_vocab = model->spec().n_vocab;
     ThreadPool pool(2);
     cache::Cache cache(model->cache_config(format::KVPolicy::parse("k=f32,v=f32"), 512));
     Forward fwd(*model, cache, pool);
