@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -13,7 +14,14 @@ namespace kvpack {
 // CLI prints it as "kvpack: error: <message>" and exits non-zero.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message)
+      : std::runtime_error(message), message_(std::make_shared<const std::string>(message)) {}
+  // The whole message. what() stops at the first NUL byte, and a message that quotes a file's
+  // text (a GGUF key, a model name) can hold one; print this (through terminal_safe) instead.
+  const std::string& message() const { return *message_; }
+
+ private:
+  std::shared_ptr<const std::string> message_;  // shared: copying an exception must not throw
 };
 
 // Formats the message with fmt and throws kvpack::Error.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/terminal.h"
 
 namespace kvpack {
 namespace {
@@ -22,7 +23,9 @@ std::string pad(const std::string& s, size_t w, bool left) {
 }  // namespace
 
 Table::Table(std::vector<std::string> headers)
-    : headers_(std::move(headers)), left_(headers_.size(), false) {}
+    : headers_(std::move(headers)), left_(headers_.size(), false) {
+  for (std::string& h : headers_) h = terminal_safe(h);
+}
 
 Table& Table::align_left(size_t column) {
   KVPACK_ASSERT(column < left_.size());
@@ -33,6 +36,8 @@ Table& Table::align_left(size_t column) {
 Table& Table::add_row(std::vector<std::string> cells) {
   KVPACK_ASSERT(cells.size() == headers_.size(), "row has {} cells, table has {} columns",
                 cells.size(), headers_.size());
+  // Cells hold names from files and arguments (GGUF keys, tensor and model names, paths).
+  for (std::string& c : cells) c = terminal_safe(c);
   rows_.push_back(std::move(cells));
   return *this;
 }
@@ -68,7 +73,11 @@ std::string Table::to_text() const {
 std::string Table::to_markdown() const {
   auto line = [](const std::vector<std::string>& cells) {
     std::string s = "|";
-    for (const auto& c : cells) s += " " + c + " |";
+    for (const auto& c : cells) {
+      s += ' ';
+      for (char ch : c) s += ch == '|' ? std::string("\\|") : std::string(1, ch);  // not a column
+      s += " |";
+    }
     return s + "\n";
   };
   std::string out = line(headers_) + "|";

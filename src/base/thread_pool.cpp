@@ -1,6 +1,9 @@
 #include "base/thread_pool.h"
 
 #include <chrono>
+#include <system_error>
+
+#include "base/error.h"
 
 namespace kvpack {
 namespace {
@@ -18,17 +21,41 @@ int ThreadPool::hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+int checked_thread_count(int64_t requested) {
+  const int cores = ThreadPool::hardware_threads();
+  const int64_t limit = int64_t{kMaxThreadsPerCore} * cores;
+  if (requested == 0 || requested == -1) return cores;
+  if (requested < -1 || requested > limit) {
+    fail(
+        "-t {}: expected 1 to {} threads ({} per hardware thread; this machine has {}), or 0 "
+        "for one per hardware thread",
+        requested, limit, kMaxThreadsPerCore, cores);
+  }
+  return static_cast<int>(requested);
+}
+
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = hardware_threads();
   workers_.reserve(static_cast<size_t>(n_threads - 1));
-  for (int t = 1; t < n_threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  try {
+    for (int t = 1; t < n_threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  } catch (const std::system_error& e) {
+    const size_t started = workers_.size() + 1;
+    stop_workers();  // the destructor does not run for a constructor that throws
+    fail("cannot start {} threads (the system refused after {}): {}", n_threads, started, e.what());
+  }
 }
 
 ThreadPool::~ThreadPool() {
+  stop_workers();
+}
+
+void ThreadPool::stop_workers() {
   stop_.store(true, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   for (auto& w : workers_) w.join();
+  workers_.clear();
 }
 
 void ThreadPool::run_tasks(int thread) {

@@ -11,9 +11,20 @@
 
 namespace kvpack {
 
+// At most this many threads per hardware thread. More only adds switching (idle workers spin
+// briefly between jobs), and a typo such as -t 1000 must not start a thousand threads on two
+// cores, nor -t 40000 run into the system's limit halfway through starting them.
+inline constexpr int kMaxThreadsPerCore = 4;
+
+// The thread count a user asked for (-t N), checked before any work: 0 and -1 (llama.cpp's
+// default) mean one per hardware thread; 1 up to kMaxThreadsPerCore x hardware threads are
+// taken as given. Anything else throws Error naming the limit on this machine.
+int checked_thread_count(int64_t requested);
+
 class ThreadPool {
  public:
   // n_threads counts the calling thread: a pool of 2 starts one worker. 0 means one per core.
+  // Throws Error when the system cannot start that many threads (none is left running).
   explicit ThreadPool(int n_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -32,6 +43,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int thread);
+  void stop_workers();
   void run_tasks(int thread);
 
   std::vector<std::thread> workers_;

@@ -1,5 +1,7 @@
 #include "base/units.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -86,6 +88,42 @@ std::vector<int64_t> parse_counts(std::span<const std::string> texts) {
     }
   }
   return out;
+}
+
+int64_t parse_context(std::string_view text, std::string_view flag, int64_t min) {
+  const int64_t n = parse_count(text);
+  if (n < min || n > kMaxContextTokens) {
+    fail("{} {}: expected {} to {} tokens", flag, text, format_count(min),
+         format_count(kMaxContextTokens));
+  }
+  return n;
+}
+
+std::vector<int64_t> parse_contexts(std::span<const std::string> texts, std::string_view flag,
+                                    int64_t min) {
+  std::vector<int64_t> out = parse_counts(texts);
+  for (int64_t n : out) {
+    if (n < min || n > kMaxContextTokens) {
+      fail("{} {}: expected {} to {} tokens", flag, n, format_count(min),
+           format_count(kMaxContextTokens));
+    }
+  }
+  return out;
+}
+
+uint64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+uint64_t parse_memory_bytes(std::string_view text, std::string_view flag) {
+  const uint64_t bytes = parse_bytes(text);
+  const uint64_t ram = physical_memory_bytes();
+  if (ram != 0 && bytes > ram) {
+    fail("{} {}: more than this machine's {} of memory", flag, text,
+         format_bytes(static_cast<double>(ram)));
+  }
+  return bytes;
 }
 
 std::string format_bytes(double bytes) {

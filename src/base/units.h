@@ -25,4 +25,22 @@ std::string format_bytes(double bytes);
 // 32768 -> "32k", 131072 -> "128k", 1000 -> "1000".
 std::string format_count(int64_t n);
 
+// The longest context any flag may ask for: 16M tokens, beyond every model's (the longest
+// claim 10M), so a typo such as -c 2000000000 is refused before memory is reserved for it.
+inline constexpr int64_t kMaxContextTokens = int64_t{1} << 24;
+
+// A token count for `flag` (parse_count) within [min, kMaxContextTokens]; Error names the flag
+// and the limit.
+int64_t parse_context(std::string_view text, std::string_view flag, int64_t min = 1);
+// parse_counts with every count bounded as parse_context does.
+std::vector<int64_t> parse_contexts(std::span<const std::string> texts, std::string_view flag,
+                                    int64_t min = 1);
+
+// Bytes of physical memory on this machine (0 when unknown): the bound on what a command may
+// allocate and touch (--budget of bench cache, --max-memory), past which the system kills it.
+uint64_t physical_memory_bytes();
+
+// parse_bytes for a flag whose bytes are allocated and touched: at most the physical memory.
+uint64_t parse_memory_bytes(std::string_view text, std::string_view flag);
+
 }  // namespace kvpack

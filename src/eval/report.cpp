@@ -4,35 +4,32 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include "base/error.h"
+#include "base/json_text.h"
+#include "base/output_file.h"
 
 namespace kvpack::eval {
-namespace {
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) fail("cannot write the report file '{}'", path);
-  f << text;
-  if (!f) fail("cannot write the report file '{}'", path);
+std::vector<std::string> report_paths(const std::string& prefix) {
+  return {prefix + ".md", prefix + ".json", prefix + ".svg"};
 }
 
-}  // namespace
+void check_report_paths(const std::string& prefix, std::span<const std::string> inputs) {
+  for (const std::string& path : report_paths(prefix)) check_output_path(path, inputs);
+}
 
 std::vector<std::string> write_report(const std::string& prefix, const Report& report) {
-  const std::vector<std::string> paths = {prefix + ".md", prefix + ".json", prefix + ".svg"};
+  const std::vector<std::string> paths = report_paths(prefix);
   // The Markdown links its chart by file name: both files sit in the same folder.
   std::string md = report.markdown;
   const std::string svg_name = std::filesystem::path(paths[2]).filename().string();
   for (size_t at = md.find(kChartLink); at != std::string::npos; at = md.find(kChartLink, at)) {
     md.replace(at, kChartLink.size(), svg_name);
   }
-  write_file(paths[0], md);
-  // Generated text (passkey answers) may be invalid UTF-8: written as U+FFFD, not an exception.
-  write_file(paths[1],
-             report.json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  write_file(paths[2], render_svg(report.chart));
+  const std::string json = json_text(report.json) + "\n";
+  const std::string svg = render_svg(report.chart);
+  const OutputFile files[] = {{paths[0], md}, {paths[1], json}, {paths[2], svg}};
+  write_output_files(files);
   return paths;
 }
 

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,8 +24,16 @@ struct Report {
   Chart chart;
 };
 
-// Writes prefix + ".md", ".json" and ".svg" and returns the three paths. Throws Error naming a
-// file it cannot write.
+// The three files `-o PREFIX` writes: PREFIX.md, PREFIX.json, PREFIX.svg.
+std::vector<std::string> report_paths(const std::string& prefix);
+
+// Checks before an eval runs that the three files can be written and none is one of `inputs`
+// (check_output_path), so a bad -o fails in a second, not after the whole evaluation.
+void check_report_paths(const std::string& prefix, std::span<const std::string> inputs);
+
+// Writes the three files and returns their paths: all or none (base/output_file.h), with the
+// JSON valid for any strings in it (base/json_text.h). Throws Error naming a file it cannot
+// write; the files are then as they were.
 std::vector<std::string> write_report(const std::string& prefix, const Report& report);
 
 // Number formats shared by the reports: KLD-like small positive values ("0", "3.21e-05"),

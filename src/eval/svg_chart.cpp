@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "base/terminal.h"
+
 namespace kvpack::eval {
 namespace {
 
@@ -13,9 +15,22 @@ namespace {
 constexpr double kWidth = 760, kHeight = 460;
 constexpr double kLeft = 80, kRight = 200, kTop = 40, kBottom = 70;  // margins (labels at right)
 
+// Text for SVG (XML 1.0): markup characters as entities; control characters, which XML does
+// not allow even as references, and bytes that are not UTF-8 (a model's name comes from its
+// file) as U+FFFD, so the chart stays a well-formed document for any input.
 std::string escape(const std::string& s) {
   std::string out;
-  for (char c : s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    uint32_t cp = 0;
+    const size_t n = utf8_sequence(std::string_view(s).substr(i), &cp);
+    if (n == 0 || (cp < 0x20 && c != '\t' && c != '\n' && c != '\r') || cp == 0x7f ||
+        (cp >= 0x80 && cp < 0xa0) || cp == 0xfffe || cp == 0xffff) {
+      out += "\xef\xbf\xbd";  // U+FFFD
+      i += n == 0 ? 1 : n;
+      continue;
+    }
     switch (c) {
       case '&':
         out += "&amp;";
@@ -30,8 +45,9 @@ std::string escape(const std::string& s) {
         out += "&quot;";
         break;
       default:
-        out += c;
+        out.append(s, i, n);
     }
+    i += n;
   }
   return out;
 }

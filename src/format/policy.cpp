@@ -1,4 +1,5 @@
 // KVPolicy: parsing and printing the --kv syntax, and resolving a layer's formats.
+// Layer indices lie within +-kMaxLayers and a spec names at most kMaxLayerEntries of them.
 //
 //   spec     := base (';' override)*
 //   base     := assign (',' assign)*          e.g. k=turbo4,v=q8
@@ -30,6 +31,12 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   }
 }
 
+// Bounds on what a spec may name, checked before ranges are expanded. No model comes close to
+// 4096 layers (the largest have about 130); an index past a model's layers is refused later
+// by validate(), with the model's count.
+constexpr int kMaxLayers = 4096;
+constexpr int64_t kMaxLayerEntries = 4 * kMaxLayers;
+
 [[noreturn]] void bad(std::string_view spec, std::string_view token, std::string_view why) {
   fail("invalid --kv '{}': {} at '{}'", spec, why, token);
 }
@@ -55,7 +62,7 @@ void parse_assign(std::string_view spec, std::string_view token, std::optional<F
     try {
       parse_format(name);  // throws with the list of known names
     } catch (const Error& e) {
-      fail("invalid --kv '{}': {}", spec, e.what());
+      fail("invalid --kv '{}': {}", spec, e.message());
     }
   }
   if (role == "k" || role == "K") {
@@ -72,16 +79,30 @@ void parse_assign(std::string_view spec, std::string_view token, std::optional<F
   }
 }
 
-void parse_layers(std::string_view spec, std::string_view list, std::vector<int>& layers) {
+// A layer index as written, checked against kMaxLayers before any range is expanded.
+int parse_layer(std::string_view spec, std::string_view token) {
+  const int l = parse_int(spec, token);
+  if (l >= kMaxLayers || l < -kMaxLayers) {
+    bad(spec, token,
+        fmt::format("layer {} is beyond the {} layers a policy can name", l, kMaxLayers));
+  }
+  return l;
+}
+
+// Expands the layer list into `layers`; `entries` counts the indices of the whole spec, which
+// are bounded too (a spec repeating 0..4095 thousands of times would otherwise fill memory).
+void parse_layers(std::string_view spec, std::string_view list, std::vector<int>& layers,
+                  int64_t& entries) {
   for (std::string_view item : split(list, ',')) {
     const size_t dots = item.find("..");
-    if (dots == std::string_view::npos) {
-      layers.push_back(parse_int(spec, item));
-      continue;
-    }
-    const int a = parse_int(spec, trim(item.substr(0, dots)));
-    const int b = parse_int(spec, trim(item.substr(dots + 2)));
+    const int a = parse_layer(spec, trim(item.substr(0, dots)));
+    const int b =
+        dots == std::string_view::npos ? a : parse_layer(spec, trim(item.substr(dots + 2)));
     if ((a < 0) != (b < 0) || a > b) bad(spec, item, "expected a range a..b with a <= b");
+    entries += int64_t{b} - a + 1;
+    if (entries > kMaxLayerEntries) {
+      bad(spec, item, fmt::format("more than {} layer indices in one policy", kMaxLayerEntries));
+    }
     for (int i = a; i <= b; ++i) layers.push_back(i);
   }
 }
@@ -93,6 +114,7 @@ KVPolicy KVPolicy::parse(std::string_view spec) {
   KVPolicy p;
   const std::vector<std::string_view> sections = split(spec, ';');
   std::optional<FormatId> k, v;
+  int64_t entries = 0;  // layer indices named so far
   for (std::string_view token : split(sections[0], ',')) parse_assign(spec, token, k, v);
   if (k) p.base_.k = *k;
   if (v) p.base_.v = *v;
@@ -101,7 +123,7 @@ KVPolicy KVPolicy::parse(std::string_view spec) {
     const size_t colon = section.find(':');
     if (colon == std::string_view::npos) bad(spec, section, "expected LAYERS:k=FORMAT,...");
     Override o;
-    parse_layers(spec, section.substr(0, colon), o.layers);
+    parse_layers(spec, section.substr(0, colon), o.layers, entries);
     for (std::string_view token : split(section.substr(colon + 1), ',')) {
       parse_assign(spec, token, o.k, o.v);
     }

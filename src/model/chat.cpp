@@ -81,7 +81,7 @@ ChatFormat ChatFormat::from_gguf(const GgufFile& file, const Tokenizer& tok, std
       return f;
     } catch (const Error& e) {
       why = fmt::format("{}: {} is outside kvpack's Jinja subset: {}", file.path(), kTemplateKey,
-                        e.what());
+                        e.message());
     }
   }
   const std::string arch = file.get_string("general.architecture").value_or("");
@@ -115,7 +115,7 @@ std::string ChatFormat::render(std::span<const ChatMessage> messages,
   try {
     return template_->render(context);
   } catch (const Error& e) {
-    fail("chat template: {}", e.what());
+    fail("chat template: {}", e.message());
   }
 }
 

@@ -1,8 +1,6 @@
 #include "model/gguf.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +9,7 @@
 #include <unordered_set>
 
 #include "base/error.h"
+#include "base/input_file.h"
 
 namespace kvpack::model {
 namespace {
@@ -265,16 +264,13 @@ GgufFile::~GgufFile() {
 }
 
 GgufFile GgufFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{}: not a regular file", path);
-  }
+  // Never blocks: a named pipe, a device (/dev/zero, /dev/stdin) or a directory is refused with
+  // what it is, before any read.
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, "GGUF model", &size);
   GgufFile f;
   f.path_ = path;
-  f.size_ = static_cast<uint64_t>(st.st_size);
+  f.size_ = size;
   if (f.size_ == 0) {
     ::close(fd);
     fail("{}: file is empty, expected a GGUF header", path);

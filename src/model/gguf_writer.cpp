@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <limits>
 
 #include "base/error.h"
+#include "base/output_file.h"
 
 namespace kvpack::model {
 namespace {
@@ -375,23 +375,24 @@ std::vector<uint8_t> GgufWriter::bytes() const {
 }
 
 uint64_t GgufWriter::write(const std::string& path) const {
-  // Streamed tensor by tensor: a multi-gigabyte model is not copied into one buffer first.
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) fail("{}: cannot open for writing", path);
-  const auto put = [&](const uint8_t* p, size_t n) {
-    f.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(n));
-  };
-  const std::vector<uint8_t> head = header();
-  put(head.data(), head.size());
-  uint64_t size = head.size();
-  const std::vector<uint8_t> zeros(alignment_, 0);
-  for (const auto& t : tensors_) {
-    put(t.data.data(), t.data.size());
-    const uint64_t padded = (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
-    put(zeros.data(), padded - t.data.size());
-    size += padded;
-  }
-  if (!f) fail("{}: write failed (disk full?)", path);
+  // Streamed tensor by tensor: a multi-gigabyte model is not copied into one buffer first. Whole
+  // or not at all: a full disk leaves the previous file, never a truncated GGUF.
+  uint64_t size = 0;
+  write_output_file(path, [&](const OutputSink& put) {
+    const auto put_bytes = [&](const uint8_t* p, size_t n) {
+      put({reinterpret_cast<const char*>(p), n});
+    };
+    const std::vector<uint8_t> head = header();
+    put_bytes(head.data(), head.size());
+    size = head.size();
+    const std::vector<uint8_t> zeros(alignment_, 0);
+    for (const auto& t : tensors_) {
+      put_bytes(t.data.data(), t.data.size());
+      const uint64_t padded = (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
+      put_bytes(zeros.data(), padded - t.data.size());
+      size += padded;
+    }
+  });
   return size;
 }
 

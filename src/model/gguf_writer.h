@@ -48,8 +48,9 @@ class GgufWriter {
   // The file's bytes. Throws Error naming the key when a value is malformed (e.g. a u64 array
   // element above 2^63 or a general.alignment that disagrees with the constructor's).
   std::vector<uint8_t> bytes() const;
-  // Writes bytes() to `path` (streamed, without building them in memory) and returns their
-  // count; throws Error naming the path when it cannot.
+  // Writes bytes() to `path` (streamed, without building them in memory), whole or not at all
+  // (base/output_file.h), and returns their count; throws Error naming the path when it
+  // cannot, leaving the file as it was.
   uint64_t write(const std::string& path) const;
 
   // Bytes one tensor of this type and shape needs; throws Error naming the tensor when the

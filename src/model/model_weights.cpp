@@ -58,7 +58,7 @@ class Binder {
     try {
       w = WeightMatrix::from_tensor(t);
     } catch (const Error& e) {
-      fail("{}: {}", f_.path(), e.what());
+      fail("{}: {}", f_.path(), e.message());
     }
     if (w.rows != rows || w.cols != cols) {
       fail("{}: tensor '{}' has shape [{}], expected [{}, {}]", f_.path(), name,
@@ -91,7 +91,7 @@ class Binder {
     try {
       all = WeightMatrix::from_tensor(t);
     } catch (const Error& e) {
-      fail("{}: {}", f_.path(), e.what());
+      fail("{}: {}", f_.path(), e.message());
     }
     std::vector<WeightMatrix> out;
     for (int e = 0; e < n_expert; ++e) {
@@ -150,6 +150,24 @@ void bind_ffn(const Binder& b, const ModelSpec& s, int l, LayerWeights& lw) {
   if (s.traits->post_norms) lw.post_ffn_norm = b.norm(blk(l, "post_ffw_norm"), s.n_embd);
 }
 
+// A file whose metadata counts fewer blocks than its tensors hold (blk.N.* with N at or past
+// the count) is refused: running it would silently skip the extra layers.
+void check_no_extra_layers(const GgufFile& f, int n_layers) {
+  for (const GgufTensor& t : f.tensors()) {
+    if (t.name.rfind("blk.", 0) != 0) continue;
+    int64_t layer = 0;
+    size_t i = 4;
+    for (; i < t.name.size() && i < 14 && t.name[i] >= '0' && t.name[i] <= '9'; ++i) {
+      layer = layer * 10 + (t.name[i] - '0');
+    }
+    if (i == 4 || i >= t.name.size() || t.name[i] != '.' || layer < n_layers) continue;
+    fail(
+        "{}: tensor '{}' belongs to layer {}, but the metadata says the model has {} layers "
+        "(block_count)",
+        f.path(), t.name, layer, n_layers);
+  }
+}
+
 }  // namespace
 
 uint64_t Weights::step_bytes() const {
@@ -166,10 +184,11 @@ uint64_t Weights::step_bytes() const {
 }
 
 Weights bind_weights(const GgufFile& file, ModelSpec& spec) {
+  check_no_extra_layers(file, spec.n_layers());
   try {
     check_weight_types(file);  // every tensor's type before any is bound (or allocated)
   } catch (const Error& e) {
-    fail("{}: {}", file.path(), e.what());
+    fail("{}: {}", file.path(), e.message());
   }
   const Binder b(file);
   Weights w;

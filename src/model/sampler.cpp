@@ -8,16 +8,47 @@
 
 namespace kvpack::model {
 
+namespace {
+
+[[noreturn]] void all_nan() {
+  fail("every next-token logit is NaN (the model's weights are broken)");
+}
+
+}  // namespace
+
 int32_t argmax(std::span<const float> logits) {
   KVPACK_ASSERT(!logits.empty());
-  int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+  int32_t best = -1;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (std::isnan(logits[i])) continue;
+    if (best < 0 || logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
   }
+  if (best < 0) all_nan();
   return best;
 }
 
-Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {}
+void SamplerConfig::validate() const {
+  if (!std::isfinite(temperature)) {
+    fail("--temp {}: expected a finite temperature (0 or below: greedy)", temperature);
+  }
+  if (!(top_p >= 0.0f && top_p <= 1.0f)) {
+    fail("--top-p {}: expected a probability within 0..1 (1 turns it off)", top_p);
+  }
+  if (!(min_p >= 0.0f && min_p <= 1.0f)) {
+    fail("--min-p {}: expected a probability within 0..1 (0 turns it off)", min_p);
+  }
+  if (!(std::isfinite(repeat_penalty) && repeat_penalty > 0.0f)) {
+    fail("--repeat-penalty {}: expected a finite factor above 0 (1 turns it off)", repeat_penalty);
+  }
+  if (repeat_last_n < -1) {
+    fail("--repeat-last-n {}: expected 0 (off), a token count, or -1 (every token so far)",
+         repeat_last_n);
+  }
+}
+
+Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {
+  config_.validate();
+}
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   work_.assign(logits.begin(), logits.end());
@@ -39,7 +70,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   for (size_t i = 0; i < work_.size(); ++i) {
     if (!std::isnan(work_[i])) candidates_.emplace_back(work_[i], static_cast<int32_t>(i));
   }
-  KVPACK_ASSERT(!candidates_.empty(), "all logits are NaN");
+  if (candidates_.empty()) all_nan();
   auto by_logit = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "base/error.h"
+
 namespace kvpack {
 namespace {
 
@@ -59,6 +61,27 @@ TEST(ThreadPool, ManyShortJobs) {
     total += s;
   }
   EXPECT_EQ(total, 2000 * 3);
+}
+
+// -t 40000 aborted when thread creation failed and -t 1000 started them on two cores: a user's
+// request is bounded before any thread starts, with the limit in the message.
+TEST(ThreadPool, UserThreadCountsAreBounded) {
+  const int cores = ThreadPool::hardware_threads();
+  EXPECT_EQ(checked_thread_count(0), cores);
+  EXPECT_EQ(checked_thread_count(-1), cores);
+  EXPECT_EQ(checked_thread_count(1), 1);
+  EXPECT_EQ(checked_thread_count(kMaxThreadsPerCore * cores), kMaxThreadsPerCore * cores);
+  for (const int64_t bad : {int64_t{-2}, int64_t{kMaxThreadsPerCore} * cores + 1, int64_t{40000}}) {
+    try {
+      checked_thread_count(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("-t " + std::to_string(bad) + ": expected 1 to " +
+                                 std::to_string(kMaxThreadsPerCore * cores) + " threads"),
+                std::string::npos)
+          << e.message();
+    }
+  }
 }
 
 }  // namespace

@@ -52,5 +52,34 @@ TEST(Units, Formats) {
   EXPECT_EQ(format_count(1000), "1000");
 }
 
+TEST(Units, ContextsAreBounded) {
+  EXPECT_EQ(parse_context("128k", "-c"), 131072);
+  EXPECT_EQ(parse_context("16M", "-c"), kMaxContextTokens);
+  for (const char* bad : {"0", "16385k", "2000000000", "99999M"}) {
+    try {
+      parse_context(bad, "-c");
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.message(), std::string("-c ") + bad + ": expected 1 to 16M tokens");
+    }
+  }
+  EXPECT_EQ(parse_context("0", "-d", 0), 0);
+  const std::vector<std::string> lists = {"1k,4k", "16k"};
+  EXPECT_EQ(parse_contexts(lists, "--context"), (std::vector<int64_t>{1024, 4096, 16384}));
+  const std::vector<std::string> zero = {"1k,0"};
+  EXPECT_THROW(parse_contexts(zero, "--context"), Error);
+}
+
+TEST(Units, AllocatedSizesAreBoundedByMemory) {
+  ASSERT_GT(physical_memory_bytes(), uint64_t{1} << 26);
+  EXPECT_EQ(parse_memory_bytes("64MiB", "--budget"), uint64_t{64} << 20);
+  try {
+    parse_memory_bytes("1000TiB", "--budget");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("--budget 1000TiB: more than this machine's"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace kvpack

@@ -28,12 +28,13 @@ std::string binary() {
 
 }  // namespace
 
-CliResult run_kvpack(const std::string& args) {
+CliResult run_kvpack(const std::string& args, const std::string& shell_prefix) {
   CliResult r;
   const auto err_path =
       std::filesystem::temp_directory_path() / ("kvpack-cli-" + std::to_string(getpid()) + ".err");
   // Appended piecewise: g++ 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
-  std::string command = "'";
+  std::string command = shell_prefix;
+  command += " '";
   command += binary();
   command += "' ";
   command += args;
@@ -53,13 +54,15 @@ CliResult run_kvpack(const std::string& args) {
   return r;
 }
 
-void expect_one_line_error(const std::string& args, const std::string& part) {
-  const CliResult r = run_kvpack(args);
-  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
+CliResult expect_one_line_error(const std::string& args, const std::string& part, int status,
+                                const std::string& shell_prefix) {
+  const CliResult r = run_kvpack(args, shell_prefix);
+  EXPECT_EQ(r.status, status) << args << "\n" << r.err;
   EXPECT_EQ(r.out, "") << args;
   EXPECT_EQ(r.err.rfind("kvpack: error: ", 0), 0u) << args << "\n" << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
   EXPECT_NE(r.err.find(part), std::string::npos) << args << "\n" << r.err;
+  return r;
 }
 
 }  // namespace kvpack::testing

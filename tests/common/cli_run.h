@@ -12,11 +12,15 @@ struct CliResult {
   std::string err;
 };
 
-// Runs `<kvpack> <args>` through the shell; args are passed as written (quote them).
-CliResult run_kvpack(const std::string& args);
+// Runs `<kvpack> <args>` through the shell; args are passed as written (quote them), and may
+// redirect stdin or stdout. `shell_prefix` runs first in the same shell (e.g. "ulimit -f 64;"
+// or "timeout 20"), so it can bound or wrap the command.
+CliResult run_kvpack(const std::string& args, const std::string& shell_prefix = "");
 
-// Runs `<kvpack> <args>` and expects bad input's contract: exit status 1, nothing on stdout, and
-// one line on stderr starting "kvpack: error: " that contains `part`.
-void expect_one_line_error(const std::string& args, const std::string& part);
+// Runs `<kvpack> <args>` and expects bad input's contract (docs/cli.md): exit status `status`
+// (1 for bad input, 2 for a flag the command line cannot parse), nothing on stdout, and one
+// line on stderr starting "kvpack: error: " that contains `part`. Returns the result.
+CliResult expect_one_line_error(const std::string& args, const std::string& part, int status = 1,
+                                const std::string& shell_prefix = "");
 
 }  // namespace kvpack::testing

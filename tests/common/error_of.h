@@ -13,7 +13,7 @@ inline std::string error_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const Error& e) {
-    return e.what();
+    return e.message();  // whole: what() stops at a NUL
   }
   return "";
 }

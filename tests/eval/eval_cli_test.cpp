@@ -79,7 +79,7 @@ TEST(EvalCli, ErrorsAreOneLine) {
                                          "--depths: '120'");
   kvpack::testing::expect_one_line_error("eval policy " + stories_args(model, text),
                                          "exactly one of --bits and --budget");
-  kvpack::testing::expect_one_line_error("eval ppl " + stories_args(model, text) + " -c 1000000000",
+  kvpack::testing::expect_one_line_error("eval ppl " + stories_args(model, text) + " -c 1000000",
                                          "fewer than one chunk");
   kvpack::testing::expect_one_line_error(
       "eval ppl " + stories_args(model, text) + " --kv k=q8,v=kivi2", "kivi2");

@@ -69,5 +69,24 @@ TEST(Policy, ValidateRejectsMissingLayers) {
   EXPECT_THROW(KVPolicy::parse("k=f16;-9:k=f32").validate(8, 64, 64, 32), Error);
 }
 
+// Ranges are checked before they are expanded: 0..10000000 built ten million entries (and a
+// 79 MB error line) before validate() refused them.
+TEST(Policy, LayerIndicesAreBoundedBeforeExpansion) {
+  const std::string far = error_of("k=q8;0..10000000:k=f16");
+  EXPECT_NE(far.find("layer 10000000 is beyond the 4096 layers a policy can name"),
+            std::string::npos)
+      << far;
+  EXPECT_LT(far.size(), 200u);
+  EXPECT_NE(error_of("k=q8;-4097:k=f16").find("beyond"), std::string::npos);
+  EXPECT_NE(error_of("k=q8;-2147483648..-1:k=f16").find("beyond"), std::string::npos);
+  EXPECT_NE(error_of("k=q8;99999999999:k=f16").find("expected a layer index"), std::string::npos);
+  std::string many = "k=q8";
+  for (int i = 0; i < 4; ++i) many += ";0..4095:k=f16";
+  EXPECT_EQ(error_of(many), "");  // 16384 indices: the limit
+  EXPECT_NE(error_of(many + ";0:k=f16").find("more than 16384 layer indices"), std::string::npos);
+  EXPECT_EQ(KVPolicy::parse("k=q8;-4096..-1:k=f16").overrides()[0].layers.size(), 4096u);
+  EXPECT_EQ(KVPolicy::parse("k=q8;0..4095:k=f16").overrides()[0].layers.size(), 4096u);
+}
+
 }  // namespace
 }  // namespace kvpack::format

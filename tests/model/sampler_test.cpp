@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "base/error.h"
+
 namespace kvpack::model {
 namespace {
 
@@ -66,6 +68,47 @@ TEST(Sampler, RepetitionPenaltyDemotesSeenTokens) {
   const std::vector<float> logits = {1.0f, 1.5f, -1.0f};
   EXPECT_EQ(s.sample(logits, std::vector<int32_t>{1}), 0);  // 1.5 / 2 < 1.0
   EXPECT_EQ(s.sample(logits, std::vector<int32_t>{2}), 1);
+}
+
+// llama.cpp's meanings are kept (temperature <= 0 greedy, top-k <= 0 off, repeat-last-n -1 all);
+// values outside them are errors naming the flag, never silently accepted.
+TEST(Sampler, ValidatesParameters) {
+  const float nan = std::nanf("");
+  const float inf = INFINITY;
+  const auto error_for = [](SamplerConfig c) {
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      return e.message();
+    }
+    return std::string();
+  };
+  EXPECT_EQ(
+      error_for({.temperature = -1, .top_k = -5, .top_p = 0, .min_p = 1, .repeat_last_n = -1}), "");
+  EXPECT_NE(error_for({.temperature = nan}).find("--temp nan"), std::string::npos);
+  EXPECT_NE(error_for({.temperature = inf}).find("--temp inf"), std::string::npos);
+  EXPECT_NE(error_for({.top_p = 1.5f}).find("--top-p 1.5"), std::string::npos);
+  EXPECT_NE(error_for({.top_p = nan}).find("--top-p"), std::string::npos);
+  EXPECT_NE(error_for({.min_p = -0.1f}).find("--min-p"), std::string::npos);
+  EXPECT_NE(error_for({.repeat_penalty = 0}).find("--repeat-penalty 0"), std::string::npos);
+  EXPECT_NE(error_for({.repeat_penalty = nan}).find("--repeat-penalty"), std::string::npos);
+  EXPECT_NE(error_for({.repeat_penalty = -1}).find("--repeat-penalty"), std::string::npos);
+  EXPECT_NE(error_for({.repeat_last_n = -2}).find("--repeat-last-n -2"), std::string::npos);
+  EXPECT_THROW(Sampler({.top_p = 2}), Error);
+  // Greedy at a negative temperature; top-p 0 keeps only the most likely token.
+  Sampler greedy({.temperature = -1});
+  EXPECT_EQ(greedy.sample(std::vector<float>{1, 3, 2}, {}), 1);
+  Sampler top1({.temperature = 1, .top_k = 0, .top_p = 0, .min_p = 0, .seed = 1});
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(top1.sample(std::vector<float>{1, 3, 2}, {}), 1);
+}
+
+// Broken weights give NaN logits: an error, not an abort; a NaN among numbers is skipped.
+TEST(Sampler, NanLogits) {
+  const float nan = std::nanf("");
+  EXPECT_EQ(argmax(std::vector<float>{nan, 1, 3, nan}), 2);
+  EXPECT_THROW(argmax(std::vector<float>{nan, nan}), Error);
+  Sampler s({.temperature = 1, .seed = 1});
+  EXPECT_THROW(s.sample(std::vector<float>{nan, nan}, {}), Error);
 }
 
 }  // namespace

@@ -14,8 +14,10 @@
 
 #include "attention/bench/measure.h"
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/table.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 
 namespace kvpack::cli {
@@ -177,15 +179,16 @@ size_t memory_needed(FormatId k, FormatId v, const MeasureConfig& c) {
 }
 
 void run(const Options& o) {
+  const std::vector<int64_t> contexts = parse_contexts(o.contexts, "--context");
   ThreadPool pool(o.threads);
   MeasureConfig c;
   c.shape = {o.heads, o.kv_heads, o.head_dim, o.page_tokens};
-  c.working_set = parse_bytes(o.working_set);
+  c.working_set = parse_memory_bytes(o.working_set, "--working-set");
   c.min_seconds = o.min_time;
   c.baseline = !o.no_baseline;
   c.codec_ops = o.codec_ops;
   c.shuffle_pages = o.shuffle_pages;
-  const uint64_t max_memory = parse_bytes(o.max_memory);
+  const uint64_t max_memory = parse_memory_bytes(o.max_memory, "--max-memory");
   auto pairs = pairs_from(o.kv);
   // Every ratio is to f16/f16 of the same run: report that row too.
   if (std::find(pairs.begin(), pairs.end(), std::pair{FormatId::f16, FormatId::f16}) ==
@@ -195,7 +198,7 @@ void run(const Options& o) {
   const ReadProbe probe(kProbeBytes);
   std::vector<std::unique_ptr<Measurement>> f16s;
   std::vector<Row> rows;
-  for (int64_t ctx : parse_counts(o.contexts)) {
+  for (int64_t ctx : contexts) {
     c.context = ctx;
     if (memory_needed(FormatId::f16, FormatId::f16, c) > max_memory) {
       std::fprintf(stderr, "kvpack: skipping context %s: needs more than --max-memory %s\n",
@@ -227,7 +230,7 @@ void run(const Options& o) {
                                   {"page_order", c.shuffle_pages ? "shuffled" : "ascending"},
                                   {"results", nlohmann::ordered_json::array()}};
     for (const Row& r : rows) out["results"].push_back(to_json(r));
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", json_text(out).c_str());
   } else {
     print_table(rows, c, pool.size());
   }
@@ -246,10 +249,16 @@ void add_bench_attention_command(CLI::App& bench) {
   cmd->add_option("--kv", o->kv,
                   "K/V pair k=FORMAT,v=FORMAT (repeatable; default: every K x every V format)")
       ->type_name("PAIR");
-  cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
-  cmd->add_option("--heads", o->heads, "Query heads")->capture_default_str();
-  cmd->add_option("--kv-heads", o->kv_heads, "KV heads")->capture_default_str();
-  cmd->add_option("--head-dim", o->head_dim, "Head dim (K and V)")->capture_default_str();
+  add_threads_flag(cmd, o->threads);
+  cmd->add_option("--heads", o->heads, "Query heads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--kv-heads", o->kv_heads, "KV heads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--head-dim", o->head_dim, "Head dim (K and V)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--page-tokens", o->page_tokens, "Tokens per page")
       ->capture_default_str()
       ->check(CLI::Range(16, 256));
@@ -258,7 +267,9 @@ void add_bench_attention_command(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--max-memory", o->max_memory, "Skip contexts that would need more")
       ->capture_default_str();
-  cmd->add_option("--min-time", o->min_time, "Seconds per measurement")->capture_default_str();
+  cmd->add_option("--min-time", o->min_time, "Seconds per measurement")
+      ->capture_default_str()
+      ->check(finite_range(0, 3600));
   cmd->add_flag("--no-baseline", o->no_baseline, "Skip the (slow) dequantize-to-f16 baseline");
   cmd->add_flag("--codec-ops", o->codec_ops,
                 "Read every format through its codec's generic role operations");

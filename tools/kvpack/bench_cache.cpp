@@ -11,10 +11,12 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/rng.h"
 #include "base/timer.h"
 #include "base/units.h"
 #include "bench_cache.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kvpack/cache.h"
 #include "kvpack/plan.h"
@@ -257,7 +259,7 @@ cache::CacheConfig make_config(const Options& o, const format::KVPolicy& policy)
   c.head_dim_k = c.head_dim_v = o.head_dim;
   c.page_tokens = o.page_tokens;
   c.policy = policy;
-  c.budget_bytes = parse_bytes(o.budget);
+  c.budget_bytes = parse_memory_bytes(o.budget, "--budget");
   c.hp_window = o.window;
   c.layer_window = o.layer_window;
   c.salt = fmt::format("bench-model {}x{}x{}", o.layers, o.kv_heads, o.head_dim);
@@ -349,24 +351,32 @@ void add_bench_cache_command(CLI::App& bench) {
       "cache",
       "Simulate chat sessions sharing a system prompt in the paged KV cache: residency, "
       "prefix reuse, evictions and operation costs (no model needed)");
-  cmd->add_option("--sessions", opt->sessions, "Concurrent sessions")->capture_default_str();
+  // Bounds: a typo must not start a simulation of hours or gigabytes of token histories.
+  cmd->add_option("--sessions", opt->sessions, "Concurrent sessions")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--prefix", opt->prefix, "System prompt tokens every session starts with")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--budget", opt->budget, "KV cache memory budget (e.g. 1GiB, 512MiB)")
       ->capture_default_str();
-  cmd->add_option("--turns", opt->turns, "Turns per session slot")->capture_default_str();
+  cmd->add_option("--turns", opt->turns, "Turns per session slot")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   cmd->add_option("--user-tokens", opt->user_tokens, "Mean user message length (tokens)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gen-tokens", opt->gen_tokens, "Mean reply length (tokens, decoded one by one)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--fork-rate", opt->fork_rate,
                   "Probability a turn's reply is regenerated on a fork")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_range(0.0, 1.0));
   cmd->add_option("--end-rate", opt->end_rate,
                   "Probability a session ends after a turn (a new one takes its slot)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(finite_range(0.0, 1.0));
   cmd->add_option("--model", opt->model,
                   "A preset's KV shape and sliding windows (kvpack plan --list-presets), e.g. "
                   "gemma-3-4b; replaces --layers, --kv-heads, --head-dim and --swa-*");
@@ -376,15 +386,21 @@ void add_bench_cache_command(CLI::App& bench) {
   cmd->add_option("--swa-period", opt->swa_period,
                   "With --swa-window: layer l slides unless l % N == N - 1 (Gemma 3: 6; 0: all)")
       ->capture_default_str();
-  cmd->add_option("--layers", opt->layers, "Model layers")->capture_default_str();
-  cmd->add_option("--kv-heads", opt->kv_heads, "KV heads per layer")->capture_default_str();
-  cmd->add_option("--head-dim", opt->head_dim, "Head dimension")->capture_default_str();
+  cmd->add_option("--layers", opt->layers, "Model layers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--kv-heads", opt->kv_heads, "KV heads per layer")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--head-dim", opt->head_dim, "Head dimension")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--page-tokens", opt->page_tokens, "Tokens per page")
       ->capture_default_str()
       ->check(CLI::Range(16, 256));
   cmd->add_option("--window", opt->window, "High-precision window: newest tokens kept in f32")
       ->capture_default_str();
-  cmd->add_option("--seed", opt->seed, "Workload seed")->capture_default_str();
+  add_seed_flag(cmd, opt->seed, "Workload seed");
   cmd->add_flag("--json", opt->json, "Print JSON instead of tables");
   opt->kv.add_to(cmd, false);
   cmd->callback([opt] { run_bench_cache(*opt); });

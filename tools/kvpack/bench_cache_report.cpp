@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/table.h"
 #include "base/units.h"
 #include "bench_cache.h"
@@ -78,7 +79,7 @@ void print_json(const Report& x) {
         {"encode_us_per_page", x.costs.encode_us},
         {"encode_us_per_page_f16", x.costs.encode_f16_us}}},
   };
-  std::printf("%s\n", j.dump(2).c_str());
+  std::printf("%s\n", json_text(j).c_str());
 }
 
 void print_text(const Report& x) {

@@ -11,8 +11,11 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/table.h"
+#include "base/terminal.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kv_flags.h"
 #include "model/bench/decode_bench.h"
@@ -38,7 +41,7 @@ struct Options {
 };
 
 std::vector<int64_t> parse_depths(const std::vector<std::string>& texts) {
-  std::vector<int64_t> out = parse_counts(texts);
+  std::vector<int64_t> out = parse_contexts(texts, "-d", /*min=*/0);
   if (out.empty()) fail("bench decode: -d needs at least one depth");
   return out;
 }
@@ -112,8 +115,8 @@ void print_table(const std::vector<Row>& rows, const model::Model& m, const Opti
   }
   const model::ModelSpec& hp = m.spec();
   std::printf("%s: %d layers, %d query / %d KV heads of dim %d, %s of weights per step\n",
-              hp.name.c_str(), hp.n_layers(), hp.n_heads(), hp.n_kv_heads(), hp.head_dim_k,
-              format_bytes(static_cast<double>(m.weights().step_bytes())).c_str());
+              terminal_safe(hp.name).c_str(), hp.n_layers(), hp.n_heads(), hp.n_kv_heads(),
+              hp.head_dim_k, format_bytes(static_cast<double>(m.weights().step_bytes())).c_str());
   std::printf("%s", t.to_text().c_str());
   std::printf(
       "\n%d decode steps x %d repetitions per row after filling to the depth (%s), %d threads, "
@@ -171,7 +174,7 @@ void run(const Options& o) {
                                   {"fill", o.fill},
                                   {"results", nlohmann::ordered_json::array()}};
     for (const Row& w : rows) out["results"].push_back(to_json(w));
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", json_text(out).c_str());
   } else {
     print_table(rows, *model, o, pool.size());
   }
@@ -194,7 +197,7 @@ void add_bench_decode_command(CLI::App& bench) {
   cmd->add_option("-r,--repetitions", o->repetitions, "Repetitions per depth and policy")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
+  add_threads_flag(cmd, o->threads);
   cmd->add_option("--page-tokens", o->page_tokens, "Tokens per KV page")
       ->capture_default_str()
       ->check(CLI::Range(16, 256));

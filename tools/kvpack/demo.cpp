@@ -6,8 +6,10 @@
 
 #include "base/error.h"
 #include "base/table.h"
+#include "base/terminal.h"
 #include "base/timer.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "eval/passkey.h"
 #include "eval/policy_cost.h"
@@ -105,7 +107,7 @@ void run(const Options& o) {
   if (model->tokenizer() == nullptr) fail("{}: has no tokenizer; kvpack demo needs one", o.model);
   const model::ModelSpec& hp = model->spec();
   eval::PasskeyOptions po;
-  po.lengths = {parse_count(o.length)};
+  po.lengths = {parse_context(o.length, "-l")};
   po.answer_tokens = o.answer_tokens;
   eval::check_passkey_lengths(*model, po);
   if (o.key != 0 && o.key < 10000) fail("--key {}: a passkey has 5 digits (10000-99999)", o.key);
@@ -123,8 +125,8 @@ void run(const Options& o) {
   std::printf(
       "kvpack demo: passkey retrieval by %s (%s: %d layers, %d query / %d KV heads of dim %d, "
       "trained at %lld tokens), %d threads\n",
-      o.model.c_str(), hp.name.c_str(), hp.n_layers(), hp.n_heads(), hp.n_kv_heads(), hp.head_dim_k,
-      static_cast<long long>(hp.n_ctx_train), pool.size());
+      terminal_safe(o.model).c_str(), terminal_safe(hp.name).c_str(), hp.n_layers(), hp.n_heads(),
+      hp.n_kv_heads(), hp.head_dim_k, static_cast<long long>(hp.n_ctx_train), pool.size());
   std::printf(
       "prompt: %lld tokens of filler with the key %d at depth %g%% (token %lld), then \"What is "
       "the pass key?\"\n\n",
@@ -168,13 +170,12 @@ void add_demo_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-d,--depth", o->depth, "Depth of the key line in percent of the filler")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(finite_range(0.0, 100.0));
   cmd->add_option("--key", o->key, "The passkey, 10000-99999 (0: drawn from --seed)")
       ->capture_default_str()
       ->check(CLI::Range(0, 99999));
-  cmd->add_option("--seed", o->seed, "Seed the key is drawn from when --key is 0")
-      ->capture_default_str();
-  cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
+  add_seed_flag(cmd, o->seed, "Seed the key is drawn from when --key is 0");
+  add_threads_flag(cmd, o->threads);
   cmd->add_option("-b,--batch-size", o->batch, "Prefill tokens per forward pass")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));

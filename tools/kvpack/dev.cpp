@@ -7,7 +7,10 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "base/output_file.h"
+#include "base/terminal.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "model/ggml_type.h"
 #include "model/quant_ref.h"
@@ -41,13 +44,39 @@ model::GgmlType weight_type(const std::string& name) {
   fail("unknown weight type '{}' (expected one of {})", name, known);
 }
 
+// The file's size from the shape alone, checked before any weight is drawn: the writer holds
+// every tensor in memory until the file is written, so a shape such as --embd 1000000 --vocab
+// 1000000 must be refused up front, not by the system killing kvpack.
+void check_synth_size(const model::SyntheticModel& m) {
+  const auto bytes = [](model::GgmlType t, double values) {
+    const model::GgmlTypeInfo* ti = model::ggml_type_info(static_cast<uint32_t>(t));
+    return values / ti->block_size * static_cast<double>(ti->type_size);
+  };
+  const double embd = m.n_embd, q = static_cast<double>(m.n_heads) * m.head_dim,
+               kv = static_cast<double>(m.n_kv_heads) * m.head_dim;
+  const double per_layer = embd * (2 * q + 2 * kv) + 3 * embd * m.n_ff;
+  const double total = bytes(m.type, per_layer * m.n_layers) +
+                       bytes(m.embd_type, embd * m.n_vocab * (m.tied_output ? 1 : 2)) +
+                       4 * embd * (2.0 * m.n_layers + 1);
+  const double ram = static_cast<double>(physical_memory_bytes());
+  if (ram > 0 && total > ram) {
+    fail(
+        "dev synth-model: the model would take {} of memory while it is written; this machine "
+        "has {}",
+        format_bytes(total), format_bytes(ram));
+  }
+}
+
 void synth(SynthOptions o) {
-  o.m.n_ctx = parse_count(o.ctx);
+  o.m.n_ctx = parse_context(o.ctx, "--ctx");
   o.m.type = weight_type(o.type);
   o.m.embd_type = weight_type(o.embd_type);
+  check_output_path(o.out);  // before the weights are drawn
+  check_synth_size(o.m);
   const model::GgufWriter w = model::synthetic_model(o.m);
   const uint64_t size = w.write(o.out);
-  std::printf("%s: %s\n", o.out.c_str(), format_bytes(static_cast<double>(size)).c_str());
+  std::printf("%s: %s\n", terminal_safe(o.out).c_str(),
+              format_bytes(static_cast<double>(size)).c_str());
 }
 
 }  // namespace
@@ -83,10 +112,12 @@ void add_dev_command(CLI::App& app) {
                   "q3_k, q4_k, q5_k, q6_k, iq4_xs")
       ->capture_default_str();
   cmd->add_option("--embd-type", o->embd_type, "token_embd / output type")->capture_default_str();
-  cmd->add_option("--rope-base", o->m.rope_base, "RoPE frequency base")->capture_default_str();
+  cmd->add_option("--rope-base", o->m.rope_base, "RoPE frequency base")
+      ->capture_default_str()
+      ->check(finite_range(1, 1e12));
   cmd->add_flag("--tied", o->m.tied_output, "Leave output.weight out (tied embeddings)");
   cmd->add_flag("--rope-freqs", o->m.rope_freqs, "Write a llama3-style rope_freqs.weight");
-  cmd->add_option("--seed", o->m.seed, "Weight seed")->capture_default_str();
+  add_seed_flag(cmd, o->m.seed, "Weight seed");
   cmd->callback([o] { synth(*o); });
 }
 

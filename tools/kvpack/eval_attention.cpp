@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "base/error.h"
+#include "base/terminal.h"
 #include "base/units.h"
 #include "commands.h"
 #include "eval/attention_fidelity.h"
@@ -23,14 +24,13 @@ struct Options {
 };
 
 void run(const Options& o) {
+  o.common.check_outputs({o.file});
   const auto model = load_model_with_tokenizer(o.common.model);
   const model::ModelSpec& hp = model->spec();
-  const int64_t n = parse_count(o.context);
+  const int64_t n = parse_context(o.context, "-c");
   if (n < 2) fail("-c {}: needs at least 2 tokens", o.context);
   if (n > hp.n_ctx_train) {
-    std::fprintf(stderr, "kvpack: warning: -c %lld is beyond the %lld tokens %s was trained for\n",
-                 static_cast<long long>(n), static_cast<long long>(hp.n_ctx_train),
-                 o.common.model.c_str());
+    warn("-c {} is beyond the {} tokens {} was trained for", n, hp.n_ctx_train, o.common.model);
   }
   std::vector<int32_t> tokens = model->tokenizer()->encode(read_text_file(o.file), true, false);
   if (static_cast<int64_t>(tokens.size()) < n) {

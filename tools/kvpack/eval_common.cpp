@@ -4,10 +4,13 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "base/error.h"
+#include "base/input_file.h"
+#include "base/json_text.h"
+#include "base/terminal.h"
 #include "base/timer.h"
+#include "cli_flags.h"
 
 namespace kvpack::cli {
 namespace {
@@ -66,7 +69,7 @@ void ProgressBar::finish() {
 
 void EvalCommon::add_to(CLI::App* cmd) {
   cmd->add_option("-m,--model", model, "GGUF model file (with a tokenizer)")->required();
-  cmd->add_option("-t,--threads", threads, "Threads (0: one per core)")->capture_default_str();
+  add_threads_flag(cmd, threads);
   cmd->add_option("--page-tokens", page_tokens, "Tokens per KV page")
       ->capture_default_str()
       ->check(CLI::Range(16, 256));
@@ -75,6 +78,13 @@ void EvalCommon::add_to(CLI::App* cmd) {
                   "Also write the report as PREFIX.md, PREFIX.json and PREFIX.svg")
       ->type_name("PREFIX");
   cmd->add_flag("-q,--quiet", quiet, "No progress bar");
+}
+
+void EvalCommon::check_outputs(const std::vector<std::string>& inputs) const {
+  if (out.empty()) return;
+  std::vector<std::string> all = inputs;
+  all.push_back(model);
+  eval::check_report_paths(out, all);
 }
 
 std::unique_ptr<model::Model> load_model_with_tokenizer(const std::string& path) {
@@ -87,11 +97,7 @@ std::unique_ptr<model::Model> load_model_with_tokenizer(const std::string& path)
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read the text file '{}'", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_text_input(path, "text file");
 }
 
 std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::ModelSpec& hp,
@@ -105,7 +111,8 @@ std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::Mode
       p.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, page_tokens);
       out.push_back(p);
     } catch (const Error& e) {
-      std::fprintf(stderr, "kvpack: skipping a format: %s\n", e.what());
+      const std::string line = "kvpack: skipping a format: " + terminal_safe(e.message()) + "\n";
+      std::fputs(line.c_str(), stderr);
     }
   }
   return out;
@@ -140,18 +147,18 @@ std::string command_line() {
 }
 
 void emit(const eval::Report& report, const EvalCommon& common) {
-  if (common.json) {
-    // Generated text (passkey answers) may be invalid UTF-8: printed as U+FFFD, not a crash.
-    const auto replace = nlohmann::json::error_handler_t::replace;
-    std::printf("%s\n", report.json.dump(2, ' ', false, replace).c_str());
-  } else {
-    std::printf("%s", report.text.c_str());
-  }
+  // The files first: a report that cannot be written is an error before anything is printed.
+  std::vector<std::string> paths;
+  if (!common.out.empty()) paths = eval::write_report(common.out, report);
+  // The text holds the model's name and generated answers: escaped, its layout kept.
+  const std::string text =
+      common.json ? json_text(report.json) + "\n" : terminal_safe_text(report.text);
+  std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
-  if (!common.out.empty()) {
-    const auto paths = eval::write_report(common.out, report);
-    std::fprintf(stderr, "kvpack: wrote %s, %s, %s\n", paths[0].c_str(), paths[1].c_str(),
-                 paths[2].c_str());
+  if (!paths.empty()) {
+    const std::string line =
+        terminal_safe(fmt::format("kvpack: wrote {}, {}, {}", paths[0], paths[1], paths[2]));
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
 }
 

@@ -45,10 +45,14 @@ struct EvalCommon {
   bool quiet = false;
 
   void add_to(CLI::App* cmd);
+  // Before anything slow: the -o files can be written and none would replace the model or one
+  // of `inputs` (the text file). Throws Error naming the path.
+  void check_outputs(const std::vector<std::string>& inputs = {}) const;
 };
 
 // Loads the model and checks it has a tokenizer (every eval needs one).
 std::unique_ptr<model::Model> load_model_with_tokenizer(const std::string& path);
+// The text of -f FILE: a regular file or a pipe (base/input_file.h), at most 1 GiB.
 std::string read_text_file(const std::string& path);
 // The policies --kv / -ctk / -ctv name; without any, one per format that can serve the model's
 // geometry (k=F,v=F, or k=F,v=f16 for K-only formats), each skipped format named on stderr.

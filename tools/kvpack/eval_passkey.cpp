@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "eval/passkey.h"
 #include "eval_common.h"
@@ -27,7 +28,7 @@ struct Options {
 
 std::vector<int64_t> lengths(const Options& o, const model::Model& m, int answer_tokens) {
   std::vector<int64_t> out;
-  for (const auto& s : split_list(o.lengths)) out.push_back(parse_count(s));
+  for (const auto& s : split_list(o.lengths)) out.push_back(parse_context(s, "--lengths"));
   if (!out.empty()) return out;
   const int64_t fit = m.spec().n_ctx_train - (answer_tokens - 1);
   for (int64_t l : kDefaultLengths) {
@@ -57,6 +58,7 @@ std::vector<double> depths(const Options& o) {
 }
 
 void run(const Options& o) {
+  o.common.check_outputs();
   const auto model = load_model_with_tokenizer(o.common.model);
   eval::PasskeyOptions po;
   po.lengths = lengths(o, *model, po.answer_tokens);
@@ -91,7 +93,7 @@ void add_eval_passkey_command(CLI::App& eval) {
   cmd->add_option("--trials", o->trials, "Random keys per (length, depth)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("--seed", o->seed, "Seed of the keys")->capture_default_str();
+  add_seed_flag(cmd, o->seed, "Seed of the keys");
   cmd->add_option("-b,--batch-size", o->batch, "Prefill tokens per forward pass")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));

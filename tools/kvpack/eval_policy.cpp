@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "eval/policy_cost.h"
 #include "eval/policy_eval.h"
@@ -35,8 +36,9 @@ double budget_bytes(const Options& o, const model::ModelSpec& hp, std::string* t
     *text = fmt::format("{:g} bits per value", o.bits);
     return o.bits * eval::values_per_token(hp) / 8;
   }
-  const int64_t ctx = o.budget_context.empty() ? hp.n_ctx_train : parse_count(o.budget_context);
-  if (ctx < 1) fail("--budget-context must be at least one token");
+  const int64_t ctx = o.budget_context.empty()
+                          ? hp.n_ctx_train
+                          : parse_context(o.budget_context, "--budget-context");
   const uint64_t bytes = parse_bytes(o.budget);
   *text = fmt::format("{} of K/V for {} tokens", format_bytes(static_cast<double>(bytes)),
                       format_count(ctx));
@@ -44,13 +46,14 @@ double budget_bytes(const Options& o, const model::ModelSpec& hp, std::string* t
 }
 
 void run(const Options& o) {
+  o.common.check_outputs({o.file});
   const auto model = load_model_with_tokenizer(o.common.model);
   const model::ModelSpec& hp = model->spec();
   const model::Tokenizer& tok = *model->tokenizer();
   eval::PolicySearchOptions so;
   so.budget_bytes_per_token = budget_bytes(o, hp, &so.budget_text);
   so.compare = o.compare;
-  so.ppl.context = parse_count(o.context);
+  so.ppl.context = parse_context(o.context, "-c");
   so.ppl.max_chunks = o.chunks;
   so.ppl.batch = o.batch;
   so.ppl.page_tokens = o.common.page_tokens;
@@ -81,7 +84,7 @@ void add_eval_policy_command(CLI::App& eval) {
   cmd->add_option("-f,--file", o->file, "Text file: one chunk calibrates, the others confirm")
       ->required();
   cmd->add_option("--bits", o->bits, "Budget: average stored bits per K/V value (e.g. 6)")
-      ->check(CLI::PositiveNumber);
+      ->check(finite_range(1e-3, 64));
   cmd->add_option("--budget", o->budget, "Budget: K/V bytes for --budget-context tokens (2GiB)");
   cmd->add_option("--budget-context", o->budget_context, "Tokens --budget must hold")
       ->default_str("the model's context");

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "base/error.h"
+#include "base/terminal.h"
 #include "base/units.h"
 #include "commands.h"
 #include "eval/perplexity.h"
@@ -25,11 +26,12 @@ struct Options {
 };
 
 void run(const Options& o) {
+  o.common.check_outputs({o.file});
   const auto model = load_model_with_tokenizer(o.common.model);
   const model::ModelSpec& hp = model->spec();
   const model::Tokenizer& tok = *model->tokenizer();
   eval::PerplexityOptions po;
-  po.context = parse_count(o.context);
+  po.context = parse_context(o.context, "-c");
   po.max_chunks = o.chunks;
   po.batch = o.batch;
   po.page_tokens = o.common.page_tokens;
@@ -41,9 +43,8 @@ void run(const Options& o) {
       tok.encode(read_text_file(o.file), /*add_special=*/true, /*parse_special=*/false);
   eval::perplexity_chunk_count(static_cast<int64_t>(tokens.size()), po);  // a short text fails here
   if (po.context > hp.n_ctx_train) {
-    std::fprintf(stderr, "kvpack: warning: -c %lld is beyond the %lld tokens %s was trained for\n",
-                 static_cast<long long>(po.context), static_cast<long long>(hp.n_ctx_train),
-                 o.common.model.c_str());
+    warn("-c {} is beyond the {} tokens {} was trained for", po.context, hp.n_ctx_train,
+         o.common.model);
   }
   ThreadPool pool(o.common.threads);
   ProgressBar bar("ppl", !o.common.quiet);

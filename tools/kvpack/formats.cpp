@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json_text.h"
 #include "base/table.h"
 #include "commands.h"
 #include "kvpack/format.h"
@@ -45,7 +46,7 @@ void run_formats(bool json, int page_tokens) {
                      {"page_tokens", page_tokens},
                      {"description", f.description}});
     }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", json_text(out).c_str());
     return;
   }
   Table t({"format", "aliases", "roles", "bits@64", "bits@128", "bits@256", "description"});

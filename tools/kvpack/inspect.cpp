@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/table.h"
+#include "base/terminal.h"
 #include "base/units.h"
 #include "commands.h"
 #include "model/gguf.h"
@@ -102,9 +103,9 @@ void print_tensors(const model::GgufFile& f) {
 void run_inspect(const std::string& path, size_t max_items, bool no_tensors) {
   const model::GgufFile f = model::GgufFile::open(path);
   std::printf("%s: GGUF v%u, %s, %zu metadata keys, %zu tensors, alignment %llu, data at %llu\n\n",
-              path.c_str(), f.version(), format_bytes(static_cast<double>(f.file_size())).c_str(),
-              f.metadata().size(), f.tensors().size(),
-              static_cast<unsigned long long>(f.alignment()),
+              terminal_safe(path).c_str(), f.version(),
+              format_bytes(static_cast<double>(f.file_size())).c_str(), f.metadata().size(),
+              f.tensors().size(), static_cast<unsigned long long>(f.alignment()),
               static_cast<unsigned long long>(f.data_offset()));
   Table t({"key", "type", "value"});
   t.align_left(0).align_left(1).align_left(2);

@@ -1,10 +1,38 @@
 // kvpack: one binary, one subcommand per file (see commands.h).
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 
 #include "base/error.h"
 #include "base/simd_target.h"
+#include "base/terminal.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kv_flags.h"
+
+namespace {
+
+// Flags whose value may be empty: `-p ''` starts from BOS alone. Every other empty value is a
+// flag error (an empty -c or --budget must not silently mean the default).
+const std::vector<std::string> kMayBeEmpty = {"-p", "--prompt"};
+
+// stdout is buffered: a full disk or a closed pipe shows only when it is flushed. Reported
+// here (e.g. `kvpack inspect x.gguf > /dev/full`), so a truncated output is never a success.
+// A reader that went away (`| head`) normally ends kvpack by SIGPIPE, quietly, as any Unix
+// filter; where a parent ignores SIGPIPE it ends here instead, as quietly, with status 1.
+int finish_stdout() {
+  errno = 0;
+  if (std::fflush(stdout) == 0 && std::ferror(stdout) == 0) return 0;
+  const int err = errno;
+  if (err != EPIPE) {
+    kvpack::print_error(std::string("cannot write the output: ") +
+                        (err != 0 ? std::strerror(err) : "write error"));
+  }
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -32,17 +60,21 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args = kvpack::cli::rewrite_llama_flags(argc, argv);
   std::vector<const char*> ptrs;
   for (const auto& a : args) ptrs.push_back(a.c_str());
+  // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported like a full disk,
+  // instead of killing the process with SIGXFSZ halfway through a file.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     kvpack::apply_simd_env();
+    kvpack::cli::reject_empty_arguments(args, kMayBeEmpty);
     app.parse(static_cast<int>(ptrs.size()), ptrs.data());
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return kvpack::cli::report_parse_error(app, e, args);
   } catch (const kvpack::Error& e) {
-    std::fprintf(stderr, "kvpack: error: %s\n", e.what());
+    kvpack::print_error(e.message());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "kvpack: error: out of memory\n");
+    kvpack::print_error("out of memory");
     return 1;
   }
-  return 0;
+  return finish_stdout();
 }

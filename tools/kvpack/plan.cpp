@@ -8,8 +8,11 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/table.h"
+#include "base/terminal.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kv_flags.h"
 #include "plan_report.h"
@@ -110,11 +113,13 @@ void print_model_json(const plan::ModelShape& m, const std::vector<plan::Plan>& 
     arr.push_back(j);
   }
   out["plans"] = arr;
-  std::printf("%s\n", out.dump(2).c_str());
+  std::printf("%s\n", json_text(out).c_str());
 }
 
 void print_model_header(const plan::ModelShape& m, const PlanSettings& s) {
-  std::printf("model     %s (%s, arch %s)\n", m.name.c_str(), m.source.c_str(), m.arch.c_str());
+  // The name, path and architecture come from the GGUF and the command line.
+  std::printf("model     %s (%s, arch %s)\n", terminal_safe(m.name).c_str(),
+              terminal_safe(m.source).c_str(), terminal_safe(m.arch).c_str());
   std::printf("shape     %d layers, %s; %s query / %s KV heads; head dim %d (K), %d (V)\n",
               m.n_layers(), attention_text(m).c_str(), m.q_heads_text().c_str(),
               m.kv_heads_text().c_str(), m.head_dim_k, m.head_dim_v);
@@ -183,10 +188,7 @@ void run_model(const PlanFlags& f, const PlanSettings& s) {
   plan::PlanOptions o;
   o.page_tokens = s.page_tokens;
   o.overhead = s.overhead;
-  o.context = f.context.empty() ? 0 : parse_count(f.context);
-  if (!f.context.empty() && o.context <= 0) {
-    fail("invalid --context '{}': expected a positive token count", f.context);
-  }
+  o.context = f.context.empty() ? 0 : parse_context(f.context, "--context");
   if (!s.budgets.empty()) o.budget = s.budgets[0];
   std::vector<plan::Plan> plans;
   for (const auto& pol : s.policies) plans.push_back(plan::make_plan(m, pol, o));
@@ -335,7 +337,7 @@ void add_plan_command(CLI::App& app) {
          "--weights-bits", f->weight_bits,
          "Bits per weight for presets (default ~Q4_K_M); with -m, overrides the tensor sizes")
       ->capture_default_str()
-      ->check(CLI::Range(0.5, 64.0))
+      ->check(finite_range(0.5, 64.0))
       ->each([f](const std::string&) { f->weight_bits_given = true; });
   cmd->add_option("--overhead", f->overhead,
                   "Fixed overhead besides weights and K/V (runtime, prefill buffers, logits, page "

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json_text.h"
 #include "base/table.h"
 #include "base/units.h"
 #include "plan_report.h"
@@ -124,7 +125,7 @@ void print_json(const std::vector<Row>& rows, const PlanSettings& s) {
     models.push_back(m);
   }
   out["models"] = models;
-  std::printf("%s\n", out.dump(2).c_str());
+  std::printf("%s\n", json_text(out).c_str());
 }
 
 }  // namespace

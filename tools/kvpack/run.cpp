@@ -1,13 +1,16 @@
 // `kvpack run`: load a GGUF, prefill the prompt through the paged KV cache, sample and stream the
 // continuation to stdout; speeds, KV bytes per token and the cache residency go to stderr.
+#include <unistd.h>
+
 #include <cstdio>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "base/error.h"
+#include "base/input_file.h"
+#include "base/terminal.h"
 #include "base/timer.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kv_flags.h"
 #include "kvpack/model.h"
@@ -22,14 +25,15 @@ struct Options {
   std::string model;
   std::string prompt;
   std::string prompt_file;
-  int n_predict = 128;
+  int n_predict = 128;  // -1: until an end-of-generation token or a full context
   std::string context;  // empty: 4096, or the model's training context if shorter
   int threads = 0;
   int batch = 256;
   int page_tokens = 32;
   KvFlags kv;
   model::SamplerConfig sampling;
-  int64_t seed = -1;
+  uint64_t seed = 0;
+  bool random_seed = true;  // --seed -1, the default
   bool display_prompt = true;
   bool chat = false;  // --chat: the prompt (or each line of stdin) is a user turn
   bool prompt_given = false;
@@ -39,11 +43,7 @@ struct Options {
 
 std::string read_prompt(const Options& o) {
   if (o.prompt_file.empty()) return o.prompt;
-  std::ifstream f(o.prompt_file, std::ios::binary);
-  if (!f) fail("cannot read the prompt file '{}'", o.prompt_file);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_text_input(o.prompt_file, "prompt file");
 }
 
 // The prompt's token ids: BOS (where the vocabulary adds it) and the text; special-token text
@@ -61,8 +61,13 @@ std::vector<int32_t> tokenize(const model::Tokenizer& tok, const std::string& te
   return ids;
 }
 
+// The prompt and the continuation, as bytes into a pipe or a file; on a terminal, control
+// characters other than newline and tab are shown escaped, so neither a prompt file nor the
+// model's tokens can drive the terminal.
 void write_out(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  static const bool tty = isatty(STDOUT_FILENO) != 0;
+  const std::string shown = tty ? terminal_safe_text(text) : text;
+  std::fwrite(shown.data(), 1, shown.size(), stdout);
   std::fflush(stdout);
 }
 
@@ -85,6 +90,15 @@ void print_stats(const model::GenerationTimings& t, const cache::Cache& cache, c
 }
 
 void run(Options o) {
+  // Everything the command line decides is checked before the model is loaded.
+  o.sampling.validate();
+  if (o.n_predict < -1) {
+    fail(
+        "-n {}: expected a token count, or -1 to generate until the end of the text or a full "
+        "context",
+        o.n_predict);
+  }
+  const int64_t context_flag = o.context.empty() ? 0 : parse_context(o.context, "-c");
   if (!o.chat && (!o.system_prompt.empty() || !o.chat_template_file.empty())) {
     fail("--system-prompt and --chat-template-file need --chat");
   }
@@ -96,14 +110,11 @@ void run(Options o) {
         "(kvpack bench decode does not)",
         o.model);
   }
-  const int64_t context = o.context.empty() ? std::min<int64_t>(4096, model->spec().n_ctx_train)
-                                            : parse_count(o.context);
-  if (context < 1) fail("-c {}: the context must be at least one token", o.context);
+  const int64_t context =
+      o.context.empty() ? std::min<int64_t>(4096, model->spec().n_ctx_train) : context_flag;
   if (context > model->spec().n_ctx_train) {
-    std::fprintf(stderr,
-                 "kvpack: warning: context %lld is beyond the %lld tokens %s was trained for\n",
-                 static_cast<long long>(context), static_cast<long long>(model->spec().n_ctx_train),
-                 o.model.c_str());
+    warn("context {} is beyond the {} tokens {} was trained for", context,
+         model->spec().n_ctx_train, o.model);
   }
   const std::vector<format::KVPolicy> policies = o.kv.policies({format::KVPolicy()});
   if (policies.size() != 1) fail("kvpack run takes one K/V policy, got {}", policies.size());
@@ -115,7 +126,7 @@ void run(Options o) {
   o.threads = pool.size();
   cache::Cache cache(model->cache_config(policies[0], context, o.page_tokens, o.batch));
   model::Forward fwd(*model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
-  const uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+  const uint64_t seed = o.random_seed ? std::random_device{}() : o.seed;
   o.sampling.seed = seed;
   const cache::SeqId seq = cache.create();
   if (o.chat) {
@@ -157,13 +168,14 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text (\"\" starts from BOS alone)");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from this file")->excludes(p);
-  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until the end of text)")
+  cmd->add_option("-n,--n-predict", o->n_predict,
+                  "Tokens to generate (-1: until the end of the text or a full context)")
       ->capture_default_str();
   cmd->add_flag("!--no-display-prompt", o->display_prompt,
                 "Print only the generated text, not the prompt before it");
   cmd->add_option("-c,--ctx-size", o->context, "Context: tokens the cache holds (4096, 32k)")
       ->default_str("4096, or the model's training context if shorter");
-  cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
+  add_threads_flag(cmd, o->threads);
   cmd->add_option("-b,--batch-size", o->batch, "Prompt tokens per forward chunk")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
@@ -171,17 +183,17 @@ void add_run_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(16, 256));
   o->kv.add_to(cmd, /*repeatable=*/false);
-  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")
+  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0 or below: greedy)")
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Sampling seed (-1: random, printed at the end)")
-      ->capture_default_str();
-  cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
-  cmd->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
-  cmd->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")
+  add_seed_flag(cmd, o->seed, "Sampling seed (-1: random, printed at the end)", &o->random_seed);
+  cmd->add_option("--top-k", o->sampling.top_k, "Top-k (0 or below: off)")->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "Top-p, 0..1 (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", o->sampling.min_p, "Min-p, 0..1 (0: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty,
+                  "Repetition penalty, above 0 (1: off)")
       ->capture_default_str();
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n,
-                  "Recent tokens the repetition penalty looks at")
+                  "Recent tokens the repetition penalty looks at (0: off, -1: all)")
       ->capture_default_str();
   cmd->add_flag("--chat", o->chat,
                 "Chat: format the prompt (or each line of stdin when there is no "

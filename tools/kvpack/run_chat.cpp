@@ -6,37 +6,38 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "base/error.h"
+#include "base/input_file.h"
+#include "base/terminal.h"
 #include "model/chat_session.h"
 
 namespace kvpack::cli {
 namespace {
 
+// Replies as bytes into a pipe or a file; on a terminal with control characters other than
+// newline and tab escaped (as `kvpack run` does), so a model's tokens cannot drive it.
 void write_out(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  static const bool tty = isatty(STDOUT_FILENO) != 0;
+  const std::string shown = tty ? terminal_safe_text(text) : std::string(text);
+  std::fwrite(shown.data(), 1, shown.size(), stdout);
   std::fflush(stdout);
 }
 
 model::ChatFormat load_format(const model::Model& model, const model::Tokenizer& tok,
                               const std::string& template_file) {
   if (!template_file.empty()) {
-    std::ifstream f(template_file, std::ios::binary);
-    if (!f) fail("cannot read the chat template file '{}'", template_file);
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const std::string text = read_text_input(template_file, "chat template file");
     try {
-      return model::ChatFormat::from_template(ss.str(), tok);
+      return model::ChatFormat::from_template(text, tok);
     } catch (const Error& e) {
-      fail("{}: {}", template_file, e.what());
+      fail("{}: {}", template_file, e.message());
     }
   }
   std::string warning;
   model::ChatFormat format = model::ChatFormat::from_gguf(model.file(), tok, &warning);
-  if (!warning.empty()) std::fprintf(stderr, "kvpack: warning: %s\n", warning.c_str());
+  if (!warning.empty()) warn("{}", warning);
   return format;
 }
 
@@ -92,7 +93,7 @@ ChatRunTotals run_chat(const model::Model& model, model::Forward& forward, cache
                "the cache, %lld evaluated; format: %s\n",
                turns, ended, static_cast<long long>(chat.cached_tokens()),
                static_cast<long long>(totals.prompt_tokens + totals.decode_evals),
-               format.description().c_str());
+               terminal_safe(format.description()).c_str());
   return totals;
 }
 

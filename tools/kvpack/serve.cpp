@@ -8,8 +8,10 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/terminal.h"
 #include "base/timer.h"
 #include "base/units.h"
+#include "cli_flags.h"
 #include "commands.h"
 #include "kv_flags.h"
 #include "kvpack/model.h"
@@ -50,14 +52,13 @@ serve::EngineConfig engine_config(const Options& o, const model::Model& model) {
   serve::EngineConfig c;
   c.policies = o.kv.policies({format::KVPolicy()});
   c.context = o.context.empty() ? std::min<int64_t>(4096, model.spec().n_ctx_train)
-                                : parse_count(o.context);
-  if (c.context < 1) fail("-c {}: the context must be at least one token", o.context);
+                                : parse_context(o.context, "-c");
   c.max_running = o.parallel;
   c.max_waiting = o.queue;
   c.prefill_chunk = o.batch;
   c.step_tokens = o.step_tokens;
   c.page_tokens = o.page_tokens;
-  c.budget_bytes = o.budget.empty() ? 0 : parse_bytes(o.budget);
+  c.budget_bytes = o.budget.empty() ? 0 : parse_memory_bytes(o.budget, "--kv-budget");
   c.threads = o.threads;
   for (const auto& p : c.policies) {
     const model::ModelSpec& hp = model.spec();
@@ -96,8 +97,8 @@ void run(const Options& o) {
   serve::HttpServer http(so);
   const int port = http.bind();
   http.start();
-  std::fprintf(stderr, "kvpack: listening on http://%s:%d (loading %s)\n", o.host.c_str(), port,
-               o.model.c_str());
+  std::fprintf(stderr, "kvpack: listening on http://%s:%d (loading %s)\n",
+               terminal_safe(o.host).c_str(), port, terminal_safe(o.model).c_str());
 
   const auto model = model::Model::load(o.model);
   serve::Engine engine(*model, engine_config(o, *model));
@@ -113,8 +114,8 @@ void run(const Options& o) {
   }
   std::fprintf(stderr,
                "kvpack: ready: model %s, context %lld, --parallel %d, queue %d, chat format %s\n",
-               id.c_str(), static_cast<long long>(c.context), c.max_running, c.max_waiting,
-               std::string(serve::chat_format_name(chat)).c_str());
+               terminal_safe(id).c_str(), static_cast<long long>(c.context), c.max_running,
+               c.max_waiting, std::string(serve::chat_format_name(chat)).c_str());
   serve_until_signal(http, engine, o.grace);
   std::fprintf(stderr, "kvpack: stopped\n");
 }
@@ -141,7 +142,7 @@ void add_serve_command(CLI::App& app) {
       ->default_str("4096, or the model's training context if shorter");
   cmd->add_option("--kv-budget", o->budget, "K/V arena bytes, all pools together (e.g. 512MiB)")
       ->default_str("--parallel full contexts per pool");
-  cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
+  add_threads_flag(cmd, o->threads);
   cmd->add_option("-b,--batch-size", o->batch, "Prompt tokens of one request per step")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
@@ -153,7 +154,7 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(16, 256));
   cmd->add_option("--grace", o->grace, "Seconds running requests get to finish after SIGTERM")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 3600.0));
+      ->check(finite_range(0.0, 3600.0));
   o->kv.add_to(cmd, /*repeatable=*/true,
                "k=f16,v=f16 (each --kv is a pool; the first is the default, a request's \"kv\" "
                "field picks another)");
