@@ -39,7 +39,7 @@ class NumpyLlama:
         self.n_head_kv = kv.get("llama.attention.head_count_kv", self.n_head)
         self.eps = kv["llama.attention.layer_norm_rms_epsilon"]
         self.base = kv.get("llama.rope.freq_base", 10000.0)
-        self.head_dim = self.n_embd // self.n_head
+        self.head_dim = kv.get("llama.attention.key_length", self.n_embd // self.n_head)
         self.n_rot = kv.get("llama.rope.dimension_count", self.head_dim)
         t = {k: np.asarray(v, dtype=np.float64) for k, v in r.tensors.items()}
         self.t = t
