@@ -116,7 +116,7 @@ int passkey_key(uint64_t seed, int64_t length, double depth, int trial) {
 }
 
 void check_passkey_lengths(const model::Model& model, const PasskeyOptions& o) {
-  const int64_t ctx = model.hparams().n_ctx_train;
+  const int64_t ctx = model.spec().n_ctx_train;
   // The last answer token is never run through the model.
   const int64_t max_length = ctx - (o.answer_tokens - 1);
   for (int64_t len : o.lengths) {
@@ -124,7 +124,7 @@ void check_passkey_lengths(const model::Model& model, const PasskeyOptions& o) {
       fail(
           "passkey length {} does not fit {}'s context of {} tokens with the {}-token answer: "
           "lengths up to {} fit",
-          len, model.hparams().name, ctx, o.answer_tokens, max_length);
+          len, model.spec().name, ctx, o.answer_tokens, max_length);
     }
   }
   const PasskeyPromptBuilder builder(*model.tokenizer());
@@ -145,7 +145,7 @@ PasskeyReport evaluate_passkey(const model::Model& model,
   if (o.lengths.empty() || o.depths.empty() || o.trials < 1) {
     fail("passkey: needs at least one length, one depth and one trial");
   }
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   const model::Tokenizer& tok = *model.tokenizer();
   const PasskeyPromptBuilder builder(tok);
   int64_t longest = 0;
@@ -161,7 +161,7 @@ PasskeyReport evaluate_passkey(const model::Model& model,
       static_cast<int64_t>(policies.size() * o.lengths.size() * o.depths.size()) * o.trials;
   int64_t done = 0;
   for (const format::KVPolicy& policy : policies) {
-    policy.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, o.page_tokens);
+    policy.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
     const double t0 = now_seconds();
     cache::Cache cache(model.cache_config(policy, context, o.page_tokens));
     model::Forward fwd(model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});

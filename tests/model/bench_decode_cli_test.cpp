@@ -24,18 +24,18 @@ TEST(DevSynthModel, WritesTheRequestedShape) {
                                  "--layers 3 --embd 128 --heads 8 --kv-heads 2 --head-dim 32 "
                                  "--ff 96 --vocab 100 --ctx 8k --type q8_0 --tied --rope-freqs");
   const auto m = Model::load(path);
-  const HParams& hp = m->hparams();
-  EXPECT_EQ(hp.n_layers, 3);
+  const ModelSpec& hp = m->spec();
+  EXPECT_EQ(hp.n_layers(), 3);
   EXPECT_EQ(hp.n_embd, 128);
-  EXPECT_EQ(hp.n_heads, 8);
-  EXPECT_EQ(hp.n_kv_heads, 2);
+  EXPECT_EQ(hp.n_heads(), 8);
+  EXPECT_EQ(hp.n_kv_heads(), 2);
   EXPECT_EQ(hp.head_dim_k, 32);
   EXPECT_EQ(hp.n_ff, 96);
   EXPECT_EQ(hp.n_vocab, 100);
   EXPECT_EQ(hp.n_ctx_train, 8192);
   EXPECT_EQ(m->weights().layers[0].wq.type, GgmlType::Q8_0);
   EXPECT_TRUE(m->weights().tied_output);
-  EXPECT_EQ(hp.rope.freq_factors.size(), 16u);
+  EXPECT_EQ(hp.layers[0].rope.freq_factors.size(), 16u);
   EXPECT_EQ(m->tokenizer(), nullptr);
 
   const auto bad = testing::run_kvpack("dev synth-model --out /tmp/x.gguf --type q4_k");

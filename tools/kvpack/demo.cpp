@@ -108,7 +108,7 @@ void run(const Options& o) {
   }
   const auto model = model::Model::load(o.model);
   if (model->tokenizer() == nullptr) fail("{}: has no tokenizer; kvpack demo needs one", o.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   eval::PasskeyOptions po;
   po.lengths = {parse_count(o.length)};
   po.answer_tokens = o.answer_tokens;
@@ -122,13 +122,13 @@ void run(const Options& o) {
   for (const auto& p : kDefaultPolicies) fallback.push_back(format::KVPolicy::parse(p));
   const std::vector<format::KVPolicy> policies = o.kv.policies(fallback);
   for (const auto& p : policies)
-    p.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, o.page_tokens);
+    p.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
 
   ThreadPool pool(o.threads);
   std::printf(
       "kvpack demo: passkey retrieval by %s (%s: %d layers, %d query / %d KV heads of dim %d, "
       "trained at %lld tokens), %d threads\n",
-      o.model.c_str(), hp.name.c_str(), hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.head_dim_k,
+      o.model.c_str(), hp.name.c_str(), hp.n_layers(), hp.n_heads(), hp.n_kv_heads(), hp.head_dim_k,
       static_cast<long long>(hp.n_ctx_train), pool.size());
   std::printf(
       "prompt: %lld tokens of filler with the key %d at depth %g%% (token %lld), then \"What is "

@@ -92,14 +92,14 @@ void run(Options o) {
         "(kvpack bench decode does not)",
         o.model);
   }
-  const int64_t context = o.context.empty() ? std::min<int64_t>(4096, model->hparams().n_ctx_train)
+  const int64_t context = o.context.empty() ? std::min<int64_t>(4096, model->spec().n_ctx_train)
                                             : parse_count(o.context);
   if (context < 1) fail("-c {}: the context must be at least one token", o.context);
-  if (context > model->hparams().n_ctx_train) {
+  if (context > model->spec().n_ctx_train) {
     std::fprintf(stderr,
                  "kvpack: warning: context %lld is beyond the %lld tokens %s was trained for\n",
-                 static_cast<long long>(context),
-                 static_cast<long long>(model->hparams().n_ctx_train), o.model.c_str());
+                 static_cast<long long>(context), static_cast<long long>(model->spec().n_ctx_train),
+                 o.model.c_str());
   }
   const std::vector<format::KVPolicy> policies = o.kv.policies({format::KVPolicy()});
   if (policies.size() != 1) fail("kvpack run takes one K/V policy, got {}", policies.size());
