@@ -153,8 +153,16 @@ PasskeyReport evaluate_passkey(const model::Model& model,
   rep.model_context = hp.n_ctx_train;
   rep.options = o;
   rep.threads = pool.size();
-  const int64_t total =
-      static_cast<int64_t>(policies.size() * o.lengths.size() * o.depths.size()) * o.trials;
+  // [length][depth][trial]: tokenized once, shared by every policy
+  std::vector<PasskeyPrompt> prompts;
+  for (int64_t len : o.lengths) {
+    for (double depth : o.depths) {
+      for (int t = 0; t < o.trials; ++t) {
+        prompts.push_back(builder.build(len, depth, passkey_key(o.seed, len, depth, t)));
+      }
+    }
+  }
+  const int64_t total = static_cast<int64_t>(policies.size() * prompts.size());
   int64_t done = 0;
   for (const format::KVPolicy& policy : policies) {
     policy.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
@@ -165,18 +173,25 @@ PasskeyReport evaluate_passkey(const model::Model& model,
     row.policy = policy;
     row.bytes_per_token = policy_bytes_per_token(hp, policy, o.page_tokens);
     row.bits_per_value = bits_per_value(hp, row.bytes_per_token);
+    size_t at = 0;
     for (int64_t len : o.lengths) {
       for (double depth : o.depths) {
-        PasskeyCell cell{len, depth, 0, {}};
+        PasskeyCell cell{len, depth, 0, {}, 0};
+        const double c0 = now_seconds();
         for (int t = 0; t < o.trials; ++t) {
           const int key = passkey_key(o.seed, len, depth, t);
-          const PasskeyPrompt prompt = builder.build(len, depth, key);
+          const PasskeyPrompt& prompt = prompts[at++];
           PasskeyTrial trial{key, answer(fwd, cache, tok, prompt.tokens, o.answer_tokens), false};
           trial.correct = passkey_answer_correct(trial.answer, key);
           cell.correct += trial.correct;
           cell.trials.push_back(std::move(trial));
-          if (progress) progress(++done, total, policy_label(policy));
+          if (progress) {
+            progress(++done, total,
+                     fmt::format("{}, {} tokens at {:g}%, key {}/{}", policy_label(policy), len,
+                                 depth, t + 1, o.trials));
+          }
         }
+        cell.seconds = now_seconds() - c0;
         row.correct += cell.correct;
         row.total += o.trials;
         row.cells.push_back(std::move(cell));

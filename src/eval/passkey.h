@@ -7,7 +7,10 @@
 //    a = round(depth / 100 x n), b = n - a, n the most whole fillers that fit the length
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,6 +96,17 @@ struct PasskeyCell {
   double depth = 0;
   int correct = 0;
   std::vector<PasskeyTrial> trials;
+  double seconds = 0;  // wall time of this cell's trials
+};
+
+// A policy's answers against a baseline's, trial by trial (same length, depth and key): the
+// paired comparison, far more sensitive than the accuracies. An answer differs when its first
+// run of digits does.
+struct PasskeyAgreement {
+  int compared = 0;
+  int differ = 0;
+  int right_to_wrong = 0;  // the baseline right, this policy wrong
+  int wrong_to_right = 0;
 };
 
 struct PolicyPasskey {
@@ -103,6 +117,7 @@ struct PolicyPasskey {
   int correct = 0;
   int total = 0;
   double seconds = 0;
+  std::optional<PasskeyAgreement> vs_baseline;  // set by compare_with_baseline
 };
 
 struct PasskeyReport {
@@ -113,18 +128,33 @@ struct PasskeyReport {
   int threads = 0;
   std::vector<PolicyPasskey> rows;
   double seconds = 0;
+  std::string baseline;         // the compared-with policy (empty: no comparison)
+  std::string baseline_source;  // "this run" or the report file it was read from
 };
 
 // Every policy x length x depth x trial: prefill the prompt (whole pages of a prompt prefix
-// already in the policy's cache from an earlier trial are reused), then greedy decoding until the
-// first digit run ends, an end-of-generation token, or answer_tokens tokens.
+// already in the policy's cache from an earlier trial are reused: at one length and depth every
+// key's prompt is the same up to the key line), then greedy decoding until the first digit run
+// ends, an end-of-generation token, or answer_tokens tokens. The prompts are built (tokenized)
+// once for all policies. Progress names the policy and cell after each trial.
 PasskeyReport evaluate_passkey(const model::Model& model,
                                const std::vector<format::KVPolicy>& policies,
                                const PasskeyOptions& options, ThreadPool& pool,
                                const Progress& progress = {});
 
-// A grid per policy (rows: lengths, columns: depths, cells: correct / trials), a summary table and
-// accuracy against bytes per token as the chart.
+// Sets every row's vs_baseline against `baseline` (trials matched by length, depth and key; the
+// baseline may come from an earlier run with other trials, lengths or depths: only the trials both
+// ran are compared) and records the baseline in the report.
+void compare_with_baseline(PasskeyReport& report, const PolicyPasskey& baseline,
+                           const std::string& source);
+// The row of `policy` (its to_string() form) in a passkey report's JSON (render_passkey's),
+// with its trials; throws Error naming `what` (the file) when it has none.
+PolicyPasskey passkey_row_from_json(const nlohmann::json& report, const std::string& policy,
+                                    const std::string& what);
+
+// A grid per policy (rows: lengths, columns: depths, cells: correct / trials; per-cell seconds in
+// the JSON), a summary table (with the paired comparison when a baseline was set) and accuracy
+// against bytes per token as the chart.
 Report render_passkey(const PasskeyReport& report, const std::string& command);
 
 }  // namespace kvpack::eval

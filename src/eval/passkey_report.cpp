@@ -35,15 +35,40 @@ Table grid(const PolicyPasskey& row, const PasskeyOptions& o) {
   return t;
 }
 
+// With a baseline: per policy, the answers unlike the baseline's among the trials both ran, and
+// the flips right -> wrong / wrong -> right; then the policy's seconds.
 Table summary(const PasskeyReport& r) {
-  Table t({"K/V", "B/token", "bits", "correct", "accuracy"});
+  const bool paired = !r.baseline.empty();
+  std::vector<std::string> head = {"K/V", "B/token", "bits", "correct", "accuracy"};
+  if (paired) {
+    head.insert(head.end(), {"compared", "unlike baseline", "right->wrong", "wrong->right"});
+  }
+  head.push_back("seconds");
+  Table t(head);
   t.align_left(0);
   for (const PolicyPasskey& p : r.rows) {
-    t.add_row({policy_label(p.policy), fmt::format("{:.1f}", p.bytes_per_token),
-               fmt::format("{:.2f}", p.bits_per_value), fmt::format("{}/{}", p.correct, p.total),
-               format_percent(static_cast<double>(p.correct) / p.total, 1)});
+    std::vector<std::string> cells = {
+        policy_label(p.policy), fmt::format("{:.1f}", p.bytes_per_token),
+        fmt::format("{:.2f}", p.bits_per_value), fmt::format("{}/{}", p.correct, p.total),
+        format_percent(static_cast<double>(p.correct) / p.total, 1)};
+    if (paired) {
+      const PasskeyAgreement a = p.vs_baseline.value_or(PasskeyAgreement{});
+      cells.insert(cells.end(),
+                   {std::to_string(a.compared), std::to_string(a.differ),
+                    std::to_string(a.right_to_wrong), std::to_string(a.wrong_to_right)});
+    }
+    cells.push_back(fmt::format("{:.1f}", p.seconds));
+    t.add_row(std::move(cells));
   }
   return t;
+}
+
+std::string baseline_note(const PasskeyReport& r) {
+  if (r.baseline.empty()) return {};
+  return fmt::format(
+      "Paired with `{}` ({}): trials both ran (same length, depth and key); an answer is unlike "
+      "the baseline's when its first run of digits differs.\n",
+      r.baseline, r.baseline_source);
 }
 
 std::string settings(const PasskeyReport& r) {
@@ -76,8 +101,9 @@ Report render_passkey(const PasskeyReport& r, const std::string& command) {
                                 p.bytes_per_token, g.to_markdown());
   }
   out.text += fmt::format("\n{}", sum.to_text());
-  out.markdown += fmt::format("## Summary\n\n{}\n![accuracy against bytes per token]({})\n",
-                              sum.to_markdown(), kChartLink);
+  out.markdown += fmt::format("## Summary\n\n{}\n{}![accuracy against bytes per token]({})\n",
+                              sum.to_markdown(), baseline_note(r), kChartLink);
+  if (!r.baseline.empty()) out.text += baseline_note(r);
 
   out.json = {
       {"eval", "passkey"},
@@ -91,6 +117,9 @@ Report render_passkey(const PasskeyReport& r, const std::string& command) {
       {"page_tokens", r.options.page_tokens},
       {"threads", r.threads},
       {"seconds", r.seconds},
+      {"baseline",
+       r.baseline.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(r.baseline)},
+      {"baseline_source", r.baseline_source},
       {"results", nlohmann::ordered_json::array()}};
   for (const PolicyPasskey& p : r.rows) {
     nlohmann::ordered_json cells = nlohmann::ordered_json::array();
@@ -103,7 +132,15 @@ Report render_passkey(const PasskeyReport& r, const std::string& command) {
                        {"depth", c.depth},
                        {"correct", c.correct},
                        {"accuracy", static_cast<double>(c.correct) / c.trials.size()},
+                       {"seconds", c.seconds},
                        {"trials", trials}});
+    }
+    nlohmann::ordered_json vs;  // null without a baseline
+    if (p.vs_baseline) {
+      vs = {{"compared", p.vs_baseline->compared},
+            {"differ", p.vs_baseline->differ},
+            {"right_to_wrong", p.vs_baseline->right_to_wrong},
+            {"wrong_to_right", p.vs_baseline->wrong_to_right}};
     }
     out.json["results"].push_back({{"policy", p.policy.to_string()},
                                    {"label", policy_label(p.policy)},
@@ -113,6 +150,7 @@ Report render_passkey(const PasskeyReport& r, const std::string& command) {
                                    {"total", p.total},
                                    {"accuracy", static_cast<double>(p.correct) / p.total},
                                    {"seconds", p.seconds},
+                                   {"vs_baseline", vs},
                                    {"cells", cells}});
   }
   out.chart.title = fmt::format("{}: passkey accuracy against bytes per token", r.model_name);

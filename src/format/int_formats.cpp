@@ -8,8 +8,8 @@
 //                     are one contiguous vector for the SIMD kernels)
 //   mins   f16[G][T]  right after the steps (q4a only)
 // q8:  code byte = int8 k,          x = k * step,         k = round(x / step), step = amax / 127
-// q4:  code nibble u = k + 8,       x = (u - 8) * step,   k in -7..7,          step = amax / 7
-// q4a: code nibble u,               x = u * step + min,   u in 0..15,   step = (max - min) / 15
+// q4:  code nibble u = k + 8,       x = (u - 8) * step,   k in -8..7,   step searched (below)
+// q4a: code nibble u,               x = u * step + min,   u in 0..15,   step, min searched
 // Code arrangement: both roles interleave codes for int8 dot-product instructions, which sum 4
 // byte products per 32-bit lane (x86 VPDPBUSD, Arm SDOT); one 64-byte line is 16 lanes x 4.
 //   K role (channel-interleaved: a lane is one token, its 4 bytes 4 or 8 channels): q8:
@@ -22,35 +22,44 @@
 //     nibble): byte (q, 16 * block + l, i) of token 4q + i. So one line is 16 channels (q8) or
 //     32 channels (4-bit) of 4 tokens, and a value kernel multiplies it by 4 tokens' weights.
 //
-// q4 differs from ggml's q4_0 encoder on purpose: ggml maps the group's signed extreme to -8
-// (step = max / -8), so values of the other sign can be clamped by up to a whole step at +7;
-// here step = amax / 7 and codes 1..15 are used, so every value is within half a step. The
-// decode (x = (u - 8) * step) and V byte layout are ggml's. All three formats round against the
-// stored f16 step and min (see quant.h), not the unrounded ones as ggml does.
+// q4 and q4a choose their step (and min) by squared error among the grids that hold every value
+// within half a step (format/step_search.h): all 16 q4 codes are used; in the K role q4's step is
+// signed like ggml's q4_0 d, so the grid's longer side points at the group's extreme (V steps
+// stay >= 0 for the value kernels' unsigned weights), but unlike ggml's encoder
+// (step = max / -8) nothing is clamped by more than half a step. The decode
+// (x = (u - 8) * step) and V byte layout are ggml's. All three formats round against the stored
+// f16 step and min (see quant.h), not the unrounded ones as ggml does.
 #include <string>
 
 #include "base/aligned.h"
 #include "format/families.h"
 #include "format/quant.h"
+#include "format/step_search.h"
 
 namespace kvpack::format {
 namespace {
 
 // Format traits: bits per code, whether the grid has a min, and its top index.
+// kSearchN: symmetric codes -n..n-1 with a searched signed step (0: codes -kTop..kTop, plain
+// step amax / kTop; q8 keeps it, as its rounding error is already ggml's and code -128 would
+// gain 1/255 of range).
 struct Q8 {
   static constexpr int kBits = 8;
   static constexpr bool kAsym = false;
   static constexpr int kTop = 127;
+  static constexpr int kSearchN = 0;
 };
 struct Q4 {
   static constexpr int kBits = 4;
   static constexpr bool kAsym = false;
   static constexpr int kTop = 7;
+  static constexpr int kSearchN = 8;
 };
 struct Q4A {
   static constexpr int kBits = 4;
   static constexpr bool kAsym = true;
   static constexpr int kTop = 15;  // levels: indices 0..15
+  static constexpr int kSearchN = 0;
 };
 
 // The byte layout of one head block; every offset and code position is computed here.
@@ -140,19 +149,26 @@ class GroupCodec final : public Codec {
         }
         float step, min = 0;
         if constexpr (F::kAsym) {
-          const AsymGrid grid = fit_asym(lo, hi, F::kTop);
+          const AsymGrid grid = search_asym(v, g, 1, lo, hi, F::kTop);
           store_f16(block + lay_.step_at(t, gi), grid.step);
           store_f16(block + lay_.min_at(t, gi), grid.min);
           step = f16_to_f32(grid.step);
           min = f16_to_f32(grid.min);
         } else {
-          const uint16_t s = fit_step(amax, F::kTop, F::kTop + 0.5);
+          const uint16_t s = F::kSearchN ? search_sym_step(v, g, 1, F::kSearchN, lay_.key)
+                                         : fit_step(amax, F::kTop, F::kTop + 0.5);
           store_f16(block + lay_.step_at(t, gi), s);
           step = f16_to_f32(s);
         }
         for (int p = 0; p < g; ++p) {
-          const int k =
-              F::kAsym ? round_asym(v[p], min, step, F::kTop) : round_sym(v[p], step, F::kTop);
+          int k = 0;
+          if constexpr (F::kAsym) {
+            k = round_asym(v[p], min, step, F::kTop);
+          } else if constexpr (F::kSearchN != 0) {
+            k = round_sym_signed(v[p], step, F::kSearchN);
+          } else {
+            k = round_sym(v[p], step, F::kTop);
+          }
           lay_.put(block, t, gi * g + p, k);
         }
       }
@@ -245,7 +261,7 @@ void add_int_formats(std::vector<FormatInfo>& rows) {
                   "int8 symmetric, f16 scale per 32 values (llama.cpp q8_0)", group_payload<Q8>,
                   needs_groups, make_group<Q8, FormatId::q8>});
   rows.push_back({FormatId::q4, "q4", "q4_0", kRoleK | kRoleV,
-                  "int4 symmetric, f16 scale per 32 values (q4_0 layout, scale amax/7)",
+                  "int4 symmetric, f16 scale per 32 values (llama.cpp q4_0; scale by error)",
                   group_payload<Q4>, needs_groups, make_group<Q4, FormatId::q4>});
   rows.push_back({FormatId::q4a, "q4a", "q4_1", kRoleK | kRoleV,
                   "int4 asymmetric, f16 scale + f16 min per 32 values (llama.cpp q4_1)",

@@ -10,18 +10,22 @@
 //          nibble k of byte (o, t, i); kivi2: channel 16o + 4k + i in bits 2k..2k+1)
 //   steps  f16[d]  at byte offset T * d * b / 8
 //   mins   f16[d]  right after the steps
-// x[t][j] = u * step[j] + min[j], u = round((x - min) / step) in 0..2^b-1, min = the channel's
-// minimum over the page's tokens rounded down to f16, step = (max - min) / (2^b - 1).
+// x[t][j] = u * step[j] + min[j], u = round((x - min) / step) in 0..2^b-1; step and min are
+// chosen by squared error among the grids that hold each of the channel's values within half a
+// step (format/step_search.h), the plain fit (min = the channel's minimum rounded down to f16,
+// step = (max - min) / (2^b - 1)) among them.
 //
 // A page's grids are fitted to the tokens encoded together, so a page is encoded at once (the
 // cache keeps its tail page unencoded until it is full). K role only: values have no
 // per-channel outlier structure, and KIVI quantizes them per token.
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "format/families.h"
 #include "format/planes.h"
 #include "format/quant.h"
+#include "format/step_search.h"
 
 namespace kvpack::format {
 namespace {
@@ -59,21 +63,17 @@ class KiviCodec final : public Codec {
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {
     zero_padding(block, lay_.payload(), head_bytes());
     const int d = lay_.d;
+    std::vector<float> col(static_cast<size_t>(std::max(n, 1)), 0.0f);  // [n] channel j, saturated
     for (int j = 0; j < d; ++j) {
-      float lo = saturate_input(x[j]), hi = lo;
-      for (int t = 1; t < n; ++t) {
-        const float v = saturate_input(x[static_cast<size_t>(t) * d + j]);
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-      const AsymGrid grid = fit_asym(lo, hi, lay_.levels());
+      for (int t = 0; t < n; ++t) col[t] = saturate_input(x[static_cast<size_t>(t) * d + j]);
+      const auto [lo, hi] = std::minmax_element(col.begin(), col.end());
+      const AsymGrid grid =
+          search_asym(col.data(), static_cast<int>(col.size()), 1, *lo, *hi, lay_.levels());
       store_f16(block + lay_.steps_offset() + 2 * j, grid.step);
       store_f16(block + lay_.mins_offset() + 2 * j, grid.min);
       const float step = f16_to_f32(grid.step), min = f16_to_f32(grid.min);
-      for (int t = 0; t < n; ++t) {
-        const float v = saturate_input(x[static_cast<size_t>(t) * d + j]);
-        lay_.put(block, t, j, round_asym(v, min, step, lay_.levels()));
-      }
+      for (int t = 0; t < n; ++t)
+        lay_.put(block, t, j, round_asym(col[t], min, step, lay_.levels()));
     }
   }
 

@@ -266,6 +266,20 @@ double f16_at(const uint8_t* p) {
 // ||v_t|| / norm_t (1 + rho) (rho: the int8 table's relative error), which bounds every element
 // after the rotation back. w: one row's normalised weights over all tokens (0 outside its range),
 // grown by `spread`; v: the head's decoded values [n][dv]. Adds the bound to err[0, dv).
+// q4a values: the kernels sum a token's code part (u or u - 8, times the step) and its offset
+// (min, or min + 8 step) apart, so its rounding scales with |x - c| + |c| <= |x| + 2 |c| (c the
+// offset), not with |x|: returns 2 (|min| + 8 step) for value j of encoded token s, else 0.
+double q4a_offset_term(const cache::LayerView& view, int head, int64_t s, int j) {
+  if (view.v_codec->info().id != format::FormatId::q4a || s >= view.encoded_tokens()) return 0;
+  const int dv = view.head_dim_v, T = view.page_tokens, g = format::group_size(dv);
+  const size_t steps = (static_cast<size_t>(T) + 3) / 4 * 4 * dv / 2;  // after the 4-bit codes
+  const size_t at = 2 * (static_cast<size_t>(j / g) * T + s % T);
+  const uint8_t* block = view.v_block(static_cast<size_t>(s / T), head);
+  const double step = f16_at(block + steps + at);
+  const double min = f16_at(block + steps + 2 * static_cast<size_t>(T) * (dv / g) + at);
+  return 2 * (std::fabs(min) + 8 * std::fabs(step));
+}
+
 void add_weight_rounding(const cache::LayerView& view, int head, const std::vector<double>& w,
                          double spread, const std::vector<float>& v,
                          const attention::KernelInfo& info, double* err) {
@@ -411,7 +425,9 @@ std::vector<double> tolerance(const cache::LayerView& view, const float* q, int 
         std::vector<double> wv(static_cast<size_t>(dv), 0.0);  // sum_s w_s |v_sj|
         double wnorm = 0;                                      // sum_s w_s ||v_s||
         for (int64_t s = lo; s <= pos; ++s) {
-          for (int j = 0; j < dv; ++j) wv[j] += logit[s] / sum * std::fabs(v[s * dv + j]);
+          for (int j = 0; j < dv; ++j) {
+            wv[j] += logit[s] / sum * (std::fabs(v[s * dv + j]) + q4a_offset_term(view, h, s, j));
+          }
           if (v_rotated) wnorm += logit[s] / sum * norm2(&v[s * dv], dv);
         }
         // Rotated values: the kernel accumulates in the rotated basis (its rounding, acc_gamma

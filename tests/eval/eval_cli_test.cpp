@@ -83,6 +83,36 @@ TEST(EvalCli, ErrorsAreOneLine) {
                                          "fewer than one chunk");
   kvpack::testing::expect_one_line_error(
       "eval ppl " + stories_args(model, text) + " --kv k=q8,v=kivi2", "kivi2");
+  kvpack::testing::expect_one_line_error(
+      "eval passkey " + m + " --lengths 200 --baseline-json /nonexistent/base.json",
+      "cannot read the text file '/nonexistent/base.json'");
+  kvpack::testing::expect_one_line_error(
+      "eval passkey " + m +
+          " --lengths 200 --trials 1 --depths 50 --kv k=q8,v=q8 --baseline-json '" + text.string() +
+          "'",
+      "is not JSON");
+}
+
+// A split grid: the baseline's answers from one run's JSON pair with another run's policies.
+TEST(EvalCli, PasskeyPairsWithABaselineFromAnEarlierRun) {
+  KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
+  const std::string m = "-m '" + model.string() + "' --lengths 200 --depths 0,100 --trials 2";
+  const auto base = kvpack::testing::run_kvpack("eval passkey " + m + " --kv k=f16,v=f16 --json");
+  ASSERT_EQ(base.status, 0) << base.err;
+  const auto jb = nlohmann::json::parse(base.out);
+  EXPECT_EQ(jb["baseline"], "k=f16,v=f16");  // in the same run: paired with itself
+  EXPECT_EQ(jb["results"][0]["vs_baseline"]["differ"], 0);
+  const std::string path = ::testing::TempDir() + "passkey_base.json";
+  {
+    std::ofstream f(path);
+    f << base.out;
+  }
+  const auto r = kvpack::testing::run_kvpack("eval passkey " + m +
+                                             " --kv k=q8,v=q8 --json --baseline-json " + path);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["baseline_source"], path);
+  EXPECT_EQ(j["results"][0]["vs_baseline"]["compared"], 4);
 }
 
 }  // namespace

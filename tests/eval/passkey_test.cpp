@@ -150,6 +150,61 @@ TEST(PasskeyRun, GridPerPolicyOnStories) {
   const Report rep = render_passkey(r, "kvpack eval passkey ...");
   EXPECT_NE(rep.text.find("length"), std::string::npos);
   EXPECT_EQ(rep.json["results"][0]["cells"].size(), 4u);
+  for (const auto& c : rep.json["results"][0]["cells"]) EXPECT_GE(c["seconds"].get<double>(), 0.0);
+  EXPECT_TRUE(rep.json["baseline"].is_null());
+}
+
+// Hand-made rows: which trials pair up (same length, depth and key) and how flips are counted.
+PolicyPasskey made_row(format::FormatId k, std::vector<PasskeyCell> cells) {
+  PolicyPasskey p;
+  p.policy = format::KVPolicy(k, k);
+  p.cells = std::move(cells);
+  for (const PasskeyCell& c : p.cells) {
+    p.total += static_cast<int>(c.trials.size());
+    for (const PasskeyTrial& t : c.trials) p.correct += t.correct;
+  }
+  return p;
+}
+
+TEST(PasskeyCompare, PairsTrialsByLengthDepthAndKey) {
+  const PolicyPasskey base =
+      made_row(format::FormatId::f16,
+               {{4096,
+                 50,
+                 0,
+                 {{11111, " 11111.", true}, {22222, " 22223.", false}, {33333, " 33333", true}}},
+                {8192, 50, 0, {{44444, " 44444", true}}}});
+  PasskeyReport r;
+  r.rows.push_back(made_row(
+      format::FormatId::q4,
+      {{4096, 50, 0, {{11111, " 11112", false}, {22222, " 22222", true}, {33333, " 33333.", true}}},
+       {4096, 90, 0, {{44444, " 44440", false}}},    // no such cell in the baseline
+       {8192, 50, 0, {{55555, " 55555", true}}}}));  // another key: not paired
+  compare_with_baseline(r, base, "base.json");
+  ASSERT_TRUE(r.rows[0].vs_baseline.has_value());
+  const PasskeyAgreement& a = *r.rows[0].vs_baseline;
+  EXPECT_EQ(a.compared, 3);
+  EXPECT_EQ(a.differ, 2);  // " 33333." and " 33333" have the same digits
+  EXPECT_EQ(a.right_to_wrong, 1);
+  EXPECT_EQ(a.wrong_to_right, 1);
+  const Report rep = render_passkey(r, "kvpack eval passkey ...");
+  EXPECT_EQ(rep.json["baseline"], "k=f16,v=f16");
+  EXPECT_EQ(rep.json["results"][0]["vs_baseline"]["differ"], 2);
+  EXPECT_NE(rep.text.find("right->wrong"), std::string::npos);
+
+  // Read back from the report's own JSON, the baseline row pairs the same way.
+  PasskeyReport with_base;
+  with_base.rows.push_back(base);
+  const nlohmann::json j =
+      nlohmann::json::parse(render_passkey(with_base, "kvpack eval passkey ...").json.dump());
+  const PolicyPasskey read = passkey_row_from_json(j, "k=f16,v=f16", "base.json");
+  compare_with_baseline(r, read, "base.json");
+  EXPECT_EQ(r.rows[0].vs_baseline->differ, 2);
+  EXPECT_EQ(r.rows[0].vs_baseline->compared, 3);
+  EXPECT_THROW(passkey_row_from_json(j, "k=q8,v=q8", "base.json"), Error);
+  EXPECT_THROW(
+      passkey_row_from_json(nlohmann::json::parse("{\"eval\": \"ppl\"}"), "k=f16,v=f16", "x.json"),
+      Error);
 }
 
 }  // namespace

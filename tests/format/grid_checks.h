@@ -47,6 +47,40 @@ inline double max_step(double range, double top) {
   return range / top * (1 + 0x1p-10) + 0x1p-24;
 }
 
+// The range a plain asymmetric fit spans over [lo, hi]: hi minus lo rounded down to f16 (at
+// most one f16 ulp, 2^-10 relative or 2^-24 absolute, below lo). The encoders' searched steps
+// are never larger than that fit's (format/step_search.h).
+inline double plain_asym_range(double lo, double hi) {
+  return hi - lo + 0x1p-10 * std::fabs(lo) + 0x1p-24;
+}
+
+// Squared error of the plain asymmetric fit of x[i * stride], i < n (already saturated), with
+// `levels` + 1 levels: min = lo rounded down to f16, step the nearest f16 to (hi - min) / levels
+// (one ulp up if that leaves hi uncovered), codes rounded to nearest: the encoders' fit before
+// they searched by error, restated here from docs/formats.md.
+inline double plain_asym_sse(const float* x, int n, size_t stride, int levels) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < n; ++i) lo = std::fmin(lo, x[i * stride]), hi = std::fmax(hi, x[i * stride]);
+  uint16_t mh = f32_to_f16(lo);
+  if (f16_to_f32(mh) > lo) {
+    mh = (mh & 0x7fffu) == 0 ? uint16_t{0x8001}
+                             : static_cast<uint16_t>(mh & 0x8000u ? mh + 1 : mh - 1);
+  }
+  const float m = f16_to_f32(mh);
+  const double range = static_cast<double>(hi) - m;
+  uint16_t sh = f32_to_f16(static_cast<float>(range / levels));
+  if (range > (levels + 0.5) * f16_to_f32(sh)) ++sh;
+  const float s = f16_to_f32(sh);
+  double e = 0;
+  for (int i = 0; i < n; ++i) {
+    const float v = x[i * stride];
+    const float k = s == 0 ? 0 : std::fmin(std::fmax(std::nearbyint((v - m) / s), 0.0f), levels);
+    const double r = v - static_cast<double>(k * s + m);
+    e += r * r;
+  }
+  return e;
+}
+
 // Input values as the formats see them: NaN -> 0, beyond f16's range -> +-65504.
 inline float saturated(float x) {
   if (std::isnan(x)) return 0.0f;

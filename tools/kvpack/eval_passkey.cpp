@@ -1,6 +1,7 @@
 // `kvpack eval passkey`: passkey retrieval (docs/passkey.md) per policy, length and depth.
 #include <cstdio>
 #include <functional>
+#include <optional>
 
 #include "base/error.h"
 #include "base/units.h"
@@ -24,6 +25,8 @@ struct Options {
   uint64_t seed = 1;
   int batch = 512;
   KvFlags kv;
+  std::string baseline = "k=f16,v=f16";
+  std::string baseline_json;
 };
 
 std::vector<int64_t> lengths(const Options& o, const model::Model& m, int answer_tokens) {
@@ -57,6 +60,37 @@ std::vector<double> depths(const Options& o) {
   return out;
 }
 
+// The baseline's answers from --baseline-json, read before the run so a bad file fails at once.
+std::optional<eval::PolicyPasskey> baseline_from_file(const Options& o) {
+  if (o.baseline_json.empty()) return std::nullopt;
+  const std::string base = format::KVPolicy::parse(o.baseline).to_string();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text_file(o.baseline_json));
+  } catch (const nlohmann::json::exception& e) {
+    fail("--baseline-json: '{}' is not JSON: {}", o.baseline_json, e.what());
+  }
+  return eval::passkey_row_from_json(j, base, o.baseline_json);
+}
+
+// Pairs every row with the baseline policy's answers: from --baseline-json when given, else from
+// this run when the baseline is one of its policies (else no comparison).
+void pair_with_baseline(const Options& o, const std::optional<eval::PolicyPasskey>& loaded,
+                        eval::PasskeyReport& rep) {
+  if (loaded) {
+    eval::compare_with_baseline(rep, *loaded, o.baseline_json);
+    return;
+  }
+  const std::string base = format::KVPolicy::parse(o.baseline).to_string();
+  for (const eval::PolicyPasskey& row : rep.rows) {
+    if (row.policy.to_string() == base) {
+      const eval::PolicyPasskey copy = row;
+      eval::compare_with_baseline(rep, copy, "this run");
+      return;
+    }
+  }
+}
+
 void run(const Options& o) {
   o.common.check_outputs();
   const auto model = load_model_with_tokenizer(o.common.model);
@@ -68,12 +102,15 @@ void run(const Options& o) {
   po.page_tokens = o.common.page_tokens;
   po.batch = o.batch;
   eval::check_passkey_lengths(*model, po);  // before anything slow
+  format::KVPolicy::parse(o.baseline);      // a bad --baseline fails before the run too
+  const std::optional<eval::PolicyPasskey> loaded = baseline_from_file(o);
   const std::vector<format::KVPolicy> policies = eval_policies(o.kv, model->spec(), po.page_tokens);
   ThreadPool pool(o.common.threads);
   ProgressBar bar("passkey", !o.common.quiet);
   eval::PasskeyReport rep = eval::evaluate_passkey(*model, policies, po, pool, std::ref(bar));
   bar.finish();
   rep.model_path = o.common.model;
+  pair_with_baseline(o, loaded, rep);
   emit(eval::render_passkey(rep, command_line()), o.common);
 }
 
@@ -98,6 +135,14 @@ void add_eval_passkey_command(CLI::App& eval) {
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
   o->kv.add_to(cmd, /*repeatable=*/true, "one policy per format");
+  cmd->add_option("--baseline", o->baseline,
+                  "Policy whose answers every policy is compared with, key by key (when it is in "
+                  "this run or in --baseline-json)")
+      ->capture_default_str();
+  cmd->add_option("--baseline-json", o->baseline_json,
+                  "An earlier `eval passkey --json`/-o report holding the baseline's answers, so a "
+                  "grid split over several runs is paired with one baseline run")
+      ->type_name("FILE");
   cmd->callback([o] { run(*o); });
 }
 

@@ -39,7 +39,7 @@ class NumpyLlama:
         self.n_head_kv = kv.get("llama.attention.head_count_kv", self.n_head)
         self.eps = kv["llama.attention.layer_norm_rms_epsilon"]
         self.base = kv.get("llama.rope.freq_base", 10000.0)
-        self.head_dim = self.n_embd // self.n_head
+        self.head_dim = kv.get("llama.attention.key_length", self.n_embd // self.n_head)
         self.n_rot = kv.get("llama.rope.dimension_count", self.head_dim)
         t = {k: np.asarray(v, dtype=np.float64) for k, v in r.tensors.items()}
         self.t = t
@@ -169,7 +169,8 @@ def torch_model_from_gguf(r):
     kv = r.kv
     n_embd, n_head = kv["llama.embedding_length"], kv["llama.attention.head_count"]
     cfg = Config(vocab_size=len(kv["tokenizer.ggml.tokens"]), dim=n_embd, n_layers=kv["llama.block_count"],
-                 n_heads=n_head, n_kv_heads=kv["llama.attention.head_count_kv"], head_dim=n_embd // n_head,
+                 n_heads=n_head, n_kv_heads=kv["llama.attention.head_count_kv"],
+                 head_dim=kv.get("llama.attention.key_length", n_embd // n_head),
                  ffn_dim=kv["llama.feed_forward_length"], norm_eps=kv["llama.attention.layer_norm_rms_epsilon"],
                  rope_theta=kv["llama.rope.freq_base"], max_seq_len=kv["llama.context_length"],
                  tied="output.weight" not in r.tensors)
@@ -186,7 +187,7 @@ def torch_model_from_gguf(r):
     return m
 
 
-def check_passkey(gguf_path, length, n_keys):
+def check_passkey(gguf_path, length, n_keys, depths):
     """Passkey accuracy of the GGUF's own weights and tokenizer (PyTorch f32 compute, f32 KV)."""
     import data
     import train
@@ -197,7 +198,7 @@ def check_passkey(gguf_path, length, n_keys):
     c = C()
     c.tok = spm_mod.SPM.from_gguf_kv(r.kv)
     c.pk = data.Passkey(c.tok)
-    res = train.passkey_accuracy(torch_model_from_gguf(r), c, [length], train.EVAL_DEPTHS, n_keys)
+    res = train.passkey_accuracy(torch_model_from_gguf(r), c, [length], depths, n_keys)
     return res
 
 
@@ -210,13 +211,15 @@ def main():
     ap.add_argument("--passkey-length", type=int, default=0,
                     help="also measure passkey accuracy of the GGUF's weights at this length")
     ap.add_argument("--passkey-keys", type=int, default=20)
+    ap.add_argument("--passkey-depths", default="0,25,50,75,100", help="percent, comma-separated")
     a = ap.parse_args()
     ok = check_stories()
     if not a.stories:
         tj = a.tokenizer_json or os.path.join(os.path.dirname(a.ckpt), "tokenizer.json")
         ok &= check_probe(a.gguf, a.ckpt, tj if os.path.exists(tj) else None)
         if a.passkey_length:
-            check_passkey(a.gguf, a.passkey_length, a.passkey_keys)
+            depths = [float(d) for d in a.passkey_depths.split(",")]
+            check_passkey(a.gguf, a.passkey_length, a.passkey_keys, depths)
     sys.exit(0 if ok else 1)
 
 

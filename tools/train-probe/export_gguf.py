@@ -33,7 +33,6 @@ def tensor_map(model):
 
 def export(model, tok: spm_mod.SPM, path, context_length, name="kvpack-probe", description=""):
     c = model.c
-    assert c.n_heads * c.head_dim == c.dim, "llama.* keys below assume head_dim = n_embd / n_head"
     w = gguf.Writer(alignment=32)
     w.add("general.architecture", T_STR, "llama")
     w.add("general.name", T_STR, name)
@@ -50,6 +49,9 @@ def export(model, tok: spm_mod.SPM, path, context_length, name="kvpack-probe", d
     w.add("llama.rope.freq_base", T_F32, c.rope_theta)
     w.add("llama.attention.head_count", T_U32, c.n_heads)
     w.add("llama.attention.head_count_kv", T_U32, c.n_kv_heads)
+    if c.n_heads * c.head_dim != c.dim:  # llama.cpp derives n_embd / n_head otherwise
+        w.add("llama.attention.key_length", T_U32, c.head_dim)
+        w.add("llama.attention.value_length", T_U32, c.head_dim)
     w.add("llama.attention.layer_norm_rms_epsilon", T_F32, c.norm_eps)
     tokens, scores, types = tok.to_arrays()
     w.add("tokenizer.ggml.model", T_STR, "llama")

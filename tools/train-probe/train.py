@@ -61,6 +61,10 @@ MIX_COPY = {"copy": 1.0}
 MIX_SHORT = {"tiny": 0.3, "wiki": 0.2, "repeat": 0.15, "passkey": 0.2, "kv": 0.15}
 MIX_LONG = {"tiny": 0.15, "wiki": 0.1, "repeat": 0.1, "passkey": 0.35, "kv": 0.3}
 MIX_FAR = {"tiny": 0.15, "wiki": 0.1, "repeat": 0.1, "passkey": 0.2, "passkey_far": 0.25, "kv": 0.2}
+# Stage tuples: (name, steps, seq_len, batch, mix, active blocks, early stop[, own lr[, options]]):
+# own lr = (peak, floor) gives the stage its own cosine (None: the preset's main cosine);
+# options: {"rope_theta": base} switches RoPE to a new base from this stage on (context
+# extension by a larger base, "ABF": Xiong et al. 2023, as Code Llama and Llama 3 did).
 PRESETS = {
     "smoke": [("copy", 20, 128, 8, MIX_COPY, 2, 1.0), ("short", 30, 256, 8, MIX_SHORT, 4, None),
               ("long", 4, 1024, 2, MIX_LONG, 4, None)],
@@ -80,7 +84,41 @@ PRESETS = {
         # depth 0-40%.
         ("s4224c", 200, 4224, 1, MIX_FAR, 4, None, (2e-4, 0.1)),
     ],
+    # probe16 (issue 16): head dim 128, 8 query heads sharing 2 KV heads, trained at 4k with
+    # RoPE base 10000 like the first probe, then extended: base 500000, a short adaptation at 4k,
+    # then 8k and 16k (lengths +128 so a 2^n-token passkey prompt and its answer fit).
+    # Long stages use the FlashAttention-style autograd function (model.FlashAttention).
+    "long": [
+        ("copy", 1500, 128, 32, MIX_COPY, 2, 0.5),
+        ("s256", 800, 256, 16, MIX_SHORT, 4, None),
+        ("s1024", 200, 1024, 4, MIX_LONG, 4, None),
+        ("s2048", 100, 2048, 2, MIX_LONG, 4, None),
+        ("s4224", 400, 4224, 1, MIX_FAR, 4, None, (3e-4, 0.1)),
+        ("r4224", 100, 4224, 1, MIX_FAR, 4, None, (2e-4, 0.1), {"rope_theta": 500000.0}),
+        ("s8320", 150, 8320, 1, MIX_FAR, 4, None, (2e-4, 0.1)),
+        ("s16512", 60, 16512, 1, MIX_FAR, 4, None, (1e-4, 0.1)),
+    ],
+    "long-smoke": [  # the "long" preset's machinery in ~2 minutes: every stage kind, RoPE switch
+        ("copy", 10, 128, 8, MIX_COPY, 2, 1.0), ("s256", 6, 256, 8, MIX_SHORT, 4, None),
+        ("s1024", 3, 1024, 1, MIX_FAR, 4, None, (3e-4, 0.1)),
+        ("r1024", 3, 1024, 1, MIX_FAR, 4, None, (2e-4, 0.1), {"rope_theta": 500000.0}),
+        ("s2176", 2, 2176, 1, MIX_FAR, 4, None, (1e-4, 0.1)),
+    ],
 }
+# Per preset: model shape and options. trim: cut each batch after its longest example (batch 1
+# at 16k: a 5k-token passkey example then costs a 5k step, not a 16k one).
+PRESET_MODEL = {
+    "long": {"dim": 256, "heads": 8, "kv_heads": 2, "head_dim": 128, "ffn": 768, "attn_impl": "flash",
+             "attn_mm": "bf16", "trim": True, "context": 16512, "eval_lengths": "4096,8192,16384",
+             "eval_depths": [10, 30, 50, 70, 90], "eval_keys": 10, "variant_length": 4096,
+             "name": "kvpack-probe16", "description": "kvpack long-context probe model (tools/train-probe)"},
+}
+PRESET_MODEL["long-smoke"] = dict(PRESET_MODEL["long"], context=2176, eval_lengths="1024,2048",
+                                  eval_depths=[50], eval_keys=2, variant_length=1024)
+DEFAULT_MODEL = {"dim": 256, "heads": 4, "kv_heads": 2, "head_dim": None, "ffn": 768, "attn_impl": "chunked",
+                 "attn_mm": "f32", "trim": False, "context": 4224, "eval_lengths": "512,1024,2048,4096",
+                 "eval_depths": [0, 25, 50, 75, 100], "eval_keys": 20, "variant_length": None,
+                 "name": "kvpack-probe", "description": "kvpack probe model (tools/train-probe)"}
 CONTEXT_LENGTH = 4224
 EVAL_KEY_SEED = 20261129
 EVAL_DEPTHS = [0, 25, 50, 75, 100]
@@ -127,7 +165,8 @@ def make_example(kind, corpus, rng, T):
         src = corpus.ids["tiny" if rng.random() < 0.6 else "wiki"]
         return data.make_repeat_example(rng, T, src, corpus.tok.n_vocab)
     if kind == "passkey_far":
-        L = rng.randint(T - 1024, T - 7)
+        span = 1024 if T <= CONTEXT_LENGTH else T // 4
+        L = rng.randint(T - span, T - 7)
         return data.make_passkey_example(corpus.pk, rng, L, depth_range=(0, 40))
     if kind == "passkey":
         ans_len = 7  # '▁' + 5 digits + EOS
@@ -141,13 +180,17 @@ def make_example(kind, corpus, rng, T):
     raise ValueError(kind)
 
 
-def make_batch(kinds, corpus, rng, T):
+def make_batch(kinds, corpus, rng, T, trim=False):
     toks = np.full((len(kinds), T), spm_mod.EOS, dtype=np.int64)
     w = np.zeros((len(kinds), T), dtype=np.float32)
+    longest = 0
     for b, kind in enumerate(kinds):
         t, ww = make_example(kind, corpus, rng, T)
         toks[b, :len(t)] = t
         w[b, :len(ww)] = ww
+        longest = max(longest, len(t))
+    if trim:  # the padding after the longest example changes no loss (causal, weight 0)
+        toks, w = toks[:, :longest], w[:, :longest]
     return torch.from_numpy(toks), torch.from_numpy(w)
 
 
@@ -209,15 +252,20 @@ def passkey_accuracy(model, corpus, lengths, depths, n_keys, prefix=True, style=
         row = {}
         for d in depths:
             ok = 0
+            # every key's prompt at (L, d) is the same up to the key line: prefill that once
+            # (digits are one token each, so the key line's length does not depend on the key)
+            _, kp = corpus.pk.prompt(L, d, keys[0], prefix, style)
+            head = model.prefill(corpus.pk.prompt(L, d, keys[0], prefix, style)[0][:kp]) if kp > 1 else None
             for key in keys:
-                prompt, _ = corpus.pk.prompt(L, d, key, prefix, style)
+                prompt, key_pos = corpus.pk.prompt(L, d, key, prefix, style)
+                assert key_pos == kp
 
                 def stop(out):
                     s = corpus.tok.decode(out)
                     r = first_digit_run(s)
                     return bool(r) and not s.rstrip().endswith(r)
 
-                out = model.greedy(prompt, 8, stop)
+                out = model.greedy(prompt[kp:], 8, stop, head) if head else model.greedy(prompt, 8, stop)
                 ok += first_digit_run(corpus.tok.decode(out)) == str(key)
             row[d] = ok / len(keys)
         res[L] = row
@@ -255,11 +303,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (default 1, see _early_env)")
     ap.add_argument("--vocab", type=int, default=1024)
-    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--dim", type=int, default=None, help="default: the preset's (256)")
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--ffn", type=int, default=768)
+    ap.add_argument("--heads", type=int, default=None, help="query heads (default: the preset's)")
+    ap.add_argument("--kv-heads", type=int, default=None)
+    ap.add_argument("--head-dim", type=int, default=None, help="default: the preset's, or dim / heads")
+    ap.add_argument("--ffn", type=int, default=None)
     ap.add_argument("--untied", action="store_true", help="separate output matrix (default: tied)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=60)
@@ -267,9 +316,15 @@ def main():
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--resume", action="store_true", help="continue from out/ckpt.pt")
     ap.add_argument("--eval-only", action="store_true", help="evaluate and export out/ckpt.pt")
-    ap.add_argument("--eval-keys", type=int, default=20)
-    ap.add_argument("--eval-lengths", default="512,1024,2048,4096")
+    ap.add_argument("--eval-keys", type=int, default=None, help="keys per passkey cell (default: the preset's)")
+    ap.add_argument("--eval-lengths", default=None, help="default: the preset's")
     args = ap.parse_args()
+    pm = dict(DEFAULT_MODEL, **PRESET_MODEL.get(args.preset, {}))
+    for k in ("dim", "heads", "kv_heads", "head_dim", "ffn", "eval_keys", "eval_lengths"):
+        if getattr(args, k) is None:
+            setattr(args, k, pm[k])
+    if args.head_dim is None:
+        args.head_dim = args.dim // args.heads
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -286,8 +341,9 @@ def main():
         f"filler group {len(corpus.pk._segs(True, 'spec')[1])} tokens ({corpus.secs:.1f}s)", logf)
 
     cfg = Config(vocab_size=corpus.tok.n_vocab, dim=args.dim, n_layers=args.layers, n_heads=args.heads,
-                 n_kv_heads=args.kv_heads, head_dim=args.dim // args.heads, ffn_dim=args.ffn,
-                 max_seq_len=CONTEXT_LENGTH, tied=not args.untied)
+                 n_kv_heads=args.kv_heads, head_dim=args.head_dim, ffn_dim=args.ffn,
+                 max_seq_len=pm["context"], tied=not args.untied, attn_impl=pm["attn_impl"],
+                 attn_mm=pm["attn_mm"])
     model = Llama(cfg)
     log(f"model: {cfg.to_dict()}  params {model.n_params():,}", logf)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -313,6 +369,8 @@ def main():
         opt.load_state_dict(ck["opt"])
         step, wall_used, cpu_used, curve = ck["step"], ck["wall"], ck["cpu"], ck["curve"]
         si, stage_step = ck["stage"], ck["stage_step"]
+        if "rope_theta" in ck["config"]:
+            model.set_rope(ck["config"]["rope_theta"], pm["context"])
         log(f"resumed at step {step}, stage {si} step {stage_step} (wall {wall_used:.0f}s cpu {cpu_used:.0f}s)", logf)
 
     def save():
@@ -328,6 +386,10 @@ def main():
     while si < len(stages) and not args.eval_only:
         name, n_steps, T, B, mix, n_layers, early_stop = stages[si][:7]
         own_lr = stages[si][7] if len(stages[si]) > 7 else None  # (peak, floor): own cosine
+        opts = stages[si][8] if len(stages[si]) > 8 else {}
+        if "rope_theta" in opts and model.c.rope_theta != opts["rope_theta"]:
+            model.set_rope(opts["rope_theta"], pm["context"])
+            log(f"RoPE base {opts['rope_theta']:g} from stage {name} on", logf)
         if stage_step == 0 and n_layers > model.n_active:
             grow(model, n_layers)
             log(f"grew the model to {n_layers} active blocks", logf)
@@ -336,7 +398,7 @@ def main():
         # lr: warm-up and constant peak through a warm-up stage that may stop early (its length is
         # not known in advance), then one cosine over the remaining stages
         first_main = 1 if stages[0][6] is not None else 0
-        main = [st for st in stages[first_main:] if len(st) <= 7]
+        main = [st for st in stages[first_main:] if len(st) <= 7 or st[7] is None]
         main_total = sum(st[1] for st in main)
         kinds_all, probs = list(mix), list(mix.values())
         last_save = time.time()
@@ -344,13 +406,13 @@ def main():
         while stage_step < n_steps:
             rng = random.Random(args.seed * 1_000_003 + step)  # per-step stream: resumable, reproducible
             kinds = rng.choices(kinds_all, probs, k=B)
-            toks, w = make_batch(kinds, corpus, rng, T)
+            toks, w = make_batch(kinds, corpus, rng, T, pm["trim"])
             if si < first_main:
                 lr = lr_at(stage_step, 1, args.lr, args.warmup, 1.0)
             elif own_lr:
                 lr = lr_at(stage_step, n_steps, own_lr[0], 0, own_lr[1])
             else:
-                done = sum(st[1] for st in stages[first_main:si] if len(st) <= 7) + stage_step
+                done = sum(st[1] for st in stages[first_main:si] if len(st) <= 7 or st[7] is None) + stage_step
                 lr = lr_at(done, main_total, args.lr, 0 if first_main else args.warmup, args.lr_floor)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -385,7 +447,8 @@ def main():
         save()
         if T >= 256:
             log(f"end of stage {name}: quick passkey check", logf)
-            passkey_accuracy(model, corpus, [min(T - 8, 4096)], [10, 50, 90], 4, logf=logf)
+            passkey_accuracy(model, corpus, [min(T - 8, 4096) if T <= CONTEXT_LENGTH else T - 128],
+                             [10, 50, 90], 4, logf=logf)
 
     wall_train = wall_used + (time.time() - w0 if not args.eval_only else 0)
     cpu_train = cpu_used + (time.process_time() - c0 if not args.eval_only else 0)
@@ -404,18 +467,20 @@ def main():
         log(f"validation {k}: ppl (llama.cpp style, ctx {v['ctx']}, 2nd half, {v['chunks']} chunks) "
             f"{v['ppl_second_half']:.3f}; all tokens {v['ppl_all_tokens']:.3f}", logf)
     lengths = [int(x) for x in args.eval_lengths.split(",")]
-    res["passkey"] = passkey_accuracy(model, corpus, lengths, EVAL_DEPTHS, args.eval_keys, logf=logf)
+    depths = pm["eval_depths"]
+    res["passkey"] = passkey_accuracy(model, corpus, lengths, depths, args.eval_keys, logf=logf)
+    vl = [pm["variant_length"] or lengths[-1]]
     res["passkey_variants"] = {
-        "noprefix": passkey_accuracy(model, corpus, [lengths[-1]], EVAL_DEPTHS, args.eval_keys, prefix=False, logf=logf),
-        "lines": passkey_accuracy(model, corpus, [lengths[-1]], EVAL_DEPTHS, args.eval_keys, style="lines", logf=logf),
+        "noprefix": passkey_accuracy(model, corpus, vl, depths, args.eval_keys, prefix=False, logf=logf),
+        "lines": passkey_accuracy(model, corpus, vl, depths, args.eval_keys, style="lines", logf=logf),
     }
     res["eval_wall_s"], res["eval_cpu_s"] = time.time() - e0, time.process_time() - ec0
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     import export_gguf
-    gguf_path = os.path.join(args.out, "probe.gguf")
-    n = export_gguf.export(model, corpus.tok, gguf_path, CONTEXT_LENGTH,
-                           description="kvpack probe model (tools/train-probe)")
+    gguf_path = os.path.join(args.out, pm["name"].replace("kvpack-", "") + ".gguf")
+    n = export_gguf.export(model, corpus.tok, gguf_path, pm["context"], name=pm["name"],
+                           description=pm["description"])
     log(f"wrote {gguf_path} ({n} bytes); eval wall {res['eval_wall_s']:.0f}s cpu {res['eval_cpu_s']:.0f}s", logf)
 
 
