@@ -183,36 +183,8 @@ TEST(Decode, BatchMatchesReferencePerSequence) {
   }
 }
 
-TEST(Decode, SpecialisedKernelsServeTheirFormats) {
-  // The fast paths exist where promised (the codec kernels would also pass the tests above).
-  const struct {
-    FormatId id;
-    format::Role role;
-    const char* kernel;
-  } expect[] = {{FormatId::f16, format::Role::K, "f16 simd"},
-                {FormatId::f16, format::Role::V, "f16 simd"},
-                {FormatId::q8, format::Role::K, "q8 int8-dot"},
-                {FormatId::q8, format::Role::V, "q8 int-weights"},
-                {FormatId::q4, format::Role::K, "q4 int8-dot"},
-                {FormatId::q4, format::Role::V, "q4 int-weights"},
-                {FormatId::turbo4, format::Role::V, "turbo4 int-weights"},
-                {FormatId::turbo2, format::Role::K, "turbo2 int8-dot"},
-                {FormatId::turbo2, format::Role::V, "turbo2 int-weights"},
-                {FormatId::turbo3, format::Role::K, "turbo3 int8-dot"},
-                {FormatId::turbo3_qjl, format::Role::K, "turbo3_qjl int8-dot"},
-                {FormatId::turbo4_qjl, format::Role::K, "turbo4_qjl int8-dot"},
-                {FormatId::kivi4, format::Role::K, "kivi4 int8-dot"},
-                {FormatId::kivi2, format::Role::K, "kivi2 int8-dot"},
-                {FormatId::fp8, format::Role::K, "fp8 simd"},
-                {FormatId::fp8, format::Role::V, "fp8 simd"}};
-  for (const auto& e : expect) {
-    for (int d : {64, 128, 256}) {
-      const auto codec = format::make_codec(e.id, {e.role, d, 32, 1, 0});
-      EXPECT_EQ(kernel_info(*codec).name.rfind(e.kernel, 0), 0u)
-          << format::info(e.id).name << " d=" << d << ": " << kernel_info(*codec).name;
-    }
-  }
-}
+// Which kernel serves each format (and that none falls back to the codec operations) is pinned
+// in kernel_info_test.cpp.
 
 TEST(Decode, RejectsBadShapes) {
   ThreadPool pool(1);

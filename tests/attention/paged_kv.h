@@ -56,10 +56,10 @@ class PagedKv {
 };
 
 // Per-element bound on |out - reference| for attention over `view` (same semantics as
-// attention::reference), for the kernels attention uses under `params` (kernel_info): logits
-// exact up to f32 rounding of the dot products, or also carrying the int8 query rounding and
-// table errors the K kernel reports; values exact up to f32 rounding, or also carrying the
-// integer rounding of the weights and the table errors the V kernel reports.
+// attention::reference), for the kernels attention uses under `params` as kernel_expect.h states
+// them: logits exact up to f32 rounding of the dot products, or also carrying the int8 query
+// rounding and int8 table errors; values exact up to f32 rounding, or also carrying the integer
+// rounding of the weights and the table errors.
 // max_key_norm: PagedKv::max_key_norm() (bounds QJL residuals).
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
                               int n_q_heads, const attention::Params& params, double max_key_norm);

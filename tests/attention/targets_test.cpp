@@ -1,8 +1,9 @@
-// The SIMD kernels on every Highway target this CPU runs (AVX-512 with VNNI, AVX-512, AVX2,
-// SSE4, ...), not only the best one, against the reference.
+// Whole decode and prefill calls on every SIMD target this CPU runs (AVX-512 with VNNI, AVX-512,
+// AVX2 with and without AVX-VNNI, SSE4, the portable fallback), not only the best one, against
+// the reference.
 #include <gtest/gtest.h>
-#include <hwy/targets.h>
 
+#include "every_target.h"
 #include "kvpack/attention.h"
 #include "paged_kv.h"
 
@@ -14,12 +15,6 @@ using testing::Data;
 using testing::KvShape;
 using testing::PagedKv;
 
-// Restores normal target selection however the test ends.
-struct TargetOverride {
-  explicit TargetOverride(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-  ~TargetOverride() { hwy::SetSupportedTargetsForTest(0); }
-};
-
 // Head dim d for K and V; simd_v: the V side must run a SIMD kernel (not the codec's ops).
 void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
                    const Params& params = Params{}, bool simd_v = false) {
@@ -30,9 +25,7 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
   std::vector<float> want(3 * row);
   reference(kv.view(), q.data(), 3, n_q, want.data(), params);
   int tried = 0;
-  for (int64_t bit = 1; bit != 0 && bit <= HWY_SCALAR; bit <<= 1) {
-    if ((hwy::SupportedTargets() & bit) == 0) continue;
-    TargetOverride use(bit);
+  testing::on_every_target([&](const std::string& target, bool) {
     const KernelInfo info = kernel_info(*kv.view().k_codec, params);
     const KernelInfo v_info = kernel_info(*kv.view().v_codec, params);
     if (simd_v) {
@@ -49,9 +42,10 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
     const std::vector<double> last_tol(tol.end() - row, tol.end());
     EXPECT_LT(testing::excess(dec, last_want, last_tol).worst, 1.0)
         << info.name << " / " << v_info.name << " d " << d;
-    std::printf("  checked %s / %s, d %d\n", info.name.c_str(), v_info.name.c_str(), d);
+    std::printf("  %s: checked %s / %s, d %d\n", target.c_str(), info.name.c_str(),
+                v_info.name.c_str(), d);
     ++tried;
-  }
+  });
   EXPECT_GE(tried, 1);
 }
 
