@@ -15,11 +15,10 @@
 #include "attention/kernels.h"
 #include "attention/span.h"
 #include "attention/turbo_table.h"
-#include "base/half.h"
 #include "base/rng.h"
 #include "every_target.h"
-#include "format/turbo_layout.h"
 #include "kernel_expect.h"
+#include "kernel_spec.h"
 #include "kvpack/attention.h"
 
 namespace kvpack::attention {
@@ -48,24 +47,21 @@ struct Case {
   std::vector<float> effective;  // [kHeads][rows][query_floats]: what the rows stand for
 };
 
-// The spec's rounding of x: [n] to int8 with one scale: s = max|x| / 127, k = round(x / s)
-// (ties to even), 0 for an all-zero x. Checks the prepared part against it and returns the
-// f32 values it stands for in out: [n].
+// The prepared part of a row against the spec's rounding of x: [n] (testing::round_to_int8);
+// returns the f32 values it stands for in out: [n].
 void check_rounded(const float* x, int n, const detail::IntQueryRow& got, int group, float* out) {
-  for (int g0 = 0; g0 < n; g0 += group) {
-    float amax = 0;
-    for (int j = g0; j < g0 + group; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float s = amax / 127.0f;
-    ASSERT_EQ(got.scale[g0 / group], s) << "group " << g0 / group;
+  std::vector<int> codes(static_cast<size_t>(n));
+  std::vector<float> scales(static_cast<size_t>(n / group));
+  testing::round_to_int8(x, n, group, codes.data(), scales.data(), out);
+  for (int g = 0; g < n / group; ++g) {
+    ASSERT_EQ(got.scale[g], scales[g]) << "group " << g;
     int sum = 0;
-    for (int j = g0; j < g0 + group; ++j) {
-      const int k = s > 0 ? static_cast<int>(std::nearbyint(x[j] / s)) : 0;
-      ASSERT_EQ(got.codes[j], k) << "channel " << j;
-      ASSERT_EQ(got.fcodes[j], static_cast<float>(k)) << "channel " << j;
-      sum += k;
-      out[j] = s * static_cast<float>(k);
+    for (int j = g * group; j < (g + 1) * group; ++j) {
+      ASSERT_EQ(got.codes[j], codes[j]) << "channel " << j;
+      ASSERT_EQ(got.fcodes[j], static_cast<float>(codes[j])) << "channel " << j;
+      sum += codes[j];
     }
-    ASSERT_EQ(got.sum[g0 / group], sum) << "group " << g0 / group;
+    ASSERT_EQ(got.sum[g], sum) << "group " << g;
   }
 }
 
@@ -123,57 +119,6 @@ Case make_case(FormatId id, int d, int rows, bool zero_norms) {
   return c;
 }
 
-// Logits of the tokens of block (page, head) for one effective row, as the spec computes them,
-// in double, with the sum of the magnitudes of each one's terms (for the f32 rounding bound).
-struct Expected {
-  double logit = 0;
-  double magnitude = 0;
-};
-
-std::vector<Expected> expected_logits(const Case& c, const float* qe, int page, int head) {
-  const format::Codec& codec = *c.codec;
-  const int d = codec.head_dim();
-  const FormatId id = codec.info().id;
-  const uint8_t* block = c.slices[page] + (1 + head) * codec.head_bytes();
-  std::vector<Expected> out(kT);
-  const int bits = testing::turbo_mse_bits(id);
-  if (bits == 0) {  // the format's own score() is exact arithmetic on its stored numbers
-    std::vector<float> logits(kT);
-    codec.score(block, kT, qe, 1, logits.data(), kT);
-    std::vector<float> k(static_cast<size_t>(kT) * d);
-    codec.decode(1 + head, block, kT, k.data());
-    for (int t = 0; t < kT; ++t) {
-      out[t].logit = logits[t];
-      for (int j = 0; j < d; ++j) out[t].magnitude += std::fabs(double(qe[j]) * k[t * d + j]);
-    }
-    return out;
-  }
-  // TurboQuant: norm x table scale x sum_j q_j code(idx_j) (+ the QJL term), with the test's
-  // own int8 table.
-  const format::TurboLayout layout{d, kT, bits, qjl(id), true};
-  const testing::Int8Table table = testing::int8_table(d, bits);
-  std::vector<uint8_t> idx(static_cast<size_t>(d)), signs(static_cast<size_t>(d) / 8);
-  for (int t = 0; t < kT; ++t) {
-    Expected& e = out[t];
-    layout.load_codes(block, t, idx.data());
-    const double norm = f16_to_f32(layout.norm(block, t));
-    for (int j = 0; j < d; ++j) {
-      const double term = double(qe[j]) * table.codes[idx[j]] * table.scale * norm;
-      e.logit += term;
-      e.magnitude += std::fabs(term);
-    }
-    if (!qjl(id)) continue;
-    layout.load_signs(block, t, signs.data());
-    const double g = f16_to_f32(layout.gamma(block, t)) * std::sqrt(std::acos(-1.0) / 2) / d;
-    for (int j = 0; j < d; ++j) {
-      const double z = (signs[j / 8] >> (j % 8)) & 1 ? 1.0 : -1.0;
-      e.logit += g * qe[d + j] * z;
-      e.magnitude += std::fabs(g * qe[d + j]);
-    }
-  }
-  return out;
-}
-
 void check(FormatId id, int d, int rows, bool zero_norms) {
   SCOPED_TRACE(::testing::Message() << format::info(id).name << " d " << d << " rows " << rows
                                     << (zero_norms ? " (QJL term alone)" : ""));
@@ -190,9 +135,15 @@ void check(FormatId id, int d, int rows, bool zero_norms) {
     for (int r = 0; r < rows; ++r) {
       const size_t row = static_cast<size_t>(h) * rows + r;
       for (int p = 0; p < kPages; ++p) {
-        const std::vector<Expected> want = expected_logits(c, &c.effective[row * qf], p, h);
+        std::vector<double> logit(kT), magnitude(kT);
+        testing::SpecQuery sq;
+        sq.effective.assign(&c.effective[row * qf], &c.effective[row * qf] + qf);
+        sq.scaled.assign(&c.q[row * d], &c.q[row * d] + d);
+        testing::spec_logits(*c.codec, testing::expected_kernel(*c.codec), 1 + h,
+                             c.slices[p] + (1 + h) * c.codec->head_bytes(), sq, logit.data(),
+                             magnitude.data());
         for (int t = 0; t < kT; ++t) {
-          const Expected& e = want[t];
+          const struct { double logit, magnitude; } e{logit[t], magnitude[t]};
           // The f32 sums of the kernels: at most d + 16 roundings of partial sums and scale
           // products, each relative to the sum of the terms' magnitudes.
           const double tol = (d + 16) * kU * e.magnitude * 2 + 1e-30;
@@ -265,17 +216,16 @@ TEST(KeyKernels, Int8TablesAreTheirSpec) {
 }
 
 // kivi folds the query with each page's steps and rounds q_j step_j to int8 per group of 32
-// (query_bits 8, query_group 32); the bias sum_j q_j min_j stays f32. The expected logit
-// follows that specification in double; what remains is f32 rounding.
+// (query_bits 8, query_group 32); the bias sum_j q_j min_j stays f32 (kernel_spec.cpp).
 void check_kivi(FormatId id, int d) {
   SCOPED_TRACE(::testing::Message() << format::info(id).name << " d " << d);
-  const int rows = 5, T = 32, bits = id == FormatId::kivi4 ? 4 : 2;
+  const int rows = 5, T = 32;
   auto codec = format::make_codec(id, {format::Role::K, d, T, 1, 0});
   const detail::KKernel& k = detail::select_k_kernel(*codec, false);
   const KernelInfo want_info = testing::expected_kernel(*codec);
   ASSERT_EQ(want_info.query_group, 32);
   ASSERT_EQ(kernel_info(*codec).name.rfind(want_info.name, 0), 0u);
-  Rng rng(static_cast<uint64_t>(d) + bits);
+  Rng rng(static_cast<uint64_t>(d) + static_cast<uint64_t>(id));
   std::vector<float> x(static_cast<size_t>(T) * d), q(static_cast<size_t>(rows) * d);
   for (auto& v : x) v = static_cast<float>(rng.normal() * (1 + 3 * rng.uniform()));
   for (auto& v : q) v = static_cast<float>(rng.normal() * 0.1);
@@ -289,41 +239,12 @@ void check_kivi(FormatId id, int d) {
   detail::Prefetcher pf;
   k.score(*codec, detail::BlockSet{blocks, 1, 0, 1, codec->head_bytes()}, qbuf.data(), rows,
           got.data(), stride, pf);
-  std::vector<float> kd(x.size());
-  codec->decode(0, block.data(), T, kd.data());
-  const size_t codes = static_cast<size_t>(T) * d * bits / 8;
-  const auto at = [&](size_t off) {
-    return static_cast<double>(f16_to_f32(static_cast<uint16_t>(block[off] | block[off + 1] << 8)));
-  };
+  std::vector<double> logit(T), magnitude(T);
   for (int r = 0; r < rows; ++r) {
-    const float* qr = &q[static_cast<size_t>(r) * d];
-    double bias = 0, abs_bias = 0;
-    std::vector<double> z(static_cast<size_t>(d)), sc(static_cast<size_t>(d) / 32);
-    for (int j = 0; j < d; ++j) {
-      bias += double(qr[j]) * at(codes + 2 * (d + j));
-      abs_bias += std::fabs(double(qr[j]) * at(codes + 2 * (d + j)));
-    }
-    for (int g = 0; g < d / 32; ++g) {
-      float amax = 0;  // the rounding as specified: f32 products, scale amax / 127
-      for (int j = 32 * g; j < 32 * g + 32; ++j) {
-        amax = std::fmax(amax, std::fabs(qr[j] * static_cast<float>(at(codes + 2 * j))));
-      }
-      sc[g] = amax / 127.0f;
-      const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-      for (int j = 32 * g; j < 32 * g + 32; ++j) {
-        const float qs = qr[j] * static_cast<float>(at(codes + 2 * j));
-        z[j] = std::nearbyint(qs * inv);
-      }
-    }
+    const testing::SpecQuery sq = testing::spec_query(*codec, want_info, 0, &q[r * d]);
+    testing::spec_logits(*codec, want_info, 0, block.data(), sq, logit.data(), magnitude.data());
     for (int t = 0; t < T; ++t) {
-      double want = bias, mag = abs_bias;
-      for (int j = 0; j < d; ++j) {
-        const double s = at(codes + 2 * j), m = at(codes + 2 * (d + j));
-        const double u = s > 0 ? std::nearbyint((kd[t * d + j] - m) / s) : 0;
-        want += static_cast<float>(sc[j / 32]) * z[j] * u;
-        mag += std::fabs(sc[j / 32] * z[j] * u);
-      }
-      ASSERT_NEAR(got[r * stride + t], want, (2 * d + 16) * kU * mag + 1e-30)
+      ASSERT_NEAR(got[r * stride + t], logit[t], (2 * d + 16) * kU * magnitude[t] + 1e-30)
           << "row " << r << " token " << t << " " << k.name;
     }
   }

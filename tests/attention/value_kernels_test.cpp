@@ -17,12 +17,10 @@
 #include <vector>
 
 #include "attention/kernels.h"
-#include "base/half.h"
 #include "base/rng.h"
 #include "every_target.h"
-#include "format/codebook.h"
-#include "format/turbo_layout.h"
 #include "kernel_expect.h"
+#include "kernel_spec.h"
 #include "kvpack/attention.h"
 
 namespace kvpack::attention {
@@ -35,88 +33,6 @@ constexpr double kU = 0x1p-24;
 constexpr int kPages = 3;  // pages per kernel call (the accumulators carry across them)
 constexpr int kSlice = 3;  // heads per page slice; the call reads heads 1 and 2
 constexpr int kHeads = 2;
-
-double f16_at(const uint8_t* p) {
-  return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8)));
-}
-
-// One head block read at the offsets docs/formats.md gives: per token its factor a_t per scale
-// group (step, or turbo's norm), the minimum m_t (q4a), and per channel the exact element E and
-// the integer element e of the integer-weight kernels (E = e except q4a: E = nibble, e = nibble
-// - 8; turbo: E = centroid, e = int8 table code).
-struct BlockReading {
-  int groups = 1;
-  std::vector<double> a;  // [groups][T]
-  std::vector<double> m;  // [groups][T] (q4a), else 0
-  std::vector<double> E;  // [T][d]
-  std::vector<int> e;     // [T][d]
-  double post = 1.0;      // turbo: the int8 table's scale
-  bool has_min = false;   // q4a
-};
-
-BlockReading read_block(const format::Codec& codec, const uint8_t* block) {
-  const FormatId id = codec.info().id;
-  const int d = codec.head_dim(), T = codec.page_tokens();
-  const size_t T4 = (static_cast<size_t>(T) + 3) / 4 * 4;
-  BlockReading r;
-  r.E.resize(static_cast<size_t>(T) * d);
-  r.e.resize(r.E.size());
-  if (id == FormatId::f32 || id == FormatId::f16 || id == FormatId::bf16 || id == FormatId::fp8) {
-    std::vector<float> x(r.E.size());  // the float formats' decode is exact
-    codec.decode(0, block, T, x.data());
-    r.E.assign(x.begin(), x.end());
-    r.a.assign(static_cast<size_t>(T), 1.0);
-    r.m.assign(static_cast<size_t>(T), 0.0);
-    return r;
-  }
-  const int bits = testing::turbo_mse_bits(id);
-  if (bits > 0) {
-    const format::TurboLayout layout{d, T, bits, false, false};
-    const testing::Int8Table table = testing::int8_table(d, bits);
-    const format::Codebook& cb = format::codebook(d, bits);
-    r.post = table.scale;
-    std::vector<uint8_t> idx(static_cast<size_t>(d));
-    for (int t = 0; t < T; ++t) {
-      r.a.push_back(f16_to_f32(layout.norm(block, t)));
-      r.m.push_back(0);
-      layout.load_codes(block, t, idx.data());
-      for (int j = 0; j < d; ++j) {
-        r.E[t * d + j] = cb.centroids[idx[j]];
-        r.e[t * d + j] = table.codes[idx[j]];
-      }
-    }
-    return r;
-  }
-  // q8: int8 [T4/4][d][4] token quads; q4, q4a: [T4/4][d/2][4], byte lane l < 16 of each
-  // 32-channel block holding channel l (low nibble) and l + 16 (high). Steps f16 [G][T] after
-  // the codes, q4a's mins f16 [G][T] after the steps.
-  const bool q8 = id == FormatId::q8;
-  r.has_min = id == FormatId::q4a;
-  r.groups = d / format::group_size(d);
-  const size_t steps = T4 * d * (q8 ? 8 : 4) / 8;
-  const size_t mins = steps + 2 * static_cast<size_t>(T) * r.groups;
-  for (int g = 0; g < r.groups; ++g) {
-    for (int t = 0; t < T; ++t) {
-      r.a.push_back(f16_at(block + steps + 2 * (static_cast<size_t>(g) * T + t)));
-      r.m.push_back(id == FormatId::q4a ? f16_at(block + mins + 2 * (size_t(g) * T + t)) : 0.0);
-    }
-  }
-  for (int t = 0; t < T; ++t) {
-    for (int j = 0; j < d; ++j) {
-      if (q8) {
-        const auto k = static_cast<int8_t>(block[(static_cast<size_t>(t / 4) * d + j) * 4 + t % 4]);
-        r.E[t * d + j] = r.e[t * d + j] = k;
-        continue;
-      }
-      const int lane = 16 * (j / 32) + j % 16;
-      const uint8_t byte = block[(static_cast<size_t>(t / 4) * (d / 2) + lane) * 4 + t % 4];
-      const int u = j % 32 < 16 ? byte & 15 : byte >> 4;
-      r.e[t * d + j] = u - 8;
-      r.E[t * d + j] = id == FormatId::q4a ? u : u - 8;
-    }
-  }
-  return r;
-}
 
 // The spec's integer weights of one (page, row, group): u_t and whether its product sat within
 // a few ulps of a tie. Returns c.
@@ -146,7 +62,7 @@ struct Want {
 };
 
 // The expected change of one row's accumulator over one block, and its f32 rounding bound.
-void add_block(const BlockReading& b, const float* w, int T, int d, const KernelInfo& kernel,
+void add_block(const testing::ValueBlock& b, const float* w, int T, int d, const KernelInfo& kernel,
                Want& want) {
   const int g_size = d / b.groups;
   std::vector<int64_t> u(static_cast<size_t>(T));
@@ -249,7 +165,8 @@ void check(FormatId id, int d, int T, int rows, bool exact) {
         want[h * rows + r].tol.assign(af, 0.0);
       }
       for (int p = 0; p < kPages; ++p) {
-        const BlockReading b = read_block(*codec, slices[p] + (1 + h) * hb);
+        const testing::ValueBlock b =
+            testing::read_value_block(*codec, 1 + h, slices[p] + (1 + h) * hb);
         for (int r = 0; r < rows; ++r) {
           add_block(b, &w[(h * rows + r) * ws + p * T], T, d, want_info, want[h * rows + r]);
         }
