@@ -1,11 +1,12 @@
 // Whole decode and prefill calls on every SIMD target this CPU runs (AVX-512 with VNNI, AVX-512,
 // AVX2 with and without AVX-VNNI, SSE4, the portable fallback), not only the best one, against
-// the reference.
+// the same-rounding reference (same_rounding.h).
 #include <gtest/gtest.h>
 
 #include "every_target.h"
 #include "kvpack/attention.h"
 #include "paged_kv.h"
+#include "same_rounding.h"
 
 namespace kvpack::attention {
 namespace {
@@ -22,8 +23,6 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
   const int n_q = 8;
   const size_t row = static_cast<size_t>(n_q) * d;
   const auto q = kv.queries(3, n_q, 6);
-  std::vector<float> want(3 * row);
-  reference(kv.view(), q.data(), 3, n_q, want.data(), params);
   int tried = 0;
   testing::on_every_target([&](const std::string& target, bool) {
     const KernelInfo info = kernel_info(*kv.view().k_codec, params);
@@ -32,14 +31,15 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
       EXPECT_NE(v_info.name, "codec ops") << "d " << d;
     }
     Workspace ws;
-    std::vector<float> dec(row), pre(want.size());
+    std::vector<float> dec(row), pre(3 * row);
     decode(kv.view(), q.data() + 2 * row, n_q, dec.data(), params, pool, ws);
     prefill(kv.view(), q.data(), 3, n_q, pre.data(), params, pool, ws);
-    const auto tol = testing::tolerance(kv.view(), q.data(), 3, n_q, params, kv.max_key_norm());
-    EXPECT_LT(testing::excess(pre, want, tol).worst, 1.0)
+    const testing::Expectation e = testing::same_rounding(kv.view(), q.data(), 3, n_q, params);
+    const std::vector<float> expected(e.value.begin(), e.value.end());
+    EXPECT_LT(testing::excess(pre, expected, e.tol).worst, 1.0)
         << info.name << " / " << v_info.name << " d " << d;
-    const std::vector<float> last_want(want.end() - row, want.end());
-    const std::vector<double> last_tol(tol.end() - row, tol.end());
+    const std::vector<float> last_want(expected.end() - row, expected.end());
+    const std::vector<double> last_tol(e.tol.end() - row, e.tol.end());
     EXPECT_LT(testing::excess(dec, last_want, last_tol).worst, 1.0)
         << info.name << " / " << v_info.name << " d " << d;
     std::printf("  %s: checked %s / %s, d %d\n", target.c_str(), info.name.c_str(),
