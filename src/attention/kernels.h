@@ -58,7 +58,9 @@ struct VKernel {
   // v_t (in the codec's acc basis).
   void (*accumulate)(const format::Codec& codec, const BlockSet& blocks, const float* w,
                      size_t w_stride, int rows, float* acc, Prefetcher& pf);
-  int weight_bits = 0;  // see attention::KernelInfo
+  // Integer weight bits on the target dispatch picks now (see attention::KernelInfo); nullptr:
+  // f32 weights.
+  int (*weight_bits)() = nullptr;
   // Bound on the relative error of the kernel's own reading of value elements; nullptr = none.
   double (*value_rel_error)(const format::Codec& codec) = nullptr;
 };

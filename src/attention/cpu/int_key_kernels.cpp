@@ -10,6 +10,7 @@
 #include <hwy/highway.h>
 
 #include "attention/cpu/float_load-inl.h"
+#include "attention/cpu/int8_dot-inl.h"
 #include "attention/int_query.h"
 #include "attention/kernels.h"
 
@@ -49,7 +50,7 @@ struct KeyArgs {
 
 #if HWY_TARGET == HWY_AVX3_DL
 // sum_j q_j * code_j - bias * sum_j q_j for the 16 tokens at tb, group gi, R rows: VNNI.
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi,
                                       VF (&out)[R]) {
   using T = Traits<C>;
@@ -81,9 +82,51 @@ KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, in
   }
   for (int r = 0; r < R; ++r) out[r] = VF{_mm512_cvtepi32_ps(acc[r])};
 }
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+// The same integer sums for the 8 tokens at tb, 256-bit (int8_dot-inl.h): q8 codes are signed
+// bytes (DotS8), 4-bit codes unsigned nibbles below 16 (DotU8).
+template <Code C, int R, bool kVnni>
+HWY_INLINE void GroupSums8(const KeyArgs& a, const IntQueryRow* q, int tb, int gi,
+                           __m256i (&acc)[R]) {
+  using T = Traits<C>;
+  constexpr int kBias = C == Code::q8 ? kS8Bias<kVnni> : T::kBias;
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_set1_epi32(-kBias * q[r].sum[gi]);
+  const int slabs = a.group / T::kLineChannels;
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int s = 0; s < slabs; ++s) {
+    const int slab = gi * slabs + s;
+    const __m256i v = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(a.block + (static_cast<size_t>(slab) * a.T + tb) * 4));
+    if constexpr (C == Code::q8) {
+      for (int r = 0; r < R; ++r) DotS8<kVnni>(acc[r], v, Broadcast4(q[r].codes + 4 * slab));
+    } else {
+      const __m256i lo = _mm256_and_si256(v, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      for (int r = 0; r < R; ++r) {
+        DotU8<kVnni>(acc[r], lo, Broadcast4(q[r].codes + 8 * slab));
+        DotU8<kVnni>(acc[r], hi, Broadcast4(q[r].codes + 8 * slab + 4));
+      }
+    }
+  }
+}
+
+template <Code C, int R, bool kVnni>
+HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi, VF (&out)[R]) {
+  __m256i lo[R];
+  GroupSums8<C, R, kVnni>(a, q, tb, gi, lo);
+#if HWY_TARGET == HWY_AVX2
+  for (int r = 0; r < R; ++r) out[r] = VF{_mm256_cvtepi32_ps(lo[r])};
+#else  // 16 lanes: two halves of 8 tokens
+  __m256i hi[R];
+  GroupSums8<C, R, kVnni>(a, q, tb + 8, gi, hi);
+  for (int r = 0; r < R; ++r) {
+    out[r] = VF{_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo[r]), hi[r], 1))};
+  }
+#endif
+}
 #else
 // The same sums on any target: codes de-interleaved by LoadInterleaved4, widened to f32.
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi, VF (&out)[R]) {
   using T = Traits<C>;
   const DF df;
@@ -124,7 +167,7 @@ HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi
 #endif
 
 // logits[r][tb .. tb + N) for R rows of one block.
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, int tb,
                                         float* logits, size_t stride, LineSchedule& prefetch) {
   const DF df;
@@ -134,7 +177,7 @@ KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, 
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int gi = 0; gi < a.d / a.group; ++gi) {
     VF sums[R];
-    GroupSums<C, R>(a, q, tb, gi, sums);
+    GroupSums<C, R, kVnni>(a, q, tb, gi, sums);
     const size_t at = 2 * (static_cast<size_t>(gi) * a.T + tb);
     const VF ks = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + steps + at));
     for (int r = 0; r < R; ++r) {
@@ -152,7 +195,7 @@ KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, 
   for (int r = 0; r < R; ++r) hn::StoreU(acc[r], df, logits + r * stride + tb);
 }
 
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, size_t stride,
                                       Prefetcher* pf) {
   const int N = static_cast<int>(hn::Lanes(DF()));
@@ -163,11 +206,11 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
   const int n_lines = pf ? pf->take_lines(a.bytes, lines, 512) : 0;
   LineSchedule prefetch(lines, n_lines, iters);
   for (int tb = 0; tb < a.T; tb += N) {
-    ScoreTokens<C, R>(a, q, tb, logits + r0 * stride, stride, prefetch);
+    ScoreTokens<C, R, kVnni>(a, q, tb, logits + r0 * stride, stride, prefetch);
   }
 }
 
-template <Code C>
+template <Code C, bool kVnni>
 KVPACK_VNNI void ScoreInt(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, int rows,
                           float* logits, size_t stride, Prefetcher& pf) {
   constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
@@ -185,20 +228,32 @@ KVPACK_VNNI void ScoreInt(const BlockSet& b, int T, int d, int group, const uint
       Prefetcher* first = &pf;
       int r = 0;
       for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-        ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+        ScoreRows<C, kMaxRows, kVnni>(a, r, out, stride, first);
       }
       if (kMaxRows > 4 && r + 4 <= rows)
-        ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = nullptr;
-      if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = nullptr;
-      if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
+        ScoreRows<C, 4, kVnni>(a, r, out, stride, first), r += 4, first = nullptr;
+      if (r + 2 <= rows) ScoreRows<C, 2, kVnni>(a, r, out, stride, first), r += 2, first = nullptr;
+      if (r < rows) ScoreRows<C, 1, kVnni>(a, r, out, stride, first);
     }
   }
 }
 
+// avx_vnni: the AVX2 kernels may use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
+template <Code C>
+KVPACK_VNNI void ScoreIntOn(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf,
+                            int rows, float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
+#if HWY_TARGET == HWY_AVX2
+  if (avx_vnni) return ScoreInt<C, true>(b, T, d, group, qbuf, rows, logits, stride, pf);
+#endif
+  (void)avx_vnni;
+  ScoreInt<C, false>(b, T, d, group, qbuf, rows, logits, stride, pf);
+}
+
 #define KVPACK_INT_SCORE(NAME, CODE)                                                            \
   KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, \
-                               int rows, float* logits, size_t stride, Prefetcher& pf) {        \
-    ScoreInt<CODE>(b, T, d, group, qbuf, rows, logits, stride, pf);                             \
+                               int rows, float* logits, size_t stride, Prefetcher& pf,          \
+                               bool avx_vnni) {                                                 \
+    ScoreIntOn<CODE>(b, T, d, group, qbuf, rows, logits, stride, pf, avx_vnni);                 \
   }
 KVPACK_INT_SCORE(Q8, Code::q8)
 KVPACK_INT_SCORE(Q4, Code::q4)
@@ -210,6 +265,8 @@ KVPACK_INT_SCORE(Q4A, Code::q4a)
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "base/simd_target.h"
+
 namespace kvpack::attention::detail {
 
 HWY_EXPORT(ScoreQ8);
@@ -237,7 +294,7 @@ void int_prepare(const format::Codec& codec, int /*head*/, const float* q, int r
                     float* logits, size_t stride, Prefetcher& pf) {                               \
     HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
     (b, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), qbuf, rows,  \
-     logits, stride, pf);                                                                         \
+     logits, stride, pf, avx_vnni_allowed());                                                     \
   }
 KVPACK_INT_ENTRY(Q8)
 KVPACK_INT_ENTRY(Q4)

@@ -14,6 +14,7 @@
 #include <hwy/highway.h>
 
 #include "attention/cpu/float_load-inl.h"
+#include "attention/cpu/int8_dot-inl.h"
 #include "attention/int_query.h"
 #include "attention/kernels.h"
 #include "attention/turbo_table.h"
@@ -167,6 +168,98 @@ KVPACK_VNNI HWY_INLINE void NibbleDots2(const KeyArgs& a, const Row* q, int tb,
 }
 #endif
 
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+// The same dots for the 8 tokens from tb, 256-bit (int8_dot-inl.h): the centroids through the
+// signed int8 table (PSHUFB), DotS8 against the query; the sign bits (0/1) DotU8.
+template <TCode C, int R, bool kVnni>
+HWY_INLINE void Dots8(const KeyArgs& a, const Row* q, int tb, __m256i (&dot)[R],
+                      __m256i (&sdot)[R]) {
+  using Tr = TTraits<C>;
+  const __m256i tab = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.table->codes)));
+  const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03);
+  const __m256i one = _mm256_set1_epi8(0x01), bit2 = _mm256_set1_epi8(0x04);
+  for (int r = 0; r < R; ++r) {
+    dot[r] = _mm256_set1_epi32(-kS8Bias<kVnni> * q[r].mse.sum[0]);
+    sdot[r] = _mm256_setzero_si256();
+  }
+  const uint8_t* codes = a.block + (Tr::kQjl ? 4 : 2) * static_cast<size_t>(a.T);
+  const size_t line = 4 * static_cast<size_t>(a.T);  // bytes of one plane line
+  const auto load = [&](const uint8_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4 * static_cast<size_t>(tb)));
+  };
+  if constexpr (Tr::kNibbles) {
+    for (int o = 0; o < a.d / 8; ++o) {
+      const __m256i v = load(codes + o * line);
+      const __m256i n[2] = {_mm256_and_si256(v, low4),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
+      for (int k = 0; k < 2; ++k) {
+        const __m256i e = _mm256_shuffle_epi8(tab, n[k]);
+        for (int r = 0; r < R; ++r) {
+          DotS8<kVnni>(dot[r], e, Broadcast4(q[r].mse.codes + 4 * (2 * o + k)));
+        }
+        if constexpr (Tr::kQjl) {
+          const __m256i sb = _mm256_and_si256(_mm256_srli_epi16(n[k], 3), one);
+          for (int r = 0; r < R; ++r) {
+            DotU8<kVnni>(sdot[r], sb, Broadcast4(q[r].sign.codes + 4 * (2 * o + k)));
+          }
+        }
+      }
+    }
+    return;
+  }
+  const uint8_t* high = codes + static_cast<size_t>(a.T) * a.d / 4;  // t3 bit 2 / q3 signs
+  for (int o = 0; o < a.d / 16; ++o) {
+    const __m256i v = load(codes + o * line);
+    __m256i h = _mm256_setzero_si256();
+    if constexpr (Tr::kHighPlane || Tr::kSignPlane) {
+      h = load(high + (o / 2) * line);
+      if (o % 2) h = _mm256_srli_epi16(h, 4);  // this line's quads are bits 4..7
+    }
+    for (int k = 0; k < 4; ++k) {
+      __m256i x = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * k)), low2);
+      if constexpr (Tr::kHighPlane) {  // bit k of h becomes bit 2 of x
+        const __m256i hk = k < 2 ? _mm256_sll_epi16(h, _mm_cvtsi32_si128(2 - k))
+                                 : _mm256_srl_epi16(h, _mm_cvtsi32_si128(k - 2));
+        x = _mm256_or_si256(x, _mm256_and_si256(hk, bit2));
+      }
+      const __m256i e = _mm256_shuffle_epi8(tab, x);
+      for (int r = 0; r < R; ++r)
+        DotS8<kVnni>(dot[r], e, Broadcast4(q[r].mse.codes + 4 * (4 * o + k)));
+      if constexpr (Tr::kSignPlane) {
+        const __m256i sb = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(k)), one);
+        for (int r = 0; r < R; ++r) {
+          DotU8<kVnni>(sdot[r], sb, Broadcast4(q[r].sign.codes + 4 * (4 * o + k)));
+        }
+      }
+    }
+  }
+}
+
+// Dots8 over the N tokens of one vector (AVX3: two halves), as f32.
+template <TCode C, int R, bool kVnni>
+HWY_INLINE void Avx2Dots(const KeyArgs& a, const Row* q, int tb, VF (&dot)[R], VF (&sdot)[R]) {
+  __m256i d0[R], s0[R];
+  Dots8<C, R, kVnni>(a, q, tb, d0, s0);
+#if HWY_TARGET == HWY_AVX2
+  for (int r = 0; r < R; ++r) {
+    dot[r] = VF{_mm256_cvtepi32_ps(d0[r])};
+    sdot[r] = VF{_mm256_cvtepi32_ps(s0[r])};
+  }
+#else
+  __m256i d1[R], s1[R];
+  Dots8<C, R, kVnni>(a, q, tb + 8, d1, s1);
+  const auto join = [](__m256i lo, __m256i hi) {
+    return VF{_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1))};
+  };
+  for (int r = 0; r < R; ++r) {
+    dot[r] = join(d0[r], d1[r]);
+    sdot[r] = join(s0[r], s1[r]);
+  }
+#endif
+}
+#endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+
 // The code (0..15, table index) and sign bit of channel j of token t: the planes read one value
 // at a time (portable path).
 template <TCode C>
@@ -217,7 +310,7 @@ struct BlockLines {
   int n = 0;
 };
 
-template <TCode C, int R>
+template <TCode C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, size_t stride,
                                       BlockLines pf) {
   const DF df;
@@ -263,6 +356,8 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
       dot[r] = VF{_mm512_cvtepi32_ps(di[r])};
       sdot[r] = VF{_mm512_cvtepi32_ps(si[r])};
     }
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+    Avx2Dots<C, R, kVnni>(a, q, tb, dot, sdot);
 #else
     PortableDots<C, R>(a, q, tb, dot, sdot);
 #endif
@@ -282,7 +377,7 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
   }
 }
 
-template <TCode C>
+template <TCode C, bool kVnni>
 KVPACK_VNNI void ScoreTurbo(const BlockSet& b, int T, int d, int bits, const uint8_t* qbuf,
                             int rows, float* logits, size_t stride, Prefetcher& pf) {
   const TurboTable& table = turbo_table(d, bits);
@@ -300,20 +395,32 @@ KVPACK_VNNI void ScoreTurbo(const BlockSet& b, int T, int d, int bits, const uin
       float* out = logits + h * rows * stride + i * T;
       int r = 0;
       for (; r + kMaxRows <= rows; r += kMaxRows, first = {}) {
-        ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+        ScoreRows<C, kMaxRows, kVnni>(a, r, out, stride, first);
       }
       if (kMaxRows > 4 && r + 4 <= rows)
-        ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = {};
-      if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = {};
-      if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
+        ScoreRows<C, 4, kVnni>(a, r, out, stride, first), r += 4, first = {};
+      if (r + 2 <= rows) ScoreRows<C, 2, kVnni>(a, r, out, stride, first), r += 2, first = {};
+      if (r < rows) ScoreRows<C, 1, kVnni>(a, r, out, stride, first);
     }
   }
 }
 
+// avx_vnni: the AVX2 kernels may use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
+template <TCode C>
+KVPACK_VNNI void ScoreTurboOn(const BlockSet& b, int T, int d, int bits, const uint8_t* qbuf,
+                              int rows, float* logits, size_t stride, Prefetcher& pf,
+                              bool avx_vnni) {
+#if HWY_TARGET == HWY_AVX2
+  if (avx_vnni) return ScoreTurbo<C, true>(b, T, d, bits, qbuf, rows, logits, stride, pf);
+#endif
+  (void)avx_vnni;
+  ScoreTurbo<C, false>(b, T, d, bits, qbuf, rows, logits, stride, pf);
+}
+
 #define KVPACK_TURBO_SCORE(NAME, CODE, BITS)                                                   \
   KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, const uint8_t* qbuf, int rows, \
-                               float* logits, size_t stride, Prefetcher& pf) {                 \
-    ScoreTurbo<CODE>(b, T, d, BITS, qbuf, rows, logits, stride, pf);                           \
+                               float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {  \
+    ScoreTurboOn<CODE>(b, T, d, BITS, qbuf, rows, logits, stride, pf, avx_vnni);               \
   }
 KVPACK_TURBO_SCORE(Turbo2, TCode::t2, 2)
 KVPACK_TURBO_SCORE(Turbo3, TCode::t3, 3)
@@ -328,6 +435,8 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <vector>
+
+#include "base/simd_target.h"
 
 namespace kvpack::attention::detail {
 
@@ -382,7 +491,8 @@ void turbo_prepare(const format::Codec& codec, int head, const float* q, int row
   void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
                     float* logits, size_t stride, Prefetcher& pf) {                               \
     HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
-    (b, codec.page_tokens(), codec.head_dim(), qbuf, rows, logits, stride, pf);                   \
+    (b, codec.page_tokens(), codec.head_dim(), qbuf, rows, logits, stride, pf,                    \
+     avx_vnni_allowed());                                                                         \
   }
 KVPACK_TURBO_ENTRY(Turbo2)
 KVPACK_TURBO_ENTRY(Turbo3)
