@@ -43,10 +43,9 @@ KernelInfo kernel_info(const format::Codec& codec, const Params& params) {
     out.weight_span_pages = out.weight_bits > 0 ? 1 : 0;  // per page (cpu/value_kernels.cpp)
     out.value_rel_error = v.value_rel_error ? v.value_rel_error(codec) : 0.0;
   }
-  if (out.name != "codec ops") {
-    out.name += " (";
-    out.name += detail::simd_target_name();
-    out.name += ")";
+  if (out.name != "codec ops") {  // "<format> <kernel kind> (<Highway target>)"
+    out.name =
+        std::string(codec.info().name) + " " + out.name + " (" + detail::simd_target_name() + ")";
   }
   return out;
 }

@@ -16,6 +16,20 @@
 
 #include "attention/cpu/vnni_target-inl.h"  // KVPACK_VNNI for this target
 
+#ifndef KVPACK_ATTENTION_INT_KEY_BLOCK_
+#define KVPACK_ATTENTION_INT_KEY_BLOCK_
+namespace kvpack::attention::detail {
+// The geometry of one integer-code K block, from the codec's BlockLayout.
+struct IntKeyBlock {
+  int T;         // page tokens
+  int d;         // head dim
+  int group;     // channels per step
+  size_t steps;  // offset of f16 steps [d / group][T]
+  size_t mins;   // offset of f16 mins [d / group][T] (q4a)
+};
+}  // namespace kvpack::attention::detail
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::attention::detail {
 namespace HWY_NAMESPACE {
@@ -43,6 +57,8 @@ struct KeyArgs {
   int T;         // page tokens
   int d;         // head dim
   int group;     // channels per step
+  size_t steps;  // offsets of the steps and mins (IntKeyBlock)
+  size_t mins;
   size_t bytes;  // the block's bytes (for prefetching)
   IntQueryLayout ql;
   const uint8_t* qbuf;  // [rows][ql.row_bytes()]
@@ -171,20 +187,18 @@ template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, int tb,
                                         float* logits, size_t stride, LineSchedule& prefetch) {
   const DF df;
-  const size_t steps = static_cast<size_t>(a.T) * a.d * (C == Code::q8 ? 8 : 4) / 8;
-  const size_t mins = steps + 2 * static_cast<size_t>(a.T) * (a.d / a.group);
   VF acc[R];
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int gi = 0; gi < a.d / a.group; ++gi) {
     VF sums[R];
     GroupSums<C, R, kVnni>(a, q, tb, gi, sums);
     const size_t at = 2 * (static_cast<size_t>(gi) * a.T + tb);
-    const VF ks = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + steps + at));
+    const VF ks = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + a.steps + at));
     for (int r = 0; r < R; ++r) {
       acc[r] = hn::MulAdd(sums[r], hn::Mul(ks, hn::Set(df, q[r].scale[gi])), acc[r]);
     }
     if constexpr (Traits<C>::kMins) {
-      const VF ms = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + mins + at));
+      const VF ms = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + a.mins + at));
       for (int r = 0; r < R; ++r) {
         acc[r] =
             hn::MulAdd(ms, hn::Set(df, q[r].scale[gi] * static_cast<float>(q[r].sum[gi])), acc[r]);
@@ -211,20 +225,16 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
 }
 
 template <Code C, bool kVnni>
-KVPACK_VNNI void ScoreInt(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, int rows,
+KVPACK_VNNI void ScoreInt(const BlockSet& b, const IntKeyBlock& g, const uint8_t* qbuf, int rows,
                           float* logits, size_t stride, Prefetcher& pf) {
   constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
-  const IntQueryLayout ql{d, group};
+  const IntQueryLayout ql{g.d, g.group};
   for (int i = 0; i < b.n_pages; ++i) {
     for (int h = 0; h < b.n_heads; ++h) {
-      const KeyArgs a{b.at(i, h),
-                      T,
-                      d,
-                      group,
-                      b.head_bytes,
-                      ql,
-                      qbuf + static_cast<size_t>(h) * rows * ql.row_bytes()};
-      float* out = logits + h * rows * stride + i * T;
+      const KeyArgs a{b.at(i, h),   g.T,     g.d,
+                      g.group,      g.steps, g.mins,
+                      b.head_bytes, ql,      qbuf + static_cast<size_t>(h) * rows * ql.row_bytes()};
+      float* out = logits + h * rows * stride + i * g.T;
       Prefetcher* first = &pf;
       int r = 0;
       for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
@@ -240,20 +250,20 @@ KVPACK_VNNI void ScoreInt(const BlockSet& b, int T, int d, int group, const uint
 
 // avx_vnni: the AVX2 kernels may use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
 template <Code C>
-KVPACK_VNNI void ScoreIntOn(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf,
-                            int rows, float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
+KVPACK_VNNI void ScoreIntOn(const BlockSet& b, const IntKeyBlock& g, const uint8_t* qbuf, int rows,
+                            float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
 #if HWY_TARGET == HWY_AVX2
-  if (avx_vnni) return ScoreInt<C, true>(b, T, d, group, qbuf, rows, logits, stride, pf);
+  if (avx_vnni) return ScoreInt<C, true>(b, g, qbuf, rows, logits, stride, pf);
 #endif
   (void)avx_vnni;
-  ScoreInt<C, false>(b, T, d, group, qbuf, rows, logits, stride, pf);
+  ScoreInt<C, false>(b, g, qbuf, rows, logits, stride, pf);
 }
 
-#define KVPACK_INT_SCORE(NAME, CODE)                                                            \
-  KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, \
-                               int rows, float* logits, size_t stride, Prefetcher& pf,          \
-                               bool avx_vnni) {                                                 \
-    ScoreIntOn<CODE>(b, T, d, group, qbuf, rows, logits, stride, pf, avx_vnni);                 \
+#define KVPACK_INT_SCORE(NAME, CODE)                                                         \
+  KVPACK_VNNI void Score##NAME(const BlockSet& b, const IntKeyBlock& g, const uint8_t* qbuf, \
+                               int rows, float* logits, size_t stride, Prefetcher& pf,       \
+                               bool avx_vnni) {                                              \
+    ScoreIntOn<CODE>(b, g, qbuf, rows, logits, stride, pf, avx_vnni);                        \
   }
 KVPACK_INT_SCORE(Q8, Code::q8)
 KVPACK_INT_SCORE(Q4, Code::q4)
@@ -276,7 +286,7 @@ HWY_EXPORT(ScoreQ4A);
 namespace {
 
 IntQueryLayout query_layout(const format::Codec& codec) {
-  return IntQueryLayout{codec.head_dim(), format::group_size(codec.head_dim())};
+  return IntQueryLayout{codec.head_dim(), codec.layout().group};
 }
 
 size_t int_query_bytes(const format::Codec& codec) {
@@ -289,48 +299,48 @@ void int_prepare(const format::Codec& codec, int /*head*/, const float* q, int r
   for (int r = 0; r < rows; ++r) quantize_query(l, q + r * q_stride, qbuf + r * l.row_bytes());
 }
 
+IntKeyBlock block_of(const format::Codec& codec) {
+  const format::BlockLayout& l = codec.layout();
+  return {codec.page_tokens(), codec.head_dim(), l.group, l.steps, l.mins};
+}
+
 #define KVPACK_INT_ENTRY(NAME)                                                                    \
   void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
                     float* logits, size_t stride, Prefetcher& pf) {                               \
     HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
-    (b, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), qbuf, rows,  \
-     logits, stride, pf, avx_vnni_allowed());                                                     \
+    (b, block_of(codec), qbuf, rows, logits, stride, pf, avx_vnni_allowed());                     \
   }
 KVPACK_INT_ENTRY(Q8)
 KVPACK_INT_ENTRY(Q4)
 KVPACK_INT_ENTRY(Q4A)
 #undef KVPACK_INT_ENTRY
 
-// query_group is filled in per codec by int_k_kernel (it depends on the head dim).
-KKernel make_kernel(std::string_view name, int group,
-                    void (*score)(const format::Codec&, const BlockSet&, const uint8_t*, int,
-                                  float*, size_t, Prefetcher&)) {
-  return KKernel{name, 8, group, int_query_bytes, int_prepare, score};
+// query_group is the codec's step group (it depends on the head dim).
+KKernel make_kernel(int group, void (*score)(const format::Codec&, const BlockSet&, const uint8_t*,
+                                             int, float*, size_t, Prefetcher&)) {
+  return KKernel{"int8-dot", 8, group, int_query_bytes, int_prepare, score};
 }
 
 }  // namespace
 
+// Integer codes with a step (and min) per group of 16 or 32 channels of a token, interleaved
+// across tokens in key planes: 8-bit signed (q8), 4-bit with a bias of 8 (q4) or with mins (q4a).
 const KKernel* int_k_kernel(const format::Codec& codec) {
-  const int d = codec.head_dim();
-  const int group = format::group_size(d);
-  if (codec.page_tokens() % 16 != 0 || d % 16 != 0 || group < 16) return nullptr;
-  static const KKernel q8_16 = make_kernel("q8 int8-dot", 16, score_Q8);
-  static const KKernel q8_32 = make_kernel("q8 int8-dot", 32, score_Q8);
-  static const KKernel q4_16 = make_kernel("q4 int8-dot", 16, score_Q4);
-  static const KKernel q4_32 = make_kernel("q4 int8-dot", 32, score_Q4);
-  static const KKernel q4a_16 = make_kernel("q4a int8-dot", 16, score_Q4A);
-  static const KKernel q4a_32 = make_kernel("q4a int8-dot", 32, score_Q4A);
-  const bool g32 = group == 32;
-  switch (codec.info().id) {
-    case format::FormatId::q8:
-      return g32 ? &q8_32 : &q8_16;
-    case format::FormatId::q4:
-      return g32 ? &q4_32 : &q4_16;
-    case format::FormatId::q4a:
-      return g32 ? &q4a_32 : &q4a_16;
-    default:
-      return nullptr;
+  const format::BlockLayout& l = codec.layout();
+  if (l.element != format::BlockLayout::Element::integer ||
+      l.order != format::BlockLayout::Order::key_planes || l.per_channel) {
+    return nullptr;
   }
+  if (codec.page_tokens() % 16 != 0 || codec.head_dim() % 16 != 0 || l.group < 16) return nullptr;
+  static const KKernel q8_16 = make_kernel(16, score_Q8), q8_32 = make_kernel(32, score_Q8);
+  static const KKernel q4_16 = make_kernel(16, score_Q4), q4_32 = make_kernel(32, score_Q4);
+  static const KKernel q4a_16 = make_kernel(16, score_Q4A), q4a_32 = make_kernel(32, score_Q4A);
+  const bool g32 = l.group == 32;
+  const bool mins = l.mins != format::BlockLayout::kAbsent;
+  if (l.code_bits() == 8 && l.code_offset == 0 && !mins) return g32 ? &q8_32 : &q8_16;
+  if (l.code_bits() == 4 && l.code_offset == 8 && !mins) return g32 ? &q4_32 : &q4_16;
+  if (l.code_bits() == 4 && l.code_offset == 0 && mins) return g32 ? &q4a_32 : &q4a_16;
+  return nullptr;
 }
 
 }  // namespace kvpack::attention::detail

@@ -178,19 +178,19 @@ KVPACK_VNNI HWY_INLINE void ScoreTokens(const uint8_t* codes, int T, int d, int 
   for (int r = 0; r < R; ++r) hn::StoreU(acc[r], df, logits + r * stride + tb);
 }
 
+// steps_at, mins_at: where the page's f16 steps [d] and mins [d] sit (BlockLayout).
 template <int kBits, bool kVnni>
-KVPACK_VNNI void ScoreKivi(const BlockSet& b, int T, int d, const float* q, int rows, float* logits,
-                           size_t stride, Prefetcher& pf) {
+KVPACK_VNNI void ScoreKivi(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                           const float* q, int rows, float* logits, size_t stride, Prefetcher& pf) {
   const int N = static_cast<int>(hn::Lanes(DF()));
   PageQuery pq[kRows];
   const PageQuery* qp[kRows] = {&pq[0], &pq[1], &pq[2], &pq[3]};
-  const size_t codes_bytes = static_cast<size_t>(T) * d * kBits / 8;
   for (int i = 0; i < b.n_pages; ++i) {
     for (int h = 0; h < b.n_heads; ++h) {
       const uint8_t* block = b.at(i, h);
       pf.advance(b.head_bytes);
-      const auto* step = reinterpret_cast<const hwy::float16_t*>(block + codes_bytes);
-      const auto* min = step + d;
+      const auto* step = reinterpret_cast<const hwy::float16_t*>(block + steps_at);
+      const auto* min = reinterpret_cast<const hwy::float16_t*>(block + mins_at);
       float* out = logits + h * rows * stride + i * T;
       for (int r0 = 0; r0 < rows; r0 += kRows) {
         const int R = std::min(kRows, rows - r0);
@@ -211,22 +211,27 @@ KVPACK_VNNI void ScoreKivi(const BlockSet& b, int T, int d, const float* q, int 
 
 // avx_vnni: the AVX2 kernels may use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
 template <int kBits>
-KVPACK_VNNI void ScoreKiviOn(const BlockSet& b, int T, int d, const float* q, int rows,
-                             float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
+KVPACK_VNNI void ScoreKiviOn(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                             const float* q, int rows, float* logits, size_t stride, Prefetcher& pf,
+                             bool avx_vnni) {
 #if HWY_TARGET == HWY_AVX2
-  if (avx_vnni) return ScoreKivi<kBits, true>(b, T, d, q, rows, logits, stride, pf);
+  if (avx_vnni) {
+    return ScoreKivi<kBits, true>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf);
+  }
 #endif
   (void)avx_vnni;
-  ScoreKivi<kBits, false>(b, T, d, q, rows, logits, stride, pf);
+  ScoreKivi<kBits, false>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf);
 }
 
-KVPACK_VNNI void ScoreKivi4(const BlockSet& b, int T, int d, const float* q, int rows,
-                            float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
-  ScoreKiviOn<4>(b, T, d, q, rows, logits, stride, pf, avx_vnni);
+KVPACK_VNNI void ScoreKivi4(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                            const float* q, int rows, float* logits, size_t stride, Prefetcher& pf,
+                            bool avx_vnni) {
+  ScoreKiviOn<4>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf, avx_vnni);
 }
-KVPACK_VNNI void ScoreKivi2(const BlockSet& b, int T, int d, const float* q, int rows,
-                            float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
-  ScoreKiviOn<2>(b, T, d, q, rows, logits, stride, pf, avx_vnni);
+KVPACK_VNNI void ScoreKivi2(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                            const float* q, int rows, float* logits, size_t stride, Prefetcher& pf,
+                            bool avx_vnni) {
+  ScoreKiviOn<2>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf, avx_vnni);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -257,37 +262,37 @@ void kivi_prepare(const format::Codec& codec, int /*head*/, const float* q, int 
   for (int r = 0; r < rows; ++r) std::memcpy(qbuf + r * row, q + r * q_stride, row);
 }
 
-void score_kivi4(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
-                 float* logits, size_t stride, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(ScoreKivi4)
-  (b, codec.page_tokens(), codec.head_dim(), reinterpret_cast<const float*>(qbuf), rows, logits,
-   stride, pf, avx_vnni_allowed());
-}
-
-void score_kivi2(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
-                 float* logits, size_t stride, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(ScoreKivi2)
-  (b, codec.page_tokens(), codec.head_dim(), reinterpret_cast<const float*>(qbuf), rows, logits,
-   stride, pf, avx_vnni_allowed());
-}
+#define KVPACK_KIVI_ENTRY(NAME)                                                                   \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
+                    float* logits, size_t stride, Prefetcher& pf) {                               \
+    const format::BlockLayout& l = codec.layout();                                                \
+    HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
+    (b, codec.page_tokens(), codec.head_dim(), l.steps, l.mins,                                   \
+     reinterpret_cast<const float*>(qbuf), rows, logits, stride, pf, avx_vnni_allowed());         \
+  }
+KVPACK_KIVI_ENTRY(Kivi4)
+KVPACK_KIVI_ENTRY(Kivi2)
+#undef KVPACK_KIVI_ENTRY
 
 // query_bits 8 per group of 32: of q times the page's steps (tests/attention: kivi's term).
-const KKernel kKivi4{"kivi4 int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_kivi4};
-const KKernel kKivi2{"kivi2 int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_kivi2};
+const KKernel kKivi4{"int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_Kivi4};
+const KKernel kKivi2{"int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_Kivi2};
 
 }  // namespace
 
+// Per-channel integer codes (a step and min per channel over the page) in key planes of 4 or
+// 2 bits.
 const KKernel* kivi_k_kernel(const format::Codec& codec) {
+  const format::BlockLayout& l = codec.layout();
   const int d = codec.head_dim();
-  if (codec.page_tokens() % 16 != 0 || d % 32 != 0 || d > 256) return nullptr;
-  switch (codec.info().id) {
-    case format::FormatId::kivi4:
-      return &kKivi4;
-    case format::FormatId::kivi2:
-      return &kKivi2;
-    default:
-      return nullptr;
+  if (l.element != format::BlockLayout::Element::integer || !l.per_channel ||
+      l.order != format::BlockLayout::Order::key_planes || codec.page_tokens() % 16 != 0 ||
+      d % 32 != 0 || d > 256) {
+    return nullptr;
   }
+  if (l.code_bits() == 4) return &kKivi4;
+  if (l.code_bits() == 2) return &kKivi2;
+  return nullptr;
 }
 
 }  // namespace kvpack::attention::detail

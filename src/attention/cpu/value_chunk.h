@@ -34,6 +34,15 @@ constexpr int GroupOf(int j) {
   return kTurbo<C> ? 0 : j / 32;
 }
 
+// Where a V block's fields sit (from format::BlockLayout): its codes, its per-token factors
+// a[G][T] (steps, or turbo's norms) and q4a's mins (kNone: none).
+struct ValueOffsets {
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+  size_t codes;
+  size_t units;
+  size_t mins;
+};
+
 // One head's V blocks in a chunk as the kernels read them: token c = page * T + t.
 struct ValueChunk {
   const uint8_t* codes[kValuePages];  // per page: its codes (token quads)

@@ -257,17 +257,6 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
   }
 }
 
-// Where a block's per-token factors (steps or norms) and mins sit (docs/formats.md).
-template <VCode C>
-HWY_INLINE const uint8_t* UnitsAt(const uint8_t* block, int T, int d) {
-  return kTurbo<C> ? block : block + static_cast<size_t>(T) * d / (C == VCode::q8 ? 1 : 2);
-}
-
-template <VCode C>
-HWY_INLINE size_t CodesOffset(int T) {
-  return kTurbo<C> ? 2 * static_cast<size_t>(T) : 0;
-}
-
 // The tables of a 4-bit format: q4 index - 8, q4a index - 8 for the integer weights (the 8
 // steps go to the mins term, value_weights-inl.h) and the index for exact ones, turbo its (int8
 // and f32) centroids.
@@ -298,8 +287,8 @@ HWY_INLINE ValueTables TablesOf(int d) {
 // channels per block of 4 rows. ValueChunk and the weights take several pages so that the
 // per-page work could be shared over a chunk; here each holds one page.
 template <VCode C, int kBits, bool kVnni>
-KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float* w, size_t ws,
-                                  int rows, float* acc, Prefetcher& pf) {
+KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const ValueOffsets& o,
+                                  const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {
   const ValueTables tables = TablesOf<C>(d);
   const int G = kTurbo<C> ? 1 : d / 32;
   ValueWeights wt;
@@ -308,13 +297,11 @@ KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float*
   for (int i = 0; i < bs.n_pages; ++i) {
     for (int h = 0; h < bs.n_heads; ++h) {
       const uint8_t* block = bs.at(i, h);
-      b.codes[0] = block + CodesOffset<C>(T);
-      const uint8_t* at = UnitsAt<C>(block, T, d);
-      units.units[0] = reinterpret_cast<const hwy::float16_t*>(at);
-      units.mins[0] =
-          C == VCode::q4a
-              ? reinterpret_cast<const hwy::float16_t*>(at + 2 * static_cast<size_t>(T) * G)
-              : nullptr;
+      b.codes[0] = block + o.codes;
+      units.units[0] = reinterpret_cast<const hwy::float16_t*>(block + o.units);
+      units.mins[0] = o.mins == ValueOffsets::kNone
+                          ? nullptr
+                          : reinterpret_cast<const hwy::float16_t*>(block + o.mins);
       PrepareValueUnits<kBits>(units, wt);
       for (int r0 = 0; r0 < rows; r0 += kValueRows) {
         const int R = std::min(kValueRows, rows - r0);
@@ -334,20 +321,22 @@ KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float*
 // kBits: this target's integer weights, or 0 (exact f32 weights). avx_vnni: the AVX2 tiles may
 // use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
 template <VCode C, bool kExact>
-KVPACK_VNNI void AccumulateOn(const BlockSet& bs, int T, int d, const float* w, size_t ws, int rows,
-                              float* acc, Prefetcher& pf, bool avx_vnni) {
+KVPACK_VNNI void AccumulateOn(const BlockSet& bs, int T, int d, const ValueOffsets& o,
+                              const float* w, size_t ws, int rows, float* acc, Prefetcher& pf,
+                              bool avx_vnni) {
   constexpr int kBits = kExact ? 0 : kIntWeightBits<C>;
 #if HWY_TARGET == HWY_AVX2
-  if (avx_vnni) return AccumulateValues<C, kBits, true>(bs, T, d, w, ws, rows, acc, pf);
+  if (avx_vnni) return AccumulateValues<C, kBits, true>(bs, T, d, o, w, ws, rows, acc, pf);
 #endif
   (void)avx_vnni;
-  AccumulateValues<C, kBits, false>(bs, T, d, w, ws, rows, acc, pf);
+  AccumulateValues<C, kBits, false>(bs, T, d, o, w, ws, rows, acc, pf);
 }
 
-#define KVPACK_VALUE_KERNEL(NAME, CODE, EXACT)                                                   \
-  KVPACK_VNNI void Accumulate##NAME(const BlockSet& bs, int T, int d, const float* w, size_t ws, \
-                                    int rows, float* acc, Prefetcher& pf, bool avx_vnni) {       \
-    AccumulateOn<CODE, EXACT>(bs, T, d, w, ws, rows, acc, pf, avx_vnni);                         \
+#define KVPACK_VALUE_KERNEL(NAME, CODE, EXACT)                                               \
+  KVPACK_VNNI void Accumulate##NAME(const BlockSet& bs, int T, int d, const ValueOffsets& o, \
+                                    const float* w, size_t ws, int rows, float* acc,         \
+                                    Prefetcher& pf, bool avx_vnni) {                         \
+    AccumulateOn<CODE, EXACT>(bs, T, d, o, w, ws, rows, acc, pf, avx_vnni);                  \
   }
 KVPACK_VALUE_KERNEL(Q8, VCode::q8, false)
 KVPACK_VALUE_KERNEL(Q8Exact, VCode::q8, true)
@@ -401,11 +390,21 @@ HWY_EXPORT(IntWeightBits);
 
 namespace {
 
-#define KVPACK_VALUE_ENTRY(NAME)                                                           \
-  void accumulate_##NAME(const format::Codec& codec, const BlockSet& bs, const float* w,   \
-                         size_t ws, int rows, float* acc, Prefetcher& pf) {                \
-    HWY_DYNAMIC_DISPATCH(Accumulate##NAME)                                                 \
-    (bs, codec.page_tokens(), codec.head_dim(), w, ws, rows, acc, pf, avx_vnni_allowed()); \
+using format::BlockLayout;
+
+ValueOffsets offsets_of(const format::Codec& codec) {
+  const BlockLayout& l = codec.layout();
+  const bool steps = l.element == BlockLayout::Element::integer;
+  return {l.codes, steps ? l.steps : l.norms,
+          l.mins == BlockLayout::kAbsent ? ValueOffsets::kNone : l.mins};
+}
+
+#define KVPACK_VALUE_ENTRY(NAME)                                                         \
+  void accumulate_##NAME(const format::Codec& codec, const BlockSet& bs, const float* w, \
+                         size_t ws, int rows, float* acc, Prefetcher& pf) {              \
+    HWY_DYNAMIC_DISPATCH(Accumulate##NAME)                                               \
+    (bs, codec.page_tokens(), codec.head_dim(), offsets_of(codec), w, ws, rows, acc, pf, \
+     avx_vnni_allowed());                                                                \
   }
 KVPACK_VALUE_ENTRY(Q8)
 KVPACK_VALUE_ENTRY(Q8Exact)
@@ -422,9 +421,7 @@ KVPACK_VALUE_ENTRY(Turbo4Exact)
 #undef KVPACK_VALUE_ENTRY
 
 double turbo_value_error(const format::Codec& codec) {
-  const format::FormatId id = codec.info().id;
-  const int bits = id == format::FormatId::turbo2 ? 2 : id == format::FormatId::turbo3 ? 3 : 4;
-  return turbo_table(codec.head_dim(), bits).rel_error;
+  return turbo_table(codec.head_dim(), codec.layout().codebook_bits).rel_error;
 }
 
 int q8_bits() {
@@ -437,41 +434,49 @@ int turbo_bits() {
   return HWY_DYNAMIC_DISPATCH(IntWeightBits)(static_cast<int>(VCode::turbo4));
 }
 
-const VKernel kQ8{"q8 int-weights", accumulate_Q8, q8_bits};
-const VKernel kQ8Exact{"q8 f32-weights", accumulate_Q8Exact};
-const VKernel kQ4{"q4 int-weights", accumulate_Q4, q4_bits};
-const VKernel kQ4Exact{"q4 f32-weights", accumulate_Q4Exact};
-const VKernel kQ4A{"q4a int-weights", accumulate_Q4A, q4_bits};
-const VKernel kQ4AExact{"q4a f32-weights", accumulate_Q4AExact};
-const VKernel kTurbo2{"turbo2 int-weights", accumulate_Turbo2, turbo_bits, turbo_value_error};
-const VKernel kTurbo2Exact{"turbo2 f32-weights", accumulate_Turbo2Exact};
-const VKernel kTurbo3{"turbo3 int-weights", accumulate_Turbo3, turbo_bits, turbo_value_error};
-const VKernel kTurbo3Exact{"turbo3 f32-weights", accumulate_Turbo3Exact};
-const VKernel kTurbo4{"turbo4 int-weights", accumulate_Turbo4, turbo_bits, turbo_value_error};
-const VKernel kTurbo4Exact{"turbo4 f32-weights", accumulate_Turbo4Exact};
+const VKernel kQ8{"int-weights", accumulate_Q8, q8_bits};
+const VKernel kQ8Exact{"f32-weights", accumulate_Q8Exact};
+const VKernel kQ4{"int-weights", accumulate_Q4, q4_bits};
+const VKernel kQ4Exact{"f32-weights", accumulate_Q4Exact};
+const VKernel kQ4A{"int-weights", accumulate_Q4A, q4_bits};
+const VKernel kQ4AExact{"f32-weights", accumulate_Q4AExact};
+const VKernel kTurbo2{"int-weights", accumulate_Turbo2, turbo_bits, turbo_value_error};
+const VKernel kTurbo2Exact{"f32-weights", accumulate_Turbo2Exact};
+const VKernel kTurbo3{"int-weights", accumulate_Turbo3, turbo_bits, turbo_value_error};
+const VKernel kTurbo3Exact{"f32-weights", accumulate_Turbo3Exact};
+const VKernel kTurbo4{"int-weights", accumulate_Turbo4, turbo_bits, turbo_value_error};
+const VKernel kTurbo4Exact{"f32-weights", accumulate_Turbo4Exact};
 
 }  // namespace
 
+// Value planes of integer codes with a step per group of 32 channels of a token (8-bit: q8;
+// 4-bit with a bias of 8: q4; with mins: q4a) or of centroid codes with a norm per token (4-bit,
+// 2-bit, 2 + 1-bit planes).
 const VKernel* value_kernel(const format::Codec& codec, bool exact_weights) {
+  const BlockLayout& l = codec.layout();
   const int d = codec.head_dim(), T = codec.page_tokens();
+  if (l.order != BlockLayout::Order::value_planes || l.per_channel) return nullptr;
   if (T % 16 != 0 || T > 256 || d % 32 != 0 || d > 256) return nullptr;
-  switch (codec.info().id) {
-    case format::FormatId::q8:
-      return exact_weights ? &kQ8Exact : &kQ8;
-    case format::FormatId::q4:
-      return exact_weights ? &kQ4Exact : &kQ4;
-    case format::FormatId::q4a:
-      return exact_weights ? &kQ4AExact : &kQ4A;
-    case format::FormatId::turbo2:  // whole 64-channel lines
-      return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo2Exact : &kTurbo2;
-    case format::FormatId::turbo3:  // also whole lines: its 1-bit plane's blocks of 128 channels
-      // hold two, the last block (d % 128 == 64) one
-      return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo3Exact : &kTurbo3;
-    case format::FormatId::turbo4:
-      return exact_weights ? &kTurbo4Exact : &kTurbo4;
-    default:
-      return nullptr;
+  const auto pick = [exact_weights](const VKernel& integer, const VKernel& exact) {
+    return exact_weights ? &exact : &integer;
+  };
+  if (l.element == BlockLayout::Element::integer && l.group == 32) {
+    const bool mins = l.mins != BlockLayout::kAbsent;
+    if (l.code_bits() == 8 && l.code_offset == 0 && !mins) return pick(kQ8, kQ8Exact);
+    if (l.code_bits() == 4 && l.code_offset == 8 && !mins) return pick(kQ4, kQ4Exact);
+    if (l.code_bits() == 4 && l.code_offset == 0 && mins) return pick(kQ4A, kQ4AExact);
+    return nullptr;
   }
+  if (l.element != BlockLayout::Element::centroid || l.gammas != BlockLayout::kAbsent) {
+    return nullptr;
+  }
+  if (l.planes[0] == 4 && l.planes[1] == 0) return pick(kTurbo4, kTurbo4Exact);
+  // The 2-bit planes are read in whole 64-channel lines, and turbo3's 1-bit plane in blocks of
+  // 128 channels (two lines each) or, where d % 128 == 64, a last block of one.
+  if (d % 64 != 0 || l.planes[0] != 2) return nullptr;
+  if (l.planes[1] == 0) return pick(kTurbo2, kTurbo2Exact);
+  if (l.planes[1] == 1) return pick(kTurbo3, kTurbo3Exact);
+  return nullptr;
 }
 
 }  // namespace kvpack::attention::detail
