@@ -22,29 +22,30 @@
 #include "kvpack/attention.h"
 #include "kvpack/cache.h"
 #include "model/gguf.h"
-#include "model/hparams.h"
 #include "model/matmul.h"
+#include "model/model_spec.h"
 #include "model/model_weights.h"
 #include "model/rope.h"
 #include "model/tokenizer.h"
 
 namespace kvpack::model {
 
-// A model: the memory-mapped GGUF, its hyperparameters, weights bound in place, RoPE tables and
-// the tokenizer when the file has one. Immutable after load; share it between threads.
+// A model: the memory-mapped GGUF, its description (model_spec.h), weights bound in place, RoPE
+// tables per layer and the tokenizer when the file has one. Immutable after load; share it
+// between threads.
 class Model {
  public:
   // Opens and checks `path`. Throws Error naming the file and what is wrong: malformed or
-  // truncated GGUF, unsupported architecture, no tensors (vocab-only), a missing tensor, a
-  // tensor of the wrong shape or an unsupported type.
+  // truncated GGUF, unsupported architecture or shape (read_runnable_spec), no tensors
+  // (vocab-only), a missing tensor, a tensor of the wrong shape or an unsupported type.
   static std::unique_ptr<Model> load(const std::string& path);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const GgufFile& file() const { return file_; }
-  const HParams& hparams() const { return hp_; }
+  const ModelSpec& spec() const { return spec_; }
   const Weights& weights() const { return weights_; }
-  const Rope& rope() const { return rope_; }
+  const Rope& rope(int layer) const { return ropes_[static_cast<size_t>(layer)]; }
   // nullptr when the file has no tokenizer (tokenizer.ggml.model absent or "none").
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
 
@@ -54,21 +55,24 @@ class Model {
                                   int page_tokens = 32) const;
 
  private:
-  Model(GgufFile file, HParams hp);
+  Model(GgufFile file, ModelSpec spec);
   GgufFile file_;
-  HParams hp_;
+  ModelSpec spec_;
   Weights weights_;
-  Rope rope_;
+  std::vector<Rope> ropes_;  // (n_layers)
   std::unique_ptr<Tokenizer> tokenizer_;
 };
 
 // One intermediate tensor of the forward pass, handed to ForwardOptions::trace as soon as it is
 // made (llama.cpp's eval callback): for debugging, and for tests that check every step against a
 // scalar reference. Names: a projection's or norm's output carries its weight's tensor name
-// ("blk.0.attn_q.weight", "blk.0.ffn_norm.weight", "output.weight" for the logits); the other
-// steps are "token_embd" (embeddings), "blk.N.q_rope", "blk.N.k_rope", "blk.N.kqv_out"
-// (attention), "blk.N.ffn_inp" (after the attention residual), "blk.N.ffn_act" (SwiGLU) and
-// "blk.N.l_out" (after the FFN residual).
+// ("blk.0.attn_q.weight" (after its bias), "blk.0.attn_q_norm.weight", "blk.0.ffn_norm.weight",
+// "output.weight" for the logits); the other steps are "token_embd" (embeddings, scaled where the
+// architecture scales them), "blk.N.q_rope", "blk.N.k_rope", "blk.N.kqv_out" (attention),
+// "blk.N.ffn_inp" (after the attention residual), "blk.N.ffn_act" (the gated activation),
+// "blk.N.ffn_moe_topk" (the experts chosen, ids as floats, best first), "blk.N.ffn_moe_weights"
+// (their renormalised weights), "blk.N.ffn_moe_out", "blk.N.l_out" (after the FFN residual) and
+// "result_output" (the logits after the final softcap, where the architecture has one).
 struct TraceTensor {
   std::string_view name;
   int layer = -1;     // -1 outside the blocks
@@ -87,9 +91,10 @@ struct ForwardOptions {
 };
 
 // Runs a model over sequences of one cache. eval() is the whole forward pass:
-// token -> embedding -> per layer (norm, Q/K/V, RoPE, cache.append, attention over the pages,
-// output projection, residual, norm, SwiGLU FFN, residual) -> final norm -> logits.
-// The thread pool runs every matmul and attention call. One Forward serves one call at a time.
+// token -> embedding -> per layer (attention block, FFN block; forward_layer.cpp) -> final norm
+// -> logits. The model's description says per layer which steps run (biases, Q/K norms, post
+// norms, sliding window, softcaps, dense or mixture-of-experts FFN). The thread pool runs every
+// matmul and attention call. One Forward serves one call at a time.
 class Forward {
  public:
   Forward(const Model& model, cache::Cache& cache, ThreadPool& pool, ForwardOptions options = {});
@@ -120,23 +125,31 @@ class Forward {
   // One chunk of n <= max_chunk tokens at positions pos..pos + n - 1, already added to the cache.
   void chunk(cache::SeqId seq, std::span<const int32_t> tokens, int64_t pos, float* logits,
              bool all);
+  void embed(std::span<const int32_t> tokens, const Step& s);
+  void output(const float* x, const Step& s, float* logits);
+  // One transformer block (forward_layer.cpp), in place on the residual stream x_.
   void layer(cache::SeqId seq, const Step& s);
-  // The steps of a layer, each on all n rows of the chunk, each traced.
+  void attention_block(cache::SeqId seq, const Step& s);
+  void ffn_block(const Step& s);
+  // The steps of a block, each on all n rows of the chunk, each traced.
   void norm(const NormWeights& w, const float* x, float* y, const Step& s);
-  void project(const WeightMatrix& w, const float* x, float* y, const Step& s);
+  void project(const WeightMatrix& w, const NormWeights& bias, const float* x, float* y,
+               const Step& s);
+  void head_norm(const NormWeights& w, float* x, int n_heads, const Step& s);
   void rope(float* x, int n_heads, const Step& s, std::string_view name);
   void attend(cache::SeqId seq, const Step& s);
-  void ffn_activation(const Step& s);
+  void dense_ffn(const LayerWeights& w, const Step& s);  // h_ -> h_
+  void moe_ffn(const LayerWeights& w, const Step& s);    // h_ -> h_ (forward_moe.cpp)
   void residual(const float* y, const Step& s, std::string_view name);
   void trace(std::string_view name, const Step& s, int64_t cols, const float* data) const;
 
   const Model& model_;
-  const HParams& hp_;
+  const ModelSpec& spec_;
   const Weights& w_;
   cache::Cache& cache_;
   ThreadPool& pool_;
   ForwardOptions options_;
-  attention::Params att_params_;
+  std::vector<attention::Params> att_params_;  // (n_layers) window, scale, softcap
   attention::Workspace att_ws_;
 
   // Activations of one chunk; row t belongs to token t of the chunk.
@@ -146,9 +159,17 @@ class Forward {
   AlignedArray<float> k_;       // (max_chunk, n_kv_heads, head_dim_k)
   AlignedArray<float> v_;       // (max_chunk, n_kv_heads, head_dim_v)
   AlignedArray<float> att_;     // (max_chunk, n_heads, head_dim_v) attention output per head
-  AlignedArray<float> gate_;    // (max_chunk, n_ff) W_gate h, then silu(W_gate h) * W_up h
-  AlignedArray<float> up_;      // (max_chunk, n_ff) W_up h
+  AlignedArray<float> gate_;    // (max_chunk, ffn_width) W_gate h, then act(W_gate h) * W_up h
+  AlignedArray<float> up_;      // (max_chunk, ffn_width) W_up h
   AlignedArray<float> logits_;  // (n_vocab) the last token's logits
+  // Mixture of experts (empty for a dense FFN).
+  AlignedArray<float> router_;        // (max_chunk, n_expert) router logits
+  std::vector<int32_t> moe_ids_;      // (max_chunk, n_expert_used) experts chosen per row
+  std::vector<float> moe_weights_;    // (max_chunk, n_expert_used) their weights
+  std::vector<int32_t> expert_rows_;  // (max_chunk) rows routed to the expert at hand
+  AlignedArray<float> expert_in_;     // (max_chunk, n_embd) those rows' FFN input
+  AlignedArray<float> expert_out_;    // (max_chunk, n_embd) the expert's output for them
+  AlignedArray<float> moe_out_;       // (max_chunk, n_embd) the weighted sum over experts
 };
 
 }  // namespace kvpack::model

@@ -20,41 +20,26 @@
 #include <vector>
 
 #include "kvpack/format.h"
-#include "model/model_shape.h"
+#include "model/model_spec.h"
 
 namespace kvpack::plan {
 
-// Attention geometry of one transformer layer (q_heads, kv_heads, sliding), as GGUF files state
-// it (model::read_model_shape) and presets give it.
-using LayerShape = model::LayerShape;
-
-// What the planner knows about a model.
-struct ModelShape {
-  std::string name;    // preset name, or the GGUF's general.name (else its file name)
+// What the planner knows about a model: its description (model::ModelSpec, the one the engine
+// runs: per-layer heads and sliding windows, head dims, contexts), read from a GGUF's metadata or
+// from a preset by the same reader, plus where it came from and what its weights take.
+struct ModelShape : model::ModelSpec {
   std::string source;  // "preset" or the GGUF path
-  std::string arch;    // llama, qwen2, qwen3, gemma2, gemma3, ...
-  std::vector<LayerShape> layers;
-  int head_dim_k = 0;
-  int head_dim_v = 0;
-  int64_t window = 0;          // sliding layers' window in tokens; 0 when no layer slides
-  int64_t native_context = 0;  // context the model was trained for
-  int64_t max_context = 0;     // longest it supports, with RoPE scaling (YaRN); >= native
-  double params = 0;           // parameter count (every expert of a MoE model)
+  double params = 0;   // parameter count (every expert of a MoE model)
   uint64_t weight_bytes = 0;
   std::string weights_from;  // how weight_bytes was found, e.g. "8.19B params x 4.85 bits"
-
-  int n_layers() const { return static_cast<int>(layers.size()); }
-  int kv_layers() const;       // layers holding K/V
-  int sliding_layers() const;  // KV layers that slide
-  // "8" when every KV layer has the same count, else "4-8".
-  std::string kv_heads_text() const;
-  std::string q_heads_text() const;
 };
 
 // Bits per weight when a preset's weights are sized: about what llama.cpp's Q4_K_M files take.
 inline constexpr double kDefaultWeightBits = 4.85;
 
-// A built-in model shape, from the model's public config (FACTS.md section 1).
+// A built-in model shape, from the model's public config (FACTS.md section 1). preset_shape()
+// writes it as the metadata keys a GGUF of the model carries and reads them back with
+// model::read_model_spec, so presets and files share one reader.
 struct Preset {
   std::string_view name;     // lower case with hyphens: "qwen3-8b"
   std::string_view display;  // "Qwen3-8B"
@@ -76,7 +61,7 @@ const Preset& find_preset(std::string_view name);
 // weight_bits in (0, 64]; weights = params x weight_bits / 8.
 ModelShape preset_shape(const Preset& preset, double weight_bits = kDefaultWeightBits);
 
-// The shape model::read_model_shape() reads from a GGUF's metadata (any architecture in
+// The description model::read_model_spec() reads from a GGUF's metadata (any architecture in
 // llama.cpp's key conventions), with weights sized from its tensor infos, never tensor data:
 // the tensors' sizes, or params x weight_bits / 8 when weight_bits is given. Throws Error naming
 // the file and key.

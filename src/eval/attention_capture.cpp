@@ -23,21 +23,21 @@ void store(const model::TraceTensor& t, std::vector<float>& dst) {
 
 AttentionCapture capture_attention(const model::Model& model, std::span<const int32_t> tokens,
                                    int batch, int page_tokens, ThreadPool& pool) {
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   AttentionCapture c;
   c.tokens.assign(tokens.begin(), tokens.end());
-  c.n_layers = hp.n_layers;
-  c.n_heads = hp.n_heads;
-  c.n_kv_heads = hp.n_kv_heads;
+  c.n_layers = hp.n_layers();
+  c.n_heads = hp.n_heads();
+  c.n_kv_heads = hp.n_kv_heads();
   c.head_dim_k = hp.head_dim_k;
   c.head_dim_v = hp.head_dim_v;
   c.page_tokens = page_tokens;
-  const size_t n = tokens.size(), layers = static_cast<size_t>(hp.n_layers);
+  const size_t n = tokens.size(), layers = static_cast<size_t>(hp.n_layers());
   c.q.assign(layers, std::vector<float>(n * hp.q_dim()));
   c.k.assign(layers, std::vector<float>(n * hp.k_dim()));
   c.v.assign(layers, std::vector<float>(n * hp.v_dim()));
   std::vector<std::string> q_names, k_names, v_names;
-  for (int l = 0; l < hp.n_layers; ++l) {
+  for (int l = 0; l < hp.n_layers(); ++l) {
     q_names.push_back(fmt::format("blk.{}.q_rope", l));
     k_names.push_back(fmt::format("blk.{}.k_rope", l));
     v_names.push_back(fmt::format("blk.{}.attn_v.weight", l));

@@ -179,7 +179,7 @@ FidelityReport evaluate_attention(const model::Model& model, const AttentionCapt
                                   const FidelityOptions& o, ThreadPool& pool,
                                   const Progress& progress) {
   const double start = now_seconds();
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   FidelityReport rep;
   rep.model_name = hp.name;
   rep.tokens = c.n_tokens();

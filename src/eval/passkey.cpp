@@ -9,7 +9,7 @@
 #include "base/rng.h"
 #include "base/timer.h"
 #include "eval/policy_cost.h"
-#include "model/sampler.h"
+#include "model/session.h"
 
 namespace kvpack::eval {
 namespace {
@@ -25,17 +25,13 @@ std::string answer(model::Forward& fwd, cache::Cache& cache, const model::Tokeni
   const cache::SeqId seq = cache.create();
   // All but the last prompt token may come from the cache: its logits are needed.
   const int64_t reused = cache.attach_prefix(seq, prompt.first(prompt.size() - 1));
-  std::span<const float> logits = fwd.eval(seq, prompt.subspan(static_cast<size_t>(reused)));
-  std::vector<int32_t> ids;
-  std::string text;
-  for (int i = 0; i < max_tokens; ++i) {
-    int32_t id = model::argmax(logits);
-    if (tok.is_end_of_generation(id)) break;
-    ids.push_back(id);
-    text = tok.decode(ids, {.strip_prefix_space = false});
-    if (passkey_answer_complete(text) || i + 1 == max_tokens) break;
-    logits = fwd.eval(seq, {&id, 1});
-  }
+  model::Session session(&tok,
+                         {.sampling = {.temperature = 0},
+                          .max_tokens = max_tokens,
+                          .stop_when = passkey_answer_complete},
+                         {prompt.begin(), prompt.end()});
+  model::generate(fwd, seq, session, reused);
+  const std::string text = session.text();
   cache.free(seq);
   return text;
 }
@@ -116,7 +112,7 @@ int passkey_key(uint64_t seed, int64_t length, double depth, int trial) {
 }
 
 void check_passkey_lengths(const model::Model& model, const PasskeyOptions& o) {
-  const int64_t ctx = model.hparams().n_ctx_train;
+  const int64_t ctx = model.spec().n_ctx_train;
   // The last answer token is never run through the model.
   const int64_t max_length = ctx - (o.answer_tokens - 1);
   for (int64_t len : o.lengths) {
@@ -124,7 +120,7 @@ void check_passkey_lengths(const model::Model& model, const PasskeyOptions& o) {
       fail(
           "passkey length {} does not fit {}'s context of {} tokens with the {}-token answer: "
           "lengths up to {} fit",
-          len, model.hparams().name, ctx, o.answer_tokens, max_length);
+          len, model.spec().name, ctx, o.answer_tokens, max_length);
     }
   }
   const PasskeyPromptBuilder builder(*model.tokenizer());
@@ -145,7 +141,7 @@ PasskeyReport evaluate_passkey(const model::Model& model,
   if (o.lengths.empty() || o.depths.empty() || o.trials < 1) {
     fail("passkey: needs at least one length, one depth and one trial");
   }
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   const model::Tokenizer& tok = *model.tokenizer();
   const PasskeyPromptBuilder builder(tok);
   int64_t longest = 0;
@@ -161,7 +157,7 @@ PasskeyReport evaluate_passkey(const model::Model& model,
       static_cast<int64_t>(policies.size() * o.lengths.size() * o.depths.size()) * o.trials;
   int64_t done = 0;
   for (const format::KVPolicy& policy : policies) {
-    policy.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, o.page_tokens);
+    policy.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
     const double t0 = now_seconds();
     cache::Cache cache(model.cache_config(policy, context, o.page_tokens));
     model::Forward fwd(model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});

@@ -23,8 +23,8 @@ struct Runner {
 
 Runner make_runner(const model::Model& model, const format::KVPolicy& policy,
                    const PerplexityOptions& o, ThreadPool& pool) {
-  const model::HParams& hp = model.hparams();
-  policy.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, o.page_tokens);
+  const model::ModelSpec& hp = model.spec();
+  policy.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
   Runner r;
   r.cache = std::make_unique<cache::Cache>(model.cache_config(policy, o.context, o.page_tokens));
   r.forward = std::make_unique<model::Forward>(
@@ -86,7 +86,7 @@ void score_rows(const float* logits, const float* base, const std::vector<double
 }
 
 PolicyPerplexity summarise(const format::KVPolicy& policy, const Scores& s, bool is_baseline,
-                           const model::HParams& hp, int page_tokens) {
+                           const model::ModelSpec& hp, int page_tokens) {
   PolicyPerplexity p;
   p.policy = policy;
   p.is_baseline = is_baseline;
@@ -150,7 +150,7 @@ PerplexityReport evaluate_perplexity(const model::Model& model, std::span<const 
                                      const PerplexityOptions& o, ThreadPool& pool,
                                      const Progress& progress) {
   const double start = now_seconds();
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   PerplexityReport rep;
   rep.model_name = hp.name;
   rep.text_tokens = static_cast<int64_t>(tokens.size());

@@ -26,7 +26,8 @@ void plan_chunks(int64_t n_tokens, const PerplexityOptions& o, PolicySearchRepor
 }
 
 // Uniform policies from the candidates that fit the budget, best predicted error first.
-std::vector<format::KVPolicy> uniform_rivals(const model::HParams& hp, const PolicySearchOptions& o,
+std::vector<format::KVPolicy> uniform_rivals(const model::ModelSpec& hp,
+                                             const PolicySearchOptions& o,
                                              const SensitivityTable& table,
                                              const format::KVPolicy& searched) {
   std::vector<std::pair<double, format::KVPolicy>> fits;
@@ -74,7 +75,7 @@ std::vector<format::FormatId> default_search_formats() {
 SensitivityTable measure_sensitivity(const model::Model& model, const AttentionCapture& c,
                                      const std::vector<format::FormatId>& formats, ThreadPool& pool,
                                      const Progress& progress) {
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   SensitivityTable t;
   t.n_layers = c.n_layers;
   t.formats = formats;
@@ -116,7 +117,7 @@ PolicySearchReport search_policy(const model::Model& model, std::span<const int3
                                  const format::KVPolicy& baseline, const PolicySearchOptions& o,
                                  ThreadPool& pool, const Progress& progress) {
   const double start = now_seconds();
-  const model::HParams& hp = model.hparams();
+  const model::ModelSpec& hp = model.spec();
   if (o.formats.empty()) fail("policy search: no candidate formats");
   if (!(o.budget_bytes_per_token > 0)) fail("policy search: the budget must be positive");
   PolicySearchReport r;

@@ -6,16 +6,25 @@ namespace kvpack::model {
 namespace {
 
 using enum RopeOrdering;
-using enum FfnActivation;
+using enum FfnKind;
 
+// Supported rows are switched on as the forward pass learns their columns.
 // clang-format off
 constexpr ArchTraits kArchitectures[] = {
-  // name      supported rope         qkv_bias qk_norm post_norms embed_scale ffn        swa
-  {"llama",    true,     interleaved, false,   false,  false,     false,      silu,      0},
-  {"qwen2",    false,    neox,        true,    false,  false,     false,      silu,      0},
-  {"qwen3",    false,    neox,        false,   true,   false,     false,      silu,      0},
-  {"gemma2",   false,    neox,        false,   false,  true,      true,       gelu_tanh, 2},
-  {"gemma3",   false,    neox,        false,   true,   true,      true,       gelu_tanh, 6},
+  // name      supported rope         bias   qk_norm post   embed  ffn         caps: attn final
+  //   swa: period window base     unscaled  27B rule
+  {"llama",    true,     interleaved, false, false,  false, false, swiglu,     0,  0,
+       0,      0,     0,       false,    0},
+  {"qwen2",    false,    neox,        true,  false,  false, false, swiglu,     0,  0,
+       0,      0,     0,       false,    0},
+  {"qwen3",    false,    neox,        false, true,   false, false, swiglu,     0,  0,
+       0,      0,     0,       false,    0},
+  {"qwen3moe", false,    neox,        false, true,   false, false, moe_swiglu, 0,  0,
+       0,      0,     0,       false,    0},
+  {"gemma2",   false,    neox,        false, false,  true,  true,  geglu,      50, 30,
+       2,      4096,  0,       false,    46},
+  {"gemma3",   false,    neox,        false, true,   true,  true,  geglu,      0,  0,
+       6,      0,     10000.0, true,     62},
 };
 // clang-format on
 

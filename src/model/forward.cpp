@@ -1,10 +1,9 @@
-// The forward pass of a Llama-family decoder over the paged KV cache. `layer` is one transformer
-// block as the paper writes it (pre-norm residual blocks, grouped-query attention with RoPE,
-// SwiGLU FFN); the steps below it work on every row of a chunk and trace their output; the rest
-// is plumbing: chunking, embedding, the final norm and the logits.
+// The forward pass's plumbing: buffers, chunking, the cache step, embedding, the final norm and
+// the logits. The transformer block itself is in forward_layer.cpp.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/error.h"
 #include "kvpack/model.h"
@@ -13,126 +12,61 @@
 namespace kvpack::model {
 namespace {
 
-// Rows per task below which per-row work (norms, RoPE) is not worth handing to the pool.
-constexpr int kRowsPerTask = 4;
-
-// Runs fn(t) for t < n, in tasks of kRowsPerTask rows across the pool; a single task (a decode
-// step) runs inline, sparing the pool's wake-up.
-template <typename F>
-void for_rows(ThreadPool& pool, int n, F&& fn) {
-  if (n <= kRowsPerTask) {
-    for (int t = 0; t < n; ++t) fn(t);
-    return;
+// Attention parameters per layer from its spec: sliding window, query scale, logit softcap.
+std::vector<attention::Params> layer_params(const ModelSpec& spec) {
+  std::vector<attention::Params> out;
+  for (const LayerSpec& l : spec.layers) {
+    attention::Params p;
+    p.scale = l.att_scale;
+    p.softcap = l.att_softcap;
+    if (l.window > INT32_MAX) fail("forward: a sliding window of {} tokens is too long", l.window);
+    p.window = static_cast<int>(l.window);
+    out.push_back(p);
   }
-  pool.parallel_for((n + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task, int) {
-    const int end = std::min<int>(n, static_cast<int>(task + 1) * kRowsPerTask);
-    for (int t = static_cast<int>(task) * kRowsPerTask; t < end; ++t) fn(t);
-  });
+  return out;
 }
 
 }  // namespace
 
 Forward::Forward(const Model& model, cache::Cache& cache, ThreadPool& pool, ForwardOptions options)
     : model_(model),
-      hp_(model.hparams()),
+      spec_(model.spec()),
       w_(model.weights()),
       cache_(cache),
       pool_(pool),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      att_params_(layer_params(spec_)) {
   if (options_.max_chunk < 1) fail("forward: max_chunk {} must be at least 1", options_.max_chunk);
   const cache::CacheConfig& c = cache.config();
-  if (c.n_layers != hp_.n_layers || c.n_kv_heads != hp_.n_kv_heads ||
-      c.head_dim_k != hp_.head_dim_k || c.head_dim_v != hp_.head_dim_v) {
+  if (c.n_layers != spec_.n_layers() || c.n_kv_heads != spec_.n_kv_heads() ||
+      c.head_dim_k != spec_.head_dim_k || c.head_dim_v != spec_.head_dim_v) {
     fail(
         "forward: the cache holds {} layers x {} KV heads of dims {}/{}, the model needs {} x {} "
         "of {}/{}",
-        c.n_layers, c.n_kv_heads, c.head_dim_k, c.head_dim_v, hp_.n_layers, hp_.n_kv_heads,
-        hp_.head_dim_k, hp_.head_dim_v);
+        c.n_layers, c.n_kv_heads, c.head_dim_k, c.head_dim_v, spec_.n_layers(), spec_.n_kv_heads(),
+        spec_.head_dim_k, spec_.head_dim_v);
   }
   const size_t chunk = static_cast<size_t>(options_.max_chunk);
-  x_ = make_aligned<float>(chunk * hp_.n_embd);
-  h_ = make_aligned<float>(chunk * hp_.n_embd);
-  q_ = make_aligned<float>(chunk * hp_.q_dim());
-  k_ = make_aligned<float>(chunk * hp_.k_dim());
-  v_ = make_aligned<float>(chunk * hp_.v_dim());
-  att_ = make_aligned<float>(chunk * hp_.att_dim());
-  gate_ = make_aligned<float>(chunk * hp_.n_ff);
-  up_ = make_aligned<float>(chunk * hp_.n_ff);
-  logits_ = make_aligned<float>(static_cast<size_t>(hp_.n_vocab));
-}
-
-// One transformer block over the chunk's n tokens at positions pos .. pos + n - 1, in place on
-// the residual stream x:
-//   x = x + W_o Attention(RoPE(W_q h), RoPE(W_k h), W_v h),   h = RMSNorm(x)
-//   x = x + W_down (SiLU(W_gate h) * W_up h),                 h = RMSNorm(x)
-void Forward::layer(cache::SeqId seq, const Step& s) {
-  const LayerWeights& w = w_.layers[static_cast<size_t>(s.layer)];
-
-  // Attention sub-block.
-  norm(w.attn_norm, x_.get(), h_.get(), s);
-  project(w.wq, h_.get(), q_.get(), s);
-  project(w.wk, h_.get(), k_.get(), s);
-  project(w.wv, h_.get(), v_.get(), s);
-  rope(q_.get(), hp_.n_heads, s, "q_rope");
-  rope(k_.get(), hp_.n_kv_heads, s, "k_rope");
-  cache_.append(seq, s.layer, k_.get(), v_.get(), s.n);
-  attend(seq, s);  // att = softmax(q K^T / sqrt(d)) V over the cached pages
-  project(w.wo, att_.get(), h_.get(), s);
-  residual(h_.get(), s, "ffn_inp");
-
-  // Feed-forward sub-block.
-  norm(w.ffn_norm, x_.get(), h_.get(), s);
-  project(w.ffn_gate, h_.get(), gate_.get(), s);
-  project(w.ffn_up, h_.get(), up_.get(), s);
-  ffn_activation(s);  // gate = SiLU(gate) * up
-  project(w.ffn_down, gate_.get(), h_.get(), s);
-  residual(h_.get(), s, "l_out");
-}
-
-// y = RMSNorm(x) * w, row by row.
-void Forward::norm(const NormWeights& w, const float* x, float* y, const Step& s) {
-  const int64_t d = hp_.n_embd;
-  for_rows(pool_, s.n, [&](int t) { rms_norm(x + t * d, w.w.data(), hp_.norm_eps, d, y + t * d); });
-  trace(w.name, s, d, y);
-}
-
-// y = x W^T: (n, rows) from (n, cols).
-void Forward::project(const WeightMatrix& w, const float* x, float* y, const Step& s) {
-  matmul(w, x, s.n, y, pool_, options_.dot);
-  trace(w.name, s, w.rows, y);
-}
-
-// Rotates each head of each row by its position.
-void Forward::rope(float* x, int n_heads, const Step& s, std::string_view name) {
-  const int64_t row = int64_t{n_heads} * hp_.head_dim_k;
-  for_rows(pool_, s.n,
-           [&](int t) { model_.rope().apply(x + t * row, n_heads, hp_.head_dim_k, s.pos + t); });
-  trace(name, s, row, x);
-}
-
-// Attention of the chunk's queries over the sequence's pages, which already hold the chunk's
-// own K and V: a decode step for one token, causal prefill for more.
-void Forward::attend(cache::SeqId seq, const Step& s) {
-  const cache::LayerView view = cache_.view(seq, s.layer);
-  if (s.n == 1) {
-    attention::decode(view, q_.get(), hp_.n_heads, att_.get(), att_params_, pool_, att_ws_);
-  } else {
-    attention::prefill(view, q_.get(), s.n, hp_.n_heads, att_.get(), att_params_, pool_, att_ws_);
+  const size_t embd = chunk * spec_.n_embd;
+  x_ = make_aligned<float>(embd);
+  h_ = make_aligned<float>(embd);
+  q_ = make_aligned<float>(chunk * spec_.q_dim());
+  k_ = make_aligned<float>(chunk * spec_.k_dim());
+  v_ = make_aligned<float>(chunk * spec_.v_dim());
+  att_ = make_aligned<float>(chunk * spec_.att_dim());
+  gate_ = make_aligned<float>(chunk * spec_.ffn_width());
+  up_ = make_aligned<float>(chunk * spec_.ffn_width());
+  logits_ = make_aligned<float>(static_cast<size_t>(spec_.n_vocab));
+  if (spec_.moe.n_expert > 0) {
+    const auto used = static_cast<size_t>(spec_.moe.n_expert_used);
+    router_ = make_aligned<float>(chunk * spec_.moe.n_expert);
+    moe_ids_.resize(chunk * used);
+    moe_weights_.resize(chunk * used);
+    expert_rows_.resize(chunk);
+    expert_in_ = make_aligned<float>(embd);
+    expert_out_ = make_aligned<float>(embd);
+    moe_out_ = make_aligned<float>(embd);
   }
-  trace("kqv_out", s, hp_.att_dim(), att_.get());
-}
-
-void Forward::ffn_activation(const Step& s) {
-  swiglu(gate_.get(), up_.get(), int64_t{s.n} * hp_.n_ff, gate_.get());
-  trace("ffn_act", s, hp_.n_ff, gate_.get());
-}
-
-// x += y: a residual connection.
-void Forward::residual(const float* y, const Step& s, std::string_view name) {
-  float* x = x_.get();
-  const size_t n = static_cast<size_t>(s.n) * hp_.n_embd;
-  for (size_t i = 0; i < n; ++i) x[i] += y[i];
-  trace(name, s, hp_.n_embd, x);
 }
 
 void Forward::trace(std::string_view name, const Step& s, int64_t cols, const float* data) const {
@@ -144,26 +78,47 @@ void Forward::trace(std::string_view name, const Step& s, int64_t cols, const fl
   options_.trace({full, s.layer, s.pos, s.n, cols, data});
 }
 
+// x = the tokens' embedding rows, times the architecture's embedding scale.
+void Forward::embed(std::span<const int32_t> tokens, const Step& s) {
+  get_rows(w_.token_embd, tokens.data(), s.n, x_.get());
+  if (spec_.embed_scale != 1.0f) {
+    float* x = x_.get();
+    const size_t n = static_cast<size_t>(s.n) * spec_.n_embd;
+    for (size_t i = 0; i < n; ++i) x[i] *= spec_.embed_scale;
+  }
+  trace("token_embd", s, spec_.n_embd, x_.get());
+}
+
+// logits = W_out RMSNorm(x) for the s.n rows of x, then the final softcap.
+void Forward::output(const float* x, const Step& s, float* logits) {
+  norm(w_.output_norm, x, h_.get(), s);
+  matmul(w_.output, h_.get(), s.n, logits, pool_, options_.dot);
+  trace("output.weight", s, spec_.n_vocab, logits);  // also when the output is tied
+  if (spec_.final_softcap > 0) {
+    const float cap = spec_.final_softcap;
+    const size_t n = static_cast<size_t>(s.n) * spec_.n_vocab;
+    for (size_t i = 0; i < n; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+    trace("result_output", s, spec_.n_vocab, logits);
+  }
+}
+
 void Forward::chunk(cache::SeqId seq, std::span<const int32_t> tokens, int64_t pos, float* logits,
                     bool all) {
   const int n = static_cast<int>(tokens.size());
-  get_rows(w_.token_embd, tokens.data(), n, x_.get());
-  trace("token_embd", {-1, pos, n}, hp_.n_embd, x_.get());
-  for (int l = 0; l < hp_.n_layers; ++l) layer(seq, {l, pos, n});
-  // logits = W_out RMSNorm(x) for the rows asked for.
+  embed(tokens, {-1, pos, n});
+  for (int l = 0; l < spec_.n_layers(); ++l) layer(seq, {l, pos, n});
+  // The logits of the rows asked for: all, or the last.
   const int first = all ? 0 : n - 1;
-  const Step out{-1, pos + first, n - first};
-  norm(w_.output_norm, x_.get() + static_cast<size_t>(first) * hp_.n_embd, h_.get(), out);
-  matmul(w_.output, h_.get(), out.n, logits, pool_, options_.dot);
-  trace("output.weight", out, hp_.n_vocab, logits);  // also when the output is tied
+  output(x_.get() + static_cast<size_t>(first) * spec_.n_embd, {-1, pos + first, n - first},
+         logits);
 }
 
 void Forward::check(cache::SeqId seq, std::span<const int32_t> tokens) const {
   if (tokens.empty()) fail("forward: no tokens to evaluate");
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab) {
+    if (tokens[i] < 0 || tokens[i] >= spec_.n_vocab) {
       fail("forward: token {} (id {}) is outside the vocabulary of {} tokens", i, tokens[i],
-           hp_.n_vocab);
+           spec_.n_vocab);
     }
   }
   const int64_t have = cache_.n_tokens(seq);
@@ -185,7 +140,7 @@ void Forward::run(cache::SeqId seq, std::span<const int32_t> tokens, float* logi
     const auto max_chunk = static_cast<size_t>(options_.max_chunk);
     for (size_t at = 0; at < tokens.size(); at += max_chunk) {
       const size_t n = std::min(tokens.size() - at, max_chunk);
-      float* out = all ? logits + at * hp_.n_vocab : logits;
+      float* out = all ? logits + at * spec_.n_vocab : logits;
       chunk(seq, tokens.subspan(at, n), start + static_cast<int64_t>(at), out, all);
     }
   } catch (...) {
@@ -197,7 +152,7 @@ void Forward::run(cache::SeqId seq, std::span<const int32_t> tokens, float* logi
 
 std::span<const float> Forward::eval(cache::SeqId seq, std::span<const int32_t> tokens) {
   run(seq, tokens, logits_.get(), /*all=*/false);
-  return {logits_.get(), static_cast<size_t>(hp_.n_vocab)};
+  return {logits_.get(), static_cast<size_t>(spec_.n_vocab)};
 }
 
 void Forward::eval_all(cache::SeqId seq, std::span<const int32_t> tokens, float* logits) {

@@ -12,6 +12,13 @@
 #include <cstdint>
 #include <limits>
 
+// GELU's tanh approximation: gelu(x) = 0.5 x (1 + tanh(c (x + a x^3))), c = sqrt(2 / pi).
+#ifndef KVPACK_GELU_CONSTANTS
+#define KVPACK_GELU_CONSTANTS
+constexpr float kGeluA = 0.044715f;
+constexpr float kGeluTwoC = 1.5957691216057308f;  // 2 sqrt(2 / pi)
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::model::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -65,16 +72,28 @@ HWY_INLINE VF Silu(DF df, VF x) {
   return hn::Div(x, hn::Add(hn::Set(df, 1.0f), e));
 }
 
-void SwigluRow(const float* gate, const float* up, int64_t n, float* y) {
+// GELU, tanh approximation: 0.5 x (1 + tanh(t / 2)) = x / (1 + exp(-t)) with
+// t = 2 sqrt(2/pi) (x + 0.044715 x^3): the sigmoid form keeps its relative error small where
+// 1 + tanh would cancel (x < 0).
+HWY_INLINE VF GeluTanh(DF df, VF x) {
+  const VF x3 = hn::Mul(hn::Mul(x, x), x);
+  const VF t = hn::Mul(hn::Set(df, kGeluTwoC), hn::MulAdd(hn::Set(df, kGeluA), x3, x));
+  const VF e = hn::Exp(df, hn::Min(hn::Neg(t), hn::Set(df, 100.0f)));
+  return hn::Div(x, hn::Add(hn::Set(df, 1.0f), e));
+}
+
+// y = act(gate) * up (up may be null: y = act(gate)).
+template <VF (*Act)(DF, VF)>
+void GatedRow(const float* gate, const float* up, int64_t n, float* y) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    VF s = Silu(df, hn::LoadU(df, gate + i));
+    VF s = Act(df, hn::LoadU(df, gate + i));
     if (up != nullptr) s = hn::Mul(s, hn::LoadU(df, up + i));
     hn::StoreU(s, df, y + i);
   }
-  for (; i < n; ++i) {  // one padded vector for the tail
+  if (i < n) {  // one padded vector for the tail
     HWY_ALIGN float g[hn::MaxLanes(df)] = {};
     HWY_ALIGN float u[hn::MaxLanes(df)] = {};
     const int64_t m = n - i;
@@ -82,10 +101,17 @@ void SwigluRow(const float* gate, const float* up, int64_t n, float* y) {
       g[j] = gate[i + j];
       u[j] = up != nullptr ? up[i + j] : 1.0f;
     }
-    hn::Store(hn::Mul(Silu(df, hn::Load(df, g)), hn::Load(df, u)), df, g);
+    hn::Store(hn::Mul(Act(df, hn::Load(df, g)), hn::Load(df, u)), df, g);
     for (int64_t j = 0; j < m; ++j) y[i + j] = g[j];
-    break;
   }
+}
+
+void SwigluRow(const float* gate, const float* up, int64_t n, float* y) {
+  GatedRow<Silu>(gate, up, n, y);
+}
+
+void GegluRow(const float* gate, const float* up, int64_t n, float* y) {
+  GatedRow<GeluTanh>(gate, up, n, y);
 }
 
 void SoftmaxRow(float* x, int64_t n) {
@@ -122,6 +148,7 @@ void SoftmaxRow(float* x, int64_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <numbers>
 #include <vector>
 
 #include "base/error.h"
@@ -133,6 +160,7 @@ namespace kvpack::model {
 HWY_EXPORT(SumOfSquares);
 HWY_EXPORT(ScaleRow);
 HWY_EXPORT(SwigluRow);
+HWY_EXPORT(GegluRow);
 HWY_EXPORT(SoftmaxRow);
 
 void rms_norm(const float* x, const float* weight, float eps, int64_t n, float* y) {
@@ -167,6 +195,18 @@ void swiglu_ref(const float* gate, const float* up, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) {
     const double g = gate[i];
     y[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+
+void geglu(const float* gate, const float* up, int64_t n, float* y) {
+  HWY_DYNAMIC_DISPATCH(GegluRow)(gate, up, n, y);
+}
+
+void geglu_ref(const float* gate, const float* up, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = gate[i];
+    const double t = 2.0 * std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x);
+    y[i] = static_cast<float>(x / (1.0 + std::exp(-t)) * up[i]);
   }
 }
 

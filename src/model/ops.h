@@ -1,4 +1,4 @@
-// The small per-token operations of the forward pass besides matmul: RMSNorm, SiLU and SwiGLU,
+// The small per-token operations of the forward pass besides matmul: RMSNorm, SiLU, SwiGLU, GeGLU,
 // softmax, and embedding lookup. Each has a SIMD version (Highway, runtime dispatch) and a scalar
 // reference; rows are short (the model width), so these matter far less than matmul.
 #pragma once
@@ -22,6 +22,11 @@ void silu_ref(const float* x, int64_t n, float* y);
 // y[n] = silu(gate) * up: the gated FFN activation of Llama-family models. y may alias either.
 void swiglu(const float* gate, const float* up, int64_t n, float* y);
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* y);
+
+// y[n] = gelu(gate) * up with GELU's tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x +
+// 0.044715 x^3))): the gated FFN activation of Gemma. y may alias either.
+void geglu(const float* gate, const float* up, int64_t n, float* y);
+void geglu_ref(const float* gate, const float* up, int64_t n, float* y);
 
 // x[n] = softmax(x[n]) in place. -inf entries get probability 0; if any entry is NaN or +inf, or
 // all are -inf, every output is NaN (an upstream bug made visible, not hidden).

@@ -22,6 +22,8 @@ struct RopeConfig {
   double yarn_beta_slow = 1.0;
   double yarn_attn_factor = 1.0;
   std::vector<float> freq_factors;  // per pair divisor of the frequency (llama3), or empty
+
+  bool operator==(const RopeConfig&) const = default;
 };
 
 class Rope {

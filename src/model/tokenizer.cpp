@@ -132,10 +132,53 @@ void Tokenizer::append_piece(int32_t id, const DecodeOptions& options, bool& at_
   }
 }
 
+namespace {
+
+// llama.cpp's three clean-up passes over the decoded bytes, each in place. A pass reads the
+// byte before the current one as it was before the pass (writes never run ahead of reads).
+void clean_up_spaces(std::string& s) {
+  if (s.empty()) return;
+  // 1: a space before ? ! . , goes.
+  size_t n = 1;
+  for (size_t i = 1; i < s.size(); ++i) {
+    const char c = s[i];
+    if (s[i - 1] == ' ' && (c == '?' || c == '!' || c == '.' || c == ',')) --n;
+    s[n++] = c;
+  }
+  s.resize(n);
+  // 2: " ' " becomes "'": the space before goes, and the one after is skipped (and no longer
+  // counts as a space for the next byte).
+  n = 1;
+  for (size_t i = 1; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\'' && i + 1 < s.size() && s[i - 1] == ' ' && s[i + 1] == ' ') {
+      --n;
+      s[++i] = '\0';
+    }
+    s[n++] = c;
+  }
+  s.resize(n);
+  // 3: " 's", " 'm", " 're", " 've" lose the space (" 't", " 'd", " 'll" keep it).
+  n = 1;
+  for (size_t i = 1; i < s.size(); ++i) {
+    const char c = s[i];
+    if (s[i - 1] == ' ' && c == '\'' && i + 1 < s.size()) {
+      const char c1 = s[i + 1];
+      const char c2 = i + 2 < s.size() ? s[i + 2] : '\0';
+      if (c1 == 's' || c1 == 'm' || ((c1 == 'r' || c1 == 'v') && c2 == 'e')) --n;
+    }
+    s[n++] = c;
+  }
+  s.resize(n);
+}
+
+}  // namespace
+
 std::string Tokenizer::decode(std::span<const int32_t> ids, const DecodeOptions& options) const {
   std::string out;
   bool at_boundary = true;
   for (const int32_t id : ids) append_piece(id, options, at_boundary, out);
+  if (options.clean_up_spaces && vocab_.clean_spaces) clean_up_spaces(out);
   return out;
 }
 

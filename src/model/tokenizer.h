@@ -32,6 +32,11 @@ struct DecodeOptions {
   // Only vocabularies that add the prefix are affected. Set it false to decode a continuation
   // on its own.
   bool strip_prefix_space = true;
+  // llama.cpp's detokenizer clean-up, for vocabularies that ask for it (GPT-2 and Llama 3 BPE;
+  // not Qwen 2 or SentencePiece): " ?", " !", " .", " ," lose the space, " ' " becomes "'", and
+  // " 's", " 'm", " 're", " 've" lose the space. Off by default so that decode inverts encode;
+  // on, decode gives the text llama.cpp's llama_detokenize gives.
+  bool clean_up_spaces = false;
 };
 
 class Tokenizer {

@@ -16,11 +16,48 @@ constexpr std::string_view kTokensKey = "tokenizer.ggml.tokens";
 constexpr std::string_view kScoresKey = "tokenizer.ggml.scores";
 constexpr std::string_view kTypesKey = "tokenizer.ggml.token_type";
 
-// Texts that end generation in chat and instruct models whose GGUF does not list them, the same
-// set llama.cpp recognises; the first present one is also the EOT token when no key names it.
-constexpr std::array<std::string_view, 6> kEotTexts = {"<|eot_id|>",    "<|im_end|>",    "<|end|>",
-                                                       "<end_of_turn>", "<|endoftext|>", "<EOT>"};
+// Tokens llama.cpp recognises by their text when the GGUF does not name them, and what it makes
+// of them: the EOT token (the first present of kEotTexts, when no key names it), the EOM token,
+// the fill-in-the-middle tokens, and the tokens that end generation. Each of these is also
+// promoted to a control token if the file says otherwise (llama.cpp warns "control-looking
+// token ... will be overridden"), so its text is plain text unless special tokens are parsed.
+// Notably "</s>" is one of them: a NORMAL token in Qwen3 and a USER_DEFINED HTML tag in Gemma 3
+// become control tokens that end generation (../shared/models/vocab/README.md).
+constexpr std::array<std::string_view, 10> kEotTexts = {
+    "<|eot_id|>",      "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|end_of_text|>", "<EOT>",      "_<EOT>",  "[EOT]",         "<end_of_utterance>"};
 constexpr std::string_view kEomText = "<|eom_id|>";
+// Fill-in-the-middle markers: prefix, suffix, middle (control only), then pad, repo and file
+// separator (which also end generation). Per role, the first present one counts.
+constexpr std::array<std::array<std::string_view, 6>, 6> kFimTexts = {{
+    {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>", "<|code_prefix|>", "<|prefix|>"},
+    {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>", "<|code_suffix|>", "<|suffix|>"},
+    {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>", "<|code_middle|>", "<|middle|>"},
+    {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", ""},
+    {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", ""},
+    {"<|file_sep|>", "", "", "", "", ""},
+}};
+constexpr size_t kFimEogFrom = 3;  // pad, repo and file separator end generation
+constexpr std::array<std::string_view, 20> kEogTexts = {"<|eot_id|>",
+                                                        "<|im_end|>",
+                                                        "<|end|>",
+                                                        "<|return|>",
+                                                        "<|call|>",
+                                                        "<|flush|>",
+                                                        "<|calls|>",
+                                                        "<end_of_turn>",
+                                                        "<|endoftext|>",
+                                                        "</s>",
+                                                        "<|eom_id|>",
+                                                        "<EOT>",
+                                                        "_<EOT>",
+                                                        "[EOT]",
+                                                        "[EOS]",
+                                                        "<|end_of_text|>",
+                                                        "<end_of_utterance>",
+                                                        "<eos>",
+                                                        "<turn|>",
+                                                        "<|tool_response>"};
 
 struct PreTokenizerName {
   std::string_view name;
@@ -126,6 +163,59 @@ bool read_add_rule(const GgufFile& f, std::string_view key, bool fallback, int32
   return value.value_or(fallback) && token != kNoToken;
 }
 
+// A token found by its text, promoted to a control token as llama.cpp does.
+int32_t find_as_control(Vocab& v, std::string_view text) {
+  const int32_t id = text.empty() ? kNoToken : v.find(text);
+  if (id != kNoToken) v.type[id] = TokenType::control;
+  return id;
+}
+
+// The ids that end generation: EOS, EOT, EOM, the listed texts and the FIM pad/repo/separator
+// tokens (llama.cpp's set), plus tokenizer.ggml.eog_token_ids where a converter writes one.
+void read_end_of_generation(const GgufFile& f, Vocab& v) {
+  std::vector<int32_t>& eog = v.end_of_generation;
+  for (size_t role = 0; role < kFimTexts.size(); ++role) {
+    for (std::string_view t : kFimTexts[role]) {
+      const int32_t id = find_as_control(v, t);
+      if (id == kNoToken) continue;
+      if (role >= kFimEogFrom) eog.push_back(id);
+      break;
+    }
+  }
+  for (std::string_view t : kEogTexts) {
+    if (const int32_t id = find_as_control(v, t); id != kNoToken) eog.push_back(id);
+  }
+  for (int32_t id : {v.eos, v.eot, v.eom}) {
+    if (id != kNoToken) eog.push_back(id);
+  }
+  // llama.cpp's exceptions, applied after the above as it does: in vocabularies with
+  // "<|tool_response>" (Gemma 4), "</s>" is text; with "<|return|>" and "<|call|>" (gpt-oss), or
+  // "<|calls|>" and "<|flush|>", "<|end|>" does not end generation.
+  const auto has = [&](std::string_view t) { return v.find(t) != kNoToken; };
+  const auto demote = [&](std::string_view t, TokenType type) {
+    const int32_t id = v.find(t);
+    if (id == kNoToken) return;
+    eog.erase(std::remove(eog.begin(), eog.end(), id), eog.end());
+    v.type[id] = type;
+  };
+  if (has("<|tool_response>")) demote("</s>", TokenType::normal);
+  if ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>"))) {
+    demote("<|end|>", TokenType::user_defined);
+  }
+  if (const auto* ids = f.get_ints("tokenizer.ggml.eog_token_ids")) {
+    for (size_t i = 0; i < ids->size(); ++i) {
+      const int64_t id = (*ids)[i];
+      if (id < 0 || id >= v.size()) {
+        fail("{}: tokenizer.ggml.eog_token_ids[{}] is {}, but {} has only {} tokens", f.path(), i,
+             id, kTokensKey, v.size());
+      }
+      eog.push_back(static_cast<int32_t>(id));
+    }
+  }
+  std::sort(eog.begin(), eog.end());
+  eog.erase(std::unique(eog.begin(), eog.end()), eog.end());
+}
+
 void read_specials(const GgufFile& f, Vocab& v) {
   const int32_t n = v.size();
   const bool spm = v.model == TokenizerModel::spm;
@@ -138,10 +228,10 @@ void read_specials(const GgufFile& f, Vocab& v) {
   v.eom = read_id(f, "tokenizer.ggml.eom_token_id", kNoToken, n);
   if (v.eot == kNoToken) {
     for (std::string_view t : kEotTexts) {
-      if ((v.eot = v.find(t)) != kNoToken) break;
+      if ((v.eot = find_as_control(v, t)) != kNoToken) break;
     }
   }
-  if (v.eom == kNoToken) v.eom = v.find(kEomText);
+  if (v.eom == kNoToken) v.eom = find_as_control(v, kEomText);
 
   const bool bos_default = spm || v.pre == PreTokenizer::llama3;
   v.add_bos = read_add_rule(f, "tokenizer.ggml.add_bos_token", bos_default, v.bos,
@@ -150,16 +240,8 @@ void read_specials(const GgufFile& f, Vocab& v) {
       read_add_rule(f, "tokenizer.ggml.add_eos_token", false, v.eos, "tokenizer.ggml.eos_token_id");
   v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(spm);
   v.ignore_merges = v.pre == PreTokenizer::llama3;
-
-  std::vector<int32_t>& eog = v.end_of_generation;
-  for (int32_t id : {v.eos, v.eot, v.eom}) {
-    if (id != kNoToken) eog.push_back(id);
-  }
-  for (std::string_view t : kEotTexts) {
-    if (const int32_t id = v.find(t); id != kNoToken) eog.push_back(id);
-  }
-  std::sort(eog.begin(), eog.end());
-  eog.erase(std::unique(eog.begin(), eog.end()), eog.end());
+  v.clean_spaces = !spm && v.pre != PreTokenizer::qwen2;
+  read_end_of_generation(f, v);
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ struct Vocab {
   bool add_eos = false;           // encode(add_special) appends EOS
   bool add_space_prefix = false;  // SentencePiece "dummy prefix": a space before each text run
   bool ignore_merges = false;     // llama3: a word that is a whole token skips the merges
+  bool clean_spaces = false;      // decode may undo " ?" -> "?" etc. (gpt-2 and llama3 BPE)
   std::vector<int32_t> end_of_generation;  // sorted ids that end generation
 
   int32_t size() const { return static_cast<int32_t>(text.size()); }

@@ -55,19 +55,18 @@ KvFootprint kv_footprint(const ModelShape& model, const format::KVPolicy& policy
   const auto dk = static_cast<uint64_t>(model.head_dim_k);
   const auto dv = static_cast<uint64_t>(model.head_dim_v);
   for (int l = 0; l < n; ++l) {
-    const LayerShape& layer = model.layers[static_cast<size_t>(l)];
+    const model::LayerSpec& layer = model.layers[static_cast<size_t>(l)];
     if (layer.kv_heads == 0) continue;
     const format::LayerFormats f = policy.layer(l, n);
     const auto heads = static_cast<uint64_t>(layer.kv_heads);
     const uint64_t page = heads * (format::info(f.k).head_bytes(model.head_dim_k, page_tokens) +
                                    format::info(f.v).head_bytes(model.head_dim_v, page_tokens));
-    (layer.sliding ? fp.sliding_page_bytes : fp.full_page_bytes) += page;
+    (layer.sliding() ? fp.sliding_page_bytes : fp.full_page_bytes) += page;
     fp.tail_bytes += heads * (dk + dv) * static_cast<uint64_t>(page_tokens) * kTailBytesPerValue;
   }
   if (model.sliding_layers() > 0) {
-    if (model.window <= 0) fail("model {}: sliding layers need a positive window", model.name);
     fp.sliding_pages = static_cast<int64_t>(
-        ceil_div(static_cast<uint64_t>(model.window), static_cast<uint64_t>(page_tokens)));
+        ceil_div(static_cast<uint64_t>(model.window()), static_cast<uint64_t>(page_tokens)));
   }
   return fp;
 }

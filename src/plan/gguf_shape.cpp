@@ -1,11 +1,11 @@
-// A GGUF's model shape for the planner: model::read_model_shape() for the attention geometry and
-// context, plus the weights' size from the tensor infos (never tensor data).
+// A GGUF's model shape for the planner: model::read_model_spec() for the description, plus the
+// weights' size from the tensor infos (never tensor data).
 #include "plan/gguf_shape.h"
 
 #include <fmt/format.h>
 
 #include "base/error.h"
-#include "model/model_shape.h"
+#include "model/model_spec.h"
 
 namespace kvpack::plan {
 namespace {
@@ -32,17 +32,9 @@ void read_weights(const model::GgufFile& f, std::optional<double> weight_bits, M
 }  // namespace
 
 ModelShape gguf_shape(const model::GgufFile& f, std::optional<double> weight_bits) {
-  model::ModelShape s = model::read_model_shape(f);
   ModelShape m;
-  m.name = std::move(s.name);
+  static_cast<model::ModelSpec&>(m) = model::read_model_spec(f);
   m.source = f.path();
-  m.arch = std::move(s.arch);
-  m.layers = std::move(s.layers);
-  m.head_dim_k = s.head_dim_k;
-  m.head_dim_v = s.head_dim_v;
-  m.window = s.window;
-  m.native_context = s.native_context;
-  m.max_context = s.max_context;
   read_weights(f, weight_bits, m);
   return m;
 }

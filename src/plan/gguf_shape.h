@@ -9,7 +9,7 @@
 
 namespace kvpack::plan {
 
-// model::read_model_shape(file) (its keys and defaults are documented there) with the weights
+// model::read_model_spec(file) (its keys and defaults are documented there) with the weights
 // sized as in plan.h. Throws Error naming the file and the key on anything missing or out of
 // range.
 ModelShape gguf_shape(const model::GgufFile& file, std::optional<double> weight_bits);

@@ -1,11 +1,13 @@
 // Built-in model shapes, from each model's public config.json / model card (FACTS.md section 1),
-// and the ModelShape helpers shared by presets and GGUF files.
+// read through the same model::read_model_spec as GGUF files.
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "base/error.h"
 #include "kvpack/plan.h"
+#include "model/gguf.h"
+#include "model/gguf_writer.h"
 
 namespace kvpack::plan {
 namespace {
@@ -33,36 +35,36 @@ constexpr Preset kPresets[] = {
     {"gemma-3-27b", "Gemma-3-27B", "gemma3", 62, 32, 16, 128, 6, 1024, 131072, 131072, 27.01e9},
 };
 
-std::string heads_text(const std::vector<LayerShape>& layers, int LayerShape::*field) {
-  int lo = 0;
-  int hi = 0;
-  bool first = true;
-  for (const auto& l : layers) {
-    if (l.kv_heads == 0) continue;  // layers without attention do not count
-    lo = first ? l.*field : std::min(lo, l.*field);
-    hi = first ? l.*field : std::max(hi, l.*field);
-    first = false;
+// The preset as the metadata a GGUF of the model carries, in llama.cpp's keys: its layers and
+// heads, sliding pattern and window, context, and YaRN where the card extends the context.
+model::GgufWriter preset_metadata(const Preset& p) {
+  using model::gguf_float;
+  using model::gguf_string;
+  using model::gguf_uint;
+  using model::GgufType;
+  const std::string a(p.arch);
+  const auto u32 = [](int64_t v) { return gguf_uint(GgufType::u32, static_cast<uint64_t>(v)); };
+  model::GgufWriter w;
+  w.set("general.architecture", gguf_string(a))
+      .set("general.name", gguf_string(std::string(p.name)))
+      .set(a + ".block_count", u32(p.layers))
+      .set(a + ".context_length", u32(p.native_context))
+      .set(a + ".attention.head_count", u32(p.q_heads))
+      .set(a + ".attention.head_count_kv", u32(p.kv_heads))
+      .set(a + ".attention.key_length", u32(p.head_dim))
+      .set(a + ".attention.value_length", u32(p.head_dim))
+      .set(a + ".attention.sliding_window_pattern", u32(p.swa_period));
+  if (p.swa_period > 0) w.set(a + ".attention.sliding_window", u32(p.window));
+  if (p.max_context > p.native_context) {
+    w.set(a + ".rope.scaling.type", gguf_string("yarn"))
+        .set(a + ".rope.scaling.factor",
+             gguf_float(GgufType::f32, static_cast<double>(p.max_context) / p.native_context))
+        .set(a + ".rope.scaling.original_context_length", u32(p.native_context));
   }
-  return lo == hi ? std::to_string(lo) : fmt::format("{}-{}", lo, hi);
+  return w;
 }
 
 }  // namespace
-
-int ModelShape::kv_layers() const {
-  return model::kv_layers(layers);
-}
-
-int ModelShape::sliding_layers() const {
-  return model::sliding_layers(layers);
-}
-
-std::string ModelShape::kv_heads_text() const {
-  return heads_text(layers, &LayerShape::kv_heads);
-}
-
-std::string ModelShape::q_heads_text() const {
-  return heads_text(layers, &LayerShape::q_heads);
-}
 
 std::span<const Preset> presets() {
   return kPresets;
@@ -81,18 +83,11 @@ ModelShape preset_shape(const Preset& p, double weight_bits) {
   if (!(weight_bits > 0 && weight_bits <= 64)) {
     fail("invalid weight bits {}: expected a number above 0 and at most 64", weight_bits);
   }
+  const std::vector<uint8_t> bytes = preset_metadata(p).bytes();
   ModelShape m;
-  m.name = std::string(p.name);
+  static_cast<model::ModelSpec&>(m) =
+      model::read_model_spec(model::GgufFile::parse(bytes, "preset " + std::string(p.name)));
   m.source = "preset";
-  m.arch = std::string(p.arch);
-  for (int l = 0; l < p.layers; ++l) {
-    m.layers.push_back({p.q_heads, p.kv_heads, model::slides(l, p.swa_period)});
-  }
-  m.head_dim_k = p.head_dim;
-  m.head_dim_v = p.head_dim;
-  m.window = p.swa_period > 0 ? p.window : 0;
-  m.native_context = p.native_context;
-  m.max_context = p.max_context;
   m.params = p.params;
   m.weight_bytes = static_cast<uint64_t>(p.params * weight_bits / 8.0);
   m.weights_from = fmt::format("{:.2f}B params x {:.3g} bits", p.params / 1e9, weight_bits);

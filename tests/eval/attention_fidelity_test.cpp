@@ -30,7 +30,7 @@ TEST(AttentionFidelity, CaptureReproducesTheForwardPass) {
   ASSERT_EQ(c.n_tokens(), kTokens);
   ASSERT_EQ(c.q.size(), 5u);
   // The forward's own attention outputs, traced.
-  const model::HParams& hp = s.model->hparams();
+  const model::ModelSpec& hp = s.model->spec();
   std::vector<std::vector<float>> traced(5, std::vector<float>(kTokens * hp.att_dim()));
   cache::Cache cache(s.model->cache_config(KVPolicy(FormatId::f32, FormatId::f32), kTokens));
   model::ForwardOptions o{.max_chunk = 64};

@@ -107,7 +107,7 @@ TEST(PasskeyPrompt, ExactLengthsAndKeyDepthsOnStories) {
 TEST(PasskeyPrompt, LengthsBeyondTheContextAreRefused) {
   KVPACK_STORIES(s, 0);
   PasskeyOptions o;
-  const int64_t ctx = s.model->hparams().n_ctx_train;  // 2048 in the GGUF's metadata
+  const int64_t ctx = s.model->spec().n_ctx_train;  // 2048 in the GGUF's metadata
   o.lengths = {1024, ctx - o.answer_tokens + 1};
   EXPECT_NO_THROW(check_passkey_lengths(*s.model, o));
   o.lengths = {1024, ctx};

@@ -99,7 +99,7 @@ TEST(PerplexityStories, F32AgainstItselfIsExactlyZero) {
 
 TEST(PerplexityStories, EveryFormatReportedInASaneOrder) {
   KVPACK_STORIES(s);
-  const model::HParams& hp = s.model->hparams();
+  const model::ModelSpec& hp = s.model->spec();
   std::vector<KVPolicy> policies;
   for (const format::FormatInfo& f : format::all_formats()) {
     policies.emplace_back(f.id, f.supports(format::Role::V) ? f.id : FormatId::f16);

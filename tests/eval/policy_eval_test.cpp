@@ -18,7 +18,7 @@ using format::FormatId;
 
 TEST(PolicyEval, SearchesWithinTheBudgetAndConfirms) {
   KVPACK_STORIES(s);
-  const model::HParams& hp = s.model->hparams();
+  const model::ModelSpec& hp = s.model->spec();
   PolicySearchOptions o;
   o.formats = {FormatId::f16, FormatId::q8, FormatId::q4, FormatId::kivi2, FormatId::turbo4};
   o.budget_bytes_per_token = 8 * values_per_token(hp) / 8;  // 8 bits per value
@@ -35,7 +35,7 @@ TEST(PolicyEval, SearchesWithinTheBudgetAndConfirms) {
   // The table: kivi2 holds no values, errors grow as bits shrink.
   ASSERT_EQ(r.table.formats.size(), 5u);
   EXPECT_LT(r.table.v_bytes[3], 0);
-  for (int l = 0; l < hp.n_layers; ++l) {
+  for (int l = 0; l < hp.n_layers(); ++l) {
     const auto& k = r.table.k_error[static_cast<size_t>(l)];
     EXPECT_LT(k[0], k[1]);
     EXPECT_LT(k[1], k[2]);

@@ -56,13 +56,14 @@ void rope(Vec& x, int head_dim, int n_dims, double base, int64_t pos) {
 
 std::vector<std::vector<double>> scalar_logits(const model::Model& m,
                                                std::span<const int32_t> tokens) {
-  const model::HParams& hp = m.hparams();
+  const model::ModelSpec& hp = m.spec();
   const model::Weights& w = m.weights();
-  if (hp.rope.scaling != model::RopeScaling::none || !hp.rope.freq_factors.empty() ||
-      hp.rope.ordering != model::RopeOrdering::interleaved) {
+  if (hp.layers[0].rope.scaling != model::RopeScaling::none ||
+      !hp.layers[0].rope.freq_factors.empty() ||
+      hp.layers[0].rope.ordering != model::RopeOrdering::interleaved) {
     throw std::runtime_error("scalar_logits: only plain interleaved RoPE");
   }
-  const int dk = hp.head_dim_k, dv = hp.head_dim_v, group = hp.n_heads / hp.n_kv_heads;
+  const int dk = hp.head_dim_k, dv = hp.head_dim_v, group = hp.n_heads() / hp.n_kv_heads();
   const Mat embd(w.token_embd), out(w.output);
   struct Layer {
     Mat q, k, v, o, gate, up, down;
@@ -81,13 +82,13 @@ std::vector<std::vector<double>> scalar_logits(const model::Model& m,
       const Layer& L = layers[l];
       const Vec h = rms_norm(x, w.layers[l].attn_norm.w, hp.norm_eps);
       Vec q = L.q * h, k = L.k * h;
-      rope(q, dk, hp.rope.n_dims, hp.rope.freq_base, static_cast<int64_t>(pos));
-      rope(k, dk, hp.rope.n_dims, hp.rope.freq_base, static_cast<int64_t>(pos));
+      rope(q, dk, hp.layers[0].rope.n_dims, hp.layers[0].rope.freq_base, static_cast<int64_t>(pos));
+      rope(k, dk, hp.layers[0].rope.n_dims, hp.layers[0].rope.freq_base, static_cast<int64_t>(pos));
       keys[l].push_back(k);
       values[l].push_back(L.v * h);
       // softmax(q k^T / sqrt(dk)) v per query head, over positions 0..pos.
-      Vec att(static_cast<size_t>(hp.n_heads * dv), 0.0), s(pos + 1);
-      for (int i = 0; i < hp.n_heads; ++i) {
+      Vec att(static_cast<size_t>(hp.n_heads() * dv), 0.0), s(pos + 1);
+      for (int i = 0; i < hp.n_heads(); ++i) {
         const size_t ko = static_cast<size_t>(i / group) * dk,
                      vo = static_cast<size_t>(i / group) * dv;
         double mx = -1e300, sum = 0;

@@ -34,21 +34,21 @@ std::string load_error(const std::string& path) {
 TEST(ModelLoad, StoriesConfig) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
   const auto model = Model::load(path.string());
-  const HParams& hp = model->hparams();
-  EXPECT_EQ(hp.arch->name, "llama");
-  EXPECT_EQ(hp.n_layers, 5);
+  const ModelSpec& hp = model->spec();
+  EXPECT_EQ(hp.traits->name, "llama");
+  EXPECT_EQ(hp.n_layers(), 5);
   EXPECT_EQ(hp.n_embd, 64);
-  EXPECT_EQ(hp.n_heads, 8);
-  EXPECT_EQ(hp.n_kv_heads, 4);
+  EXPECT_EQ(hp.n_heads(), 8);
+  EXPECT_EQ(hp.n_kv_heads(), 4);
   EXPECT_EQ(hp.head_dim_k, 8);
   EXPECT_EQ(hp.head_dim_v, 8);
   EXPECT_EQ(hp.n_ff, 172);
   EXPECT_EQ(hp.n_vocab, 512);
   EXPECT_EQ(hp.n_ctx_train, 2048);
   EXPECT_FLOAT_EQ(hp.norm_eps, 1e-5f);
-  EXPECT_EQ(hp.rope.n_dims, 8);
-  EXPECT_EQ(hp.rope.freq_base, 10000.0);  // no key: the default
-  EXPECT_EQ(hp.rope.ordering, RopeOrdering::interleaved);
+  EXPECT_EQ(hp.layers[0].rope.n_dims, 8);
+  EXPECT_EQ(hp.layers[0].rope.freq_base, 10000.0);  // no key: the default
+  EXPECT_EQ(hp.layers[0].rope.ordering, RopeOrdering::interleaved);
   EXPECT_FALSE(model->weights().tied_output);  // the converter wrote a copy
   EXPECT_EQ(model->weights().layers[4].ffn_down.name, "blk.4.ffn_down.weight");
   ASSERT_NE(model->tokenizer(), nullptr);
@@ -61,7 +61,7 @@ TEST(ModelLoad, TiedOutputAndRopeFreqs) {
   const auto model = Model::load(write(synthetic_llama(m), "tied"));
   EXPECT_TRUE(model->weights().tied_output);
   EXPECT_EQ(model->weights().output.data, model->weights().token_embd.data);
-  EXPECT_EQ(model->hparams().rope.freq_factors.size(), static_cast<size_t>(m.head_dim / 2));
+  EXPECT_EQ(model->spec().layers[0].rope.freq_factors.size(), static_cast<size_t>(m.head_dim / 2));
   EXPECT_EQ(model->tokenizer(), nullptr);  // tokenizer.ggml.model = "none"
 }
 
@@ -72,9 +72,9 @@ TEST(ModelLoad, RopeScalingFromMetadata) {
   w.set("llama.rope.scaling.factor", gguf_float(GgufType::f32, 4.0));
   w.set("llama.rope.scaling.original_context_length", gguf_uint(GgufType::u32, 512));
   const auto model = Model::load(write(w, "yarn"));
-  EXPECT_EQ(model->hparams().rope.scaling, RopeScaling::yarn);
-  EXPECT_EQ(model->hparams().rope.scale_factor, 4.0);
-  EXPECT_EQ(model->hparams().rope.original_context, 512);
+  EXPECT_EQ(model->spec().layers[0].rope.scaling, RopeScaling::yarn);
+  EXPECT_EQ(model->spec().layers[0].rope.scale_factor, 4.0);
+  EXPECT_EQ(model->spec().layers[0].rope.original_context, 512);
 
   w.set("llama.rope.scaling.type", gguf_string("longrope"));
   EXPECT_HAS(load_error(write(w, "longrope")), "RoPE scaling 'longrope'");
@@ -107,13 +107,13 @@ TEST(ModelLoad, UnsupportedArchitecture) {
   EXPECT_HAS(load_error(write(w, "mamba9")), "unknown architecture 'mamba9' (supported: llama)");
 }
 
-// The shape reader takes per-layer counts and sliding layers (the planner sizes such models);
-// the forward pass runs one head count for every layer and no sliding window yet.
+// The description takes per-layer counts (the planner sizes such models); the forward pass runs
+// one head count for every layer, and sliding-window layers of any architecture.
 TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
   GgufWriter w = synthetic_llama(SyntheticModel{});  // 2 layers, 4 query heads, 2 KV heads
   w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 2}));
   w.set("llama.feed_forward_length", gguf_int_array(GgufType::u32, {96, 96}));
-  EXPECT_EQ(Model::load(write(w, "equal_arrays"))->hparams().n_kv_heads, 2);
+  EXPECT_EQ(Model::load(write(w, "equal_arrays"))->spec().n_kv_heads(), 2);
 
   w.set("llama.attention.head_count_kv", gguf_int_array(GgufType::i32, {2, 1}));
   EXPECT_HAS(load_error(write(w, "kv_differs")),
@@ -124,20 +124,27 @@ TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
   w.set("llama.attention.head_count_kv", gguf_uint(GgufType::u32, 3));
   EXPECT_HAS(load_error(write(w, "kv_group")), "4 query heads are not a multiple of 3 KV heads");
   w.set("llama.attention.head_count_kv", gguf_uint(GgufType::u32, 2));
+  w.set("llama.feed_forward_length", gguf_int_array(GgufType::u32, {96, 64}));
+  EXPECT_HAS(load_error(write(w, "ff_differs")),
+             "metadata 'llama.feed_forward_length' differs between layers");
+  w.set("llama.feed_forward_length", gguf_uint(GgufType::u32, 96));
 
   w.set("llama.attention.sliding_window_pattern", gguf_uint(GgufType::u32, 2));
   w.set("llama.attention.sliding_window", gguf_uint(GgufType::u32, 512));
-  EXPECT_HAS(load_error(write(w, "sliding")),
-             "1 of 2 layers use sliding-window attention (llama.attention.sliding_window_pattern)");
+  const auto sliding = Model::load(write(w, "sliding"));
+  EXPECT_EQ(sliding->spec().layers[0].window, 512);
+  EXPECT_EQ(sliding->spec().layers[1].window, 0);
 }
 
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
   SyntheticModel m;
-  m.n_embd = 256;  // Q4_K blocks hold 256 values
-  m.retype = {{"blk.1.ffn_up.weight", GgmlType::Q4_K}};
-  const std::string e = load_error(write(synthetic_llama(m), "q4k"));
-  EXPECT_HAS(e, "tensor 'blk.1.ffn_up.weight' has type Q4_K");
-  EXPECT_HAS(e, "supported: F32, F16, BF16, Q8_0, Q4_0");
+  m.n_embd = 256;  // IQ2_XXS blocks hold 256 values
+  m.retype = {{"blk.1.ffn_up.weight", GgmlType::IQ2_XXS}};
+  const std::string e = load_error(write(synthetic_llama(m), "iq2"));
+  EXPECT_HAS(e, "tensor 'blk.1.ffn_up.weight' has type IQ2_XXS");
+  EXPECT_HAS(e,
+             "supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, "
+             "Q4_K, Q5_K, Q6_K, IQ4_XS");
 }
 
 TEST(ModelLoad, MissingTensorIsNamed) {

@@ -7,6 +7,10 @@
 //  - silu / swiglu: Highway's Exp is within 1 ulp, then 1 + e, the division and the multiply
 //    round once each: 4 (5) ulp relative. Below f32's normal range (x < -88.7, where e^-x
 //    overflows to inf and silu gives -0) the error is absolute, under 1e-36.
+//  - geglu: t = 2 sqrt(2/pi) (x + 0.044715 x^3) takes 5 roundings (relative, no cancellation:
+//    both terms share x's sign), which exp turns into 5 u |t| relative; then exp (1 ulp), 1 + e,
+//    the division and the multiply: (5 |t| + 10) u relative (below f32's normal range, as silu,
+//    an absolute 1e-36).
 //  - softmax: x - max rounds (u |x - max| relative after exp), exp (1 ulp), the f32 sum of n
 //    positive terms (gamma(n) relative) and the scaling: (n + 6 + |x - max|) u relative.
 #include <gtest/gtest.h>
@@ -98,6 +102,41 @@ TEST(Ops, SiluAndSwigluMatchReference) {
         expect_close(y[i], want[i], 10 * kU * std::fabs(want[i]) + 1e-36, target, i);
       }
     }
+  });
+}
+
+TEST(Ops, GegluMatchesReference) {
+  for_each_simd_target([](const char* target) {
+    for (int64_t n : kLengths) {
+      auto x = gaussian(n, 7 * n, 4.0);
+      const auto up = gaussian(n, 7 * n + 1);
+      const float specials[] = {0.0f,  -0.0f, kInf,   -kInf,  kNaN,    1e30f,  -1e30f,
+                                10.0f, -6.0f, -12.0f, -20.0f, -100.0f, 100.0f, 1e-30f};
+      for (int64_t i = 0; i < n && i < 14; ++i) x[i] = specials[i];
+      std::vector<float> y(n), want(n);
+      geglu(x.data(), up.data(), n, y.data());
+      geglu_ref(x.data(), up.data(), n, want.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const double xi = x[i];
+        const double t = 1.5957691216057308 * (xi + 0.044715 * xi * xi * xi);
+        const double rel = std::isfinite(t) ? 5 * std::fabs(t) + 10 : 10;
+        expect_close(y[i], want[i], rel * kU * std::fabs(want[i]) + 1e-36, target, i);
+      }
+      // gelu(x) ~ x for large x, ~ 0 for very negative x, gelu(0) = 0; in place.
+      std::vector<float> z = x;
+      geglu(z.data(), up.data(), n, z.data());
+      for (int64_t i = 0; i < n; ++i) {
+        if (!std::isnan(y[i])) {
+          EXPECT_EQ(z[i], y[i]) << target << " i=" << i;
+        }
+      }
+    }
+    // Values checked against the closed form by hand: gelu(1) = 0.841192, gelu(-1) = -0.158808.
+    const float x[2] = {1.0f, -1.0f}, one[2] = {1.0f, 1.0f};
+    float y[2];
+    geglu(x, one, 2, y);
+    EXPECT_NEAR(y[0], 0.8411920, 1e-6) << target;
+    EXPECT_NEAR(y[1], -0.1588080, 1e-6) << target;
   });
 }
 

@@ -15,22 +15,22 @@ namespace {
 TEST(ProbeModel, LoadsWithTheCardsShape) {
   KVPACK_PROBE_MODEL(path);
   const auto model = Model::load(path.string());
-  const HParams& hp = model->hparams();
-  EXPECT_EQ(hp.arch->name, "llama");
+  const ModelSpec& hp = model->spec();
+  EXPECT_EQ(hp.traits->name, "llama");
   EXPECT_EQ(hp.name, "kvpack-probe");
-  EXPECT_EQ(hp.n_layers, 4);
+  EXPECT_EQ(hp.n_layers(), 4);
   EXPECT_EQ(hp.n_embd, 256);
-  EXPECT_EQ(hp.n_heads, 4);
-  EXPECT_EQ(hp.n_kv_heads, 2);
+  EXPECT_EQ(hp.n_heads(), 4);
+  EXPECT_EQ(hp.n_kv_heads(), 2);
   EXPECT_EQ(hp.head_dim_k, 64);
   EXPECT_EQ(hp.head_dim_v, 64);
   EXPECT_EQ(hp.n_ff, 768);
   EXPECT_EQ(hp.n_vocab, 1024);
   EXPECT_EQ(hp.n_ctx_train, 4224);
   EXPECT_FLOAT_EQ(hp.norm_eps, 1e-5f);
-  EXPECT_EQ(hp.rope.n_dims, 64);
-  EXPECT_EQ(hp.rope.freq_base, 10000.0);
-  EXPECT_EQ(hp.rope.ordering, RopeOrdering::interleaved);
+  EXPECT_EQ(hp.layers[0].rope.n_dims, 64);
+  EXPECT_EQ(hp.layers[0].rope.freq_base, 10000.0);
+  EXPECT_EQ(hp.layers[0].rope.ordering, RopeOrdering::interleaved);
   const Weights& w = model->weights();
   EXPECT_TRUE(w.tied_output);  // no output.weight: the embedding is the output projection
   EXPECT_EQ(w.token_embd.type, GgmlType::F16);

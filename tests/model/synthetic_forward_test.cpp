@@ -169,7 +169,7 @@ TEST_P(SyntheticForward, EveryStepWithinDerivedBoundAndLogitsMatchScalarForward)
   synthetic_llama(sm).write(path);
   const auto model = Model::load(path);
   EXPECT_EQ(model->weights().tied_output, c.tied);
-  EXPECT_EQ(model->hparams().rope.freq_factors.empty(), !c.rope_freqs);
+  EXPECT_EQ(model->spec().layers[0].rope.freq_factors.empty(), !c.rope_freqs);
 
   // 45 prompt tokens in chunks of 16 (two full, one partial), then 8 decode steps.
   Rng rng(7);

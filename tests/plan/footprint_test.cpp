@@ -22,7 +22,7 @@ ModelShape preset(const char* name) {
 ModelShape tiny(int head_dim) {
   ModelShape m;
   m.name = "tiny";
-  m.layers = {{1, 1, false}};
+  m.layers = {{.q_heads = 1, .kv_heads = 1}};
   m.head_dim_k = m.head_dim_v = head_dim;
   m.native_context = m.max_context = 4096;
   return m;
@@ -64,7 +64,7 @@ TEST(Footprint, SessionBytesCountWholePagesAndTheTail) {
 TEST(Footprint, Gemma3SlidingLayersStopGrowingAtTheirWindow) {
   const ModelShape m = preset("gemma-3-12b");
   ASSERT_EQ(m.sliding_layers(), 40);
-  ASSERT_EQ(m.window, 1024);
+  ASSERT_EQ(m.window(), 1024);
   const KvFootprint fp = kv_footprint(m, policy("k=f16,v=f16"));
   // f16, head dim 256: 1,024 bytes of K+V per head and token.
   EXPECT_EQ(fp.bytes_per_token_full(), 8 * 8 * 1024);      // 8 global layers
@@ -103,8 +103,7 @@ TEST(Footprint, MaxContextIsTheLargestWholePageThatFits) {
 
 TEST(Footprint, EverySlidingLayerMeansUnboundedContext) {
   ModelShape m = tiny(64);
-  m.layers[0].sliding = true;
-  m.window = 4096;
+  m.layers[0].window = 4096;
   const KvFootprint fp = kv_footprint(m, policy("k=f16,v=f16"));
   EXPECT_EQ(fp.max_context(fp.session_bytes(1 << 20)), -1);
   EXPECT_EQ(fp.session_bytes(1 << 20), fp.session_bytes(8192));

@@ -1,5 +1,5 @@
 // The planner's model shapes from GGUF files: the shared stories260K file and synthetic files
-// written with GgufWriter. model::read_model_shape's own tests (tests/model/model_shape_test.cpp)
+// written with GgufWriter. model::read_model_spec's own tests (tests/model/model_spec_test.cpp)
 // cover the keys; these cover what the planner adds (weights) and that every field arrives.
 #include "plan/gguf_shape.h"
 
@@ -68,12 +68,12 @@ TEST(GgufShape, CarriesEveryFieldOfTheModelShape) {
   EXPECT_EQ(m.n_layers(), 6);
   EXPECT_EQ(m.kv_layers(), 5);
   EXPECT_EQ(m.sliding_layers(), 4);  // layers 0-4 slide, layer 4 holds no K/V
-  EXPECT_FALSE(m.layers[5].sliding);
+  EXPECT_FALSE(m.layers[5].sliding());
   EXPECT_EQ(m.kv_heads_text(), "4-8");
   EXPECT_EQ(m.q_heads_text(), "16");
   EXPECT_EQ(m.head_dim_k, 256);
   EXPECT_EQ(m.head_dim_v, 128);
-  EXPECT_EQ(m.window, 1024);
+  EXPECT_EQ(m.window(), 1024);
   EXPECT_EQ(m.native_context, 131072);
   EXPECT_EQ(m.max_context, 131072);
   EXPECT_EQ(m.weight_bytes, 256u * 64 / 32 * 34);

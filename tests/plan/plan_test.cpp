@@ -31,8 +31,8 @@ TEST(Presets, NamesAndShapesFollowThePublicConfigs) {
   }
   const ModelShape g2 = preset_shape(find_preset("gemma-2-9b"));
   EXPECT_EQ(g2.sliding_layers(), 21);  // alternating, layer 0 slides
-  EXPECT_TRUE(g2.layers[0].sliding);
-  EXPECT_FALSE(g2.layers[1].sliding);
+  EXPECT_TRUE(g2.layers[0].sliding());
+  EXPECT_FALSE(g2.layers[1].sliding());
   const ModelShape g3 = preset_shape(find_preset("gemma-3-27b"));
   EXPECT_EQ(g3.sliding_layers(), 62 - 10);  // global: 5, 11, ..., 59
   const ModelShape q = preset_shape(find_preset("qwen3-8b"), 4.85);

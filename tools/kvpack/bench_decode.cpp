@@ -144,9 +144,9 @@ void print_table(const std::vector<Row>& rows, const model::Model& m, const Opti
     }
     t.add_row(std::move(cells));
   }
-  const model::HParams& hp = m.hparams();
+  const model::ModelSpec& hp = m.spec();
   std::printf("%s: %d layers, %d query / %d KV heads of dim %d, %s of weights per step\n",
-              hp.name.c_str(), hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.head_dim_k,
+              hp.name.c_str(), hp.n_layers(), hp.n_heads(), hp.n_kv_heads(), hp.head_dim_k,
               format_bytes(static_cast<double>(m.weights().step_bytes())).c_str());
   std::printf("%s", t.to_text().c_str());
   std::printf(
@@ -192,13 +192,13 @@ void run(const Options& o) {
   for (size_t i = 0; i < rows.size(); ++i) rows[i].f16 = &reference[i % reference.size()];
   warn_fallbacks(rows);
   if (o.json) {
-    const model::HParams& hp = model->hparams();
+    const model::ModelSpec& hp = model->spec();
     nlohmann::ordered_json out = {{"model",
                                    {{"path", o.model},
                                     {"name", hp.name},
-                                    {"layers", hp.n_layers},
-                                    {"q_heads", hp.n_heads},
-                                    {"kv_heads", hp.n_kv_heads},
+                                    {"layers", hp.n_layers()},
+                                    {"q_heads", hp.n_heads()},
+                                    {"kv_heads", hp.n_kv_heads()},
                                     {"head_dim", hp.head_dim_k},
                                     {"weight_bytes_per_step", model->weights().step_bytes()}}},
                                   {"threads", pool.size()},

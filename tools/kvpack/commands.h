@@ -20,5 +20,6 @@ void add_eval_passkey_command(CLI::App& eval);    // eval_passkey.cpp
 void add_eval_attention_command(CLI::App& eval);  // eval_attention.cpp
 void add_eval_policy_command(CLI::App& eval);     // eval_policy.cpp
 void add_demo_command(CLI::App& app);             // demo.cpp: the probe model's passkey, per policy
+void add_serve_command(CLI::App& app);            // serve.cpp: the OpenAI-compatible server
 
 }  // namespace kvpack::cli

@@ -13,7 +13,7 @@
 #include "eval/policy_cost.h"
 #include "kv_flags.h"
 #include "kvpack/model.h"
-#include "model/sampler.h"
+#include "model/session.h"
 
 namespace kvpack::cli {
 namespace {
@@ -53,29 +53,24 @@ struct Row {
 // does it: until the first digit run ends, an end-of-generation token or answer_tokens tokens.
 Row retrieve(const model::Model& model, const format::KVPolicy& policy,
              std::span<const int32_t> prompt, int key, const Options& o, ThreadPool& pool) {
-  const model::Tokenizer& tok = *model.tokenizer();
   const int64_t context = static_cast<int64_t>(prompt.size()) + o.answer_tokens;
   cache::Cache cache(model.cache_config(policy, context, o.page_tokens));
   model::Forward fwd(model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
   const cache::SeqId seq = cache.create();
   Row row;
   row.bytes_per_token = static_cast<double>(cache.page_bytes()) / o.page_tokens;
-  double start = now_seconds();
-  std::span<const float> logits = fwd.eval(seq, prompt);
-  row.prefill_s = now_seconds() - start;
-  row.prefill_tokens = static_cast<int64_t>(prompt.size());
-  std::vector<int32_t> ids;
-  for (int i = 0; i < o.answer_tokens; ++i) {
-    const int32_t id = model::argmax(logits);
-    if (tok.is_end_of_generation(id)) break;
-    ids.push_back(id);
-    row.answer = tok.decode(ids, {.strip_prefix_space = false});
-    if (eval::passkey_answer_complete(row.answer) || i + 1 == o.answer_tokens) break;
-    start = now_seconds();
-    logits = fwd.eval(seq, {&id, 1});
-    row.decode_s += now_seconds() - start;
-    ++row.decode_tokens;
-  }
+  // Greedy (temperature 0), stopping as eval passkey does.
+  model::Session session(model.tokenizer(),
+                         {.sampling = {.temperature = 0},
+                          .max_tokens = o.answer_tokens,
+                          .stop_when = eval::passkey_answer_complete},
+                         {prompt.begin(), prompt.end()});
+  const model::GenerationTimings t = model::generate(fwd, seq, session);
+  row.answer = session.text();
+  row.prefill_tokens = t.prefill_tokens;
+  row.prefill_s = t.prefill_s;
+  row.decode_tokens = t.decode_tokens;
+  row.decode_s = t.decode_s;
   row.correct = eval::passkey_answer_correct(row.answer, key);
   const cache::Residency r = cache.residency();
   row.active_bytes = r.active.bytes + r.shared.bytes;
@@ -108,7 +103,7 @@ void run(const Options& o) {
   }
   const auto model = model::Model::load(o.model);
   if (model->tokenizer() == nullptr) fail("{}: has no tokenizer; kvpack demo needs one", o.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   eval::PasskeyOptions po;
   po.lengths = {parse_count(o.length)};
   po.answer_tokens = o.answer_tokens;
@@ -122,13 +117,13 @@ void run(const Options& o) {
   for (const auto& p : kDefaultPolicies) fallback.push_back(format::KVPolicy::parse(p));
   const std::vector<format::KVPolicy> policies = o.kv.policies(fallback);
   for (const auto& p : policies)
-    p.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, o.page_tokens);
+    p.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
 
   ThreadPool pool(o.threads);
   std::printf(
       "kvpack demo: passkey retrieval by %s (%s: %d layers, %d query / %d KV heads of dim %d, "
       "trained at %lld tokens), %d threads\n",
-      o.model.c_str(), hp.name.c_str(), hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.head_dim_k,
+      o.model.c_str(), hp.name.c_str(), hp.n_layers(), hp.n_heads(), hp.n_kv_heads(), hp.head_dim_k,
       static_cast<long long>(hp.n_ctx_train), pool.size());
   std::printf(
       "prompt: %lld tokens of filler with the key %d at depth %g%% (token %lld), then \"What is "

@@ -24,7 +24,7 @@ struct Options {
 
 void run(const Options& o) {
   const auto model = load_model_with_tokenizer(o.common.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   const int64_t n = parse_count(o.context);
   if (n < 2) fail("-c {}: needs at least 2 tokens", o.context);
   if (n > hp.n_ctx_train) {

@@ -94,7 +94,7 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::HParams& hp,
+std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::ModelSpec& hp,
                                             int page_tokens) {
   std::vector<format::KVPolicy> out = kv.policies({});
   if (!out.empty()) return out;
@@ -102,7 +102,7 @@ std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::HPar
     const format::FormatId v = f.supports(format::Role::V) ? f.id : format::FormatId::f16;
     const format::KVPolicy p(f.id, v);
     try {
-      p.validate(hp.n_layers, hp.head_dim_k, hp.head_dim_v, page_tokens);
+      p.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, page_tokens);
       out.push_back(p);
     } catch (const Error& e) {
       std::fprintf(stderr, "kvpack: skipping a format: %s\n", e.what());

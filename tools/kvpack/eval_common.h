@@ -52,7 +52,7 @@ std::unique_ptr<model::Model> load_model_with_tokenizer(const std::string& path)
 std::string read_text_file(const std::string& path);
 // The policies --kv / -ctk / -ctv name; without any, one per format that can serve the model's
 // geometry (k=F,v=F, or k=F,v=f16 for K-only formats), each skipped format named on stderr.
-std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::HParams& hp,
+std::vector<format::KVPolicy> eval_policies(const KvFlags& kv, const model::ModelSpec& hp,
                                             int page_tokens);
 // Comma-separated items of repeatable list flags ("1k,4k" "16k" -> 1k, 4k, 16k).
 std::vector<std::string> split_list(const std::vector<std::string>& flags);

@@ -29,7 +29,7 @@ std::vector<int64_t> lengths(const Options& o, const model::Model& m, int answer
   std::vector<int64_t> out;
   for (const auto& s : split_list(o.lengths)) out.push_back(parse_count(s));
   if (!out.empty()) return out;
-  const int64_t fit = m.hparams().n_ctx_train - (answer_tokens - 1);
+  const int64_t fit = m.spec().n_ctx_train - (answer_tokens - 1);
   for (int64_t l : kDefaultLengths) {
     if (l <= fit) out.push_back(l);
   }
@@ -66,8 +66,7 @@ void run(const Options& o) {
   po.page_tokens = o.common.page_tokens;
   po.batch = o.batch;
   eval::check_passkey_lengths(*model, po);  // before anything slow
-  const std::vector<format::KVPolicy> policies =
-      eval_policies(o.kv, model->hparams(), po.page_tokens);
+  const std::vector<format::KVPolicy> policies = eval_policies(o.kv, model->spec(), po.page_tokens);
   ThreadPool pool(o.common.threads);
   ProgressBar bar("passkey", !o.common.quiet);
   eval::PasskeyReport rep = eval::evaluate_passkey(*model, policies, po, pool, std::ref(bar));

@@ -28,7 +28,7 @@ struct Options {
 };
 
 // Bytes per token from --bits or --budget (over --budget-context tokens).
-double budget_bytes(const Options& o, const model::HParams& hp, std::string* text) {
+double budget_bytes(const Options& o, const model::ModelSpec& hp, std::string* text) {
   if ((o.bits > 0) == !o.budget.empty())
     fail("eval policy: give exactly one of --bits and --budget");
   if (o.bits > 0) {
@@ -45,7 +45,7 @@ double budget_bytes(const Options& o, const model::HParams& hp, std::string* tex
 
 void run(const Options& o) {
   const auto model = load_model_with_tokenizer(o.common.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   const model::Tokenizer& tok = *model->tokenizer();
   eval::PolicySearchOptions so;
   so.budget_bytes_per_token = budget_bytes(o, hp, &so.budget_text);

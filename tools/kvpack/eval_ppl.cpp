@@ -26,7 +26,7 @@ struct Options {
 
 void run(const Options& o) {
   const auto model = load_model_with_tokenizer(o.common.model);
-  const model::HParams& hp = model->hparams();
+  const model::ModelSpec& hp = model->spec();
   const model::Tokenizer& tok = *model->tokenizer();
   eval::PerplexityOptions po;
   po.context = parse_count(o.context);

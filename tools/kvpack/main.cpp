@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   kvpack::cli::add_dev_command(app);
   kvpack::cli::add_eval_command(app);
   kvpack::cli::add_demo_command(app);
+  kvpack::cli::add_serve_command(app);
   // llama.cpp's -ctk / -ctv become --cache-type-k / -v before CLI11 sees them.
   const std::vector<std::string> args = kvpack::cli::rewrite_llama_flags(argc, argv);
   std::vector<const char*> ptrs;

@@ -40,7 +40,7 @@ const char* const kOverviewBudgets[] = {"gpu-16gb", "gpu-24gb", "gpu-32gb"};
 std::string attention_text(const plan::ModelShape& m) {
   const int sliding = m.sliding_layers();
   if (sliding == 0) return "all full attention";
-  return fmt::format("{} sliding (window {}) + {} full", sliding, m.window,
+  return fmt::format("{} sliding (window {}) + {} full", sliding, m.window(),
                      m.kv_layers() - sliding);
 }
 
@@ -55,7 +55,7 @@ void print_model_json(const plan::ModelShape& m, const std::vector<plan::Plan>& 
     const auto& layer = m.layers[static_cast<size_t>(l)];
     q.push_back(layer.q_heads);
     kv.push_back(layer.kv_heads);
-    if (layer.sliding && layer.kv_heads > 0) sliding.push_back(l);
+    if (layer.sliding() && layer.kv_heads > 0) sliding.push_back(l);
   }
   const auto collapse = [](const J& a) {
     for (const auto& x : a) {
@@ -75,7 +75,7 @@ void print_model_json(const plan::ModelShape& m, const std::vector<plan::Plan>& 
                   {"head_dim_k", m.head_dim_k},
                   {"head_dim_v", m.head_dim_v},
                   {"sliding_layers", sliding},
-                  {"window", m.window},
+                  {"window", m.window()},
                   {"native_context", m.native_context},
                   {"max_context", m.max_context},
                   {"params", m.params},

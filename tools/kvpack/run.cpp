@@ -12,6 +12,8 @@
 #include "kv_flags.h"
 #include "kvpack/model.h"
 #include "model/sampler.h"
+#include "model/session.h"
+#include "run_chat.h"
 
 namespace kvpack::cli {
 namespace {
@@ -28,6 +30,11 @@ struct Options {
   KvFlags kv;
   model::SamplerConfig sampling;
   int64_t seed = -1;
+  bool display_prompt = true;
+  bool chat = false;  // --chat: the prompt (or each line of stdin) is a user turn
+  bool prompt_given = false;
+  std::string system_prompt;
+  std::string chat_template_file;
 };
 
 std::string read_prompt(const Options& o) {
@@ -59,14 +66,8 @@ void write_out(const std::string& text) {
   std::fflush(stdout);
 }
 
-struct Timings {
-  int64_t prefill_tokens = 0;
-  double prefill_s = 0;
-  int64_t decode_tokens = 0;
-  double decode_s = 0;
-};
-
-void print_stats(const Timings& t, const cache::Cache& cache, const Options& o, uint64_t seed) {
+void print_stats(const model::GenerationTimings& t, const cache::Cache& cache, const Options& o,
+                 uint64_t seed) {
   const auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
   std::fprintf(stderr, "\n\nkvpack: prefill %6lld tokens in %8.3f s (%8.1f tokens/s)\n",
                static_cast<long long>(t.prefill_tokens), t.prefill_s,
@@ -84,6 +85,9 @@ void print_stats(const Timings& t, const cache::Cache& cache, const Options& o, 
 }
 
 void run(Options o) {
+  if (!o.chat && (!o.system_prompt.empty() || !o.chat_template_file.empty())) {
+    fail("--system-prompt and --chat-template-file need --chat");
+  }
   const auto model = model::Model::load(o.model);
   const model::Tokenizer* tok = model->tokenizer();
   if (tok == nullptr) {
@@ -92,18 +96,20 @@ void run(Options o) {
         "(kvpack bench decode does not)",
         o.model);
   }
-  const int64_t context = o.context.empty() ? std::min<int64_t>(4096, model->hparams().n_ctx_train)
+  const int64_t context = o.context.empty() ? std::min<int64_t>(4096, model->spec().n_ctx_train)
                                             : parse_count(o.context);
   if (context < 1) fail("-c {}: the context must be at least one token", o.context);
-  if (context > model->hparams().n_ctx_train) {
+  if (context > model->spec().n_ctx_train) {
     std::fprintf(stderr,
                  "kvpack: warning: context %lld is beyond the %lld tokens %s was trained for\n",
-                 static_cast<long long>(context),
-                 static_cast<long long>(model->hparams().n_ctx_train), o.model.c_str());
+                 static_cast<long long>(context), static_cast<long long>(model->spec().n_ctx_train),
+                 o.model.c_str());
   }
   const std::vector<format::KVPolicy> policies = o.kv.policies({format::KVPolicy()});
   if (policies.size() != 1) fail("kvpack run takes one K/V policy, got {}", policies.size());
-  const std::vector<int32_t> prompt = tokenize(*tok, read_prompt(o), context);
+  const std::string prompt_text = read_prompt(o);
+  const std::vector<int32_t> prompt =
+      o.chat ? std::vector<int32_t>{} : tokenize(*tok, prompt_text, context);
 
   ThreadPool pool(o.threads);
   o.threads = pool.size();
@@ -111,32 +117,34 @@ void run(Options o) {
   model::Forward fwd(*model, cache, pool, {.max_chunk = o.batch, .n_ctx = context});
   const uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   o.sampling.seed = seed;
-  model::Sampler sampler(o.sampling);
-  model::StreamDecoder stream(*tok);
   const cache::SeqId seq = cache.create();
-
-  Timings t;
-  double start = now_seconds();
-  std::span<const float> logits = fwd.eval(seq, prompt);
-  t.prefill_s = now_seconds() - start;
-  t.prefill_tokens = static_cast<int64_t>(prompt.size());
-  // The prompt is echoed once it is in the cache, so a failed prefill is only its error line.
-  for (int32_t id : prompt) write_out(stream.push(id));
-
-  std::vector<int32_t> history = prompt;
-  for (int i = 0; i < o.n_predict; ++i) {
-    const int32_t id = sampler.sample(logits, history);
-    if (tok->is_end_of_generation(id)) break;
-    history.push_back(id);
-    write_out(stream.push(id));
-    // The last token needs no forward pass: nothing samples from its logits.
-    if (i + 1 == o.n_predict || static_cast<int64_t>(history.size()) >= context) break;
-    start = now_seconds();
-    logits = fwd.eval(seq, {&id, 1});
-    t.decode_s += now_seconds() - start;
-    ++t.decode_tokens;
+  if (o.chat) {
+    model::Sampler sampler(o.sampling);
+    const ChatRunTotals c = run_chat(*model, fwd, cache, seq, sampler,
+                                     {.system_prompt = o.system_prompt,
+                                      .template_file = o.chat_template_file,
+                                      .one_shot = o.prompt_given || !o.prompt_file.empty(),
+                                      .prompt = prompt_text,
+                                      .n_predict = o.n_predict,
+                                      .context = context});
+    print_stats({c.prompt_tokens, c.prompt_s, c.decode_evals, c.decode_s}, cache, o, seed);
+    return;
   }
-  write_out(stream.flush());
+  model::StreamDecoder echo(*tok);
+  model::Session session(tok,
+                         {.sampling = o.sampling,
+                          .max_tokens = o.n_predict < 0 ? -1 : o.n_predict,
+                          .context = context},
+                         prompt);
+  // The prompt is echoed once it is in the cache, so a failed prefill is only its error line.
+  const model::GenerationTimings t = model::generate(
+      fwd, seq, session, 0, [](const model::SessionStep& step) { write_out(step.text); },
+      [&] {
+        // Not flushed: a character the prompt leaves incomplete ends in the first piece.
+        if (o.display_prompt) {
+          for (int32_t id : prompt) write_out(echo.push(id));
+        }
+      });
   print_stats(t, cache, o, seed);
 }
 
@@ -149,7 +157,10 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text (\"\" starts from BOS alone)");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from this file")->excludes(p);
-  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
+  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until the end of text)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-display-prompt", o->display_prompt,
+                "Print only the generated text, not the prompt before it");
   cmd->add_option("-c,--ctx-size", o->context, "Context: tokens the cache holds (4096, 32k)")
       ->default_str("4096, or the model's training context if shorter");
   cmd->add_option("-t,--threads", o->threads, "Threads (0: one per core)")->capture_default_str();
@@ -172,7 +183,16 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n,
                   "Recent tokens the repetition penalty looks at")
       ->capture_default_str();
-  cmd->callback([o] { run(*o); });
+  cmd->add_flag("--chat", o->chat,
+                "Chat: format the prompt (or each line of stdin when there is no "
+                "-p/-f) as a user turn with the model's chat template, stream replies");
+  cmd->add_option("--sys,--system-prompt", o->system_prompt, "System prompt of the chat (--chat)");
+  cmd->add_option("--chat-template-file", o->chat_template_file,
+                  "Jinja chat template to use instead of the GGUF's (--chat)");
+  cmd->callback([o, p] {
+    o->prompt_given = p->count() > 0;
+    run(*o);
+  });
 }
 
 }  // namespace kvpack::cli

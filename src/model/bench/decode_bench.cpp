@@ -21,7 +21,7 @@ std::vector<int32_t> arbitrary_ids(int64_t n, int n_vocab, Rng& rng) {
 }
 
 // Appends `depth` tokens of random unit-scale K/V to every layer of seq.
-void fill_kv(cache::Cache& cache, cache::SeqId seq, const HParams& hp, int64_t depth, Rng& rng) {
+void fill_kv(cache::Cache& cache, cache::SeqId seq, const ModelSpec& hp, int64_t depth, Rng& rng) {
   // k: (kFillChunk, n_kv_heads, head_dim_k), v: (kFillChunk, n_kv_heads, head_dim_v); reused for
   // every chunk and layer: the values do not matter for speed, only that they are finite.
   std::vector<float> k(static_cast<size_t>(kFillChunk) * hp.k_dim());
@@ -31,7 +31,7 @@ void fill_kv(cache::Cache& cache, cache::SeqId seq, const HParams& hp, int64_t d
   for (int64_t at = 0; at < depth; at += kFillChunk) {
     const int n = static_cast<int>(std::min<int64_t>(kFillChunk, depth - at));
     cache.add_tokens(seq, arbitrary_ids(n, hp.n_vocab, rng));
-    for (int l = 0; l < hp.n_layers; ++l) cache.append(seq, l, k.data(), v.data(), n);
+    for (int l = 0; l < hp.n_layers(); ++l) cache.append(seq, l, k.data(), v.data(), n);
   }
 }
 
@@ -62,7 +62,7 @@ std::vector<DecodeResult> bench_decode(const Model& model, const format::KVPolic
     fail("bench decode: -n and -r must be at least 1 (got {} and {})", config.n_decode,
          config.repetitions);
   }
-  const HParams& hp = model.hparams();
+  const ModelSpec& hp = model.spec();
   const int64_t deepest = *std::max_element(config.depths.begin(), config.depths.end());
   // One warm-up step beyond the timed ones.
   const int64_t capacity = deepest + config.n_decode + 1;
