@@ -1,6 +1,7 @@
 // Google Benchmark cases for attention: whole one-layer decode calls per K/V pair (memory-bound,
 // working set beyond the LLC), and the per-page kernels on cache-resident pages (compute cost:
 // the number to drive below a page's DRAM time). `kvpack bench attention` is the full report.
+// KVPACK_SIMD=avx2 (or any name src/base/simd_target.h knows) measures another target.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -10,6 +11,7 @@
 #include "attention/kernels.h"
 #include "attention/span.h"
 #include "base/rng.h"
+#include "base/simd_target.h"
 #include "kvpack/attention.h"
 
 namespace kvpack::attention {
@@ -142,4 +144,14 @@ BENCHMARK(BM_SoftmaxStep);
 
 }  // namespace kvpack::attention
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN, plus the forced SIMD target (KVPACK_SIMD, src/base/simd_target.h) and its
+// name in the context block and JSON, so a run says which kernels it measured.
+int main(int argc, char** argv) {
+  kvpack::apply_simd_env();
+  benchmark::AddCustomContext("simd_target", kvpack::active_simd_target());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

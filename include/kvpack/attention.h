@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/thread_pool.h"
 #include "kvpack/cache.h"
@@ -118,5 +119,16 @@ struct KernelInfo {
 
 // The kernel decode() and prefill() use for this codec and geometry under these parameters.
 KernelInfo kernel_info(const format::Codec& codec, const Params& params = Params{});
+
+// Which kernels read a cache's layers on the SIMD target in force, for tools to print.
+struct KernelReport {
+  std::string target;  // kvpack's name of the SIMD target, e.g. "avx2"
+  std::vector<std::string>
+      layers;  // e.g. "layers 0-3: K q8 int8-dot (AVX2), V q8 int-weights (AVX2)"
+  // One line per layer and role read through its codec operations (no SIMD kernel serves the
+  // geometry), e.g. "layer 2: q8 keys at head dim 40 and 32-token pages has no SIMD kernel; ...".
+  std::vector<std::string> fallbacks;
+};
+KernelReport report_kernels(const cache::Cache& cache, const Params& params = Params{});
 
 }  // namespace kvpack::attention

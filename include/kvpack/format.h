@@ -48,6 +48,46 @@ struct CodecConfig {
 
 class Codec;
 
+// One head block's layout as plain data (docs/formats.md draws each format's): what a kernel
+// needs to read the codes in place, so attention selects and parameterises its kernels from
+// these facts rather than from format ids. Offsets are bytes from the block's start; kAbsent
+// marks a field the format does not have. T = page_tokens, d = head_dim below.
+struct BlockLayout {
+  static constexpr size_t kAbsent = static_cast<size_t>(-1);
+  enum class Element : uint8_t {
+    f32,
+    f16,
+    bf16,      // the values themselves
+    e4m3,      // fp8 codes, times the token's f16 scale
+    integer,   // (code - code_offset) x step (+ min); 8-bit codes are signed bytes
+    centroid,  // codebook[code] x the token's norm, in the codec's rotated basis
+  };
+  enum class Order : uint8_t {
+    channel_major,  // [d][T] elements (float keys)
+    token_major,    // [T][d] elements (float values)
+    key_planes,     // format/planes.h: a 64-byte line is 16 tokens x 4 bytes of one channel slab
+    value_planes,   // format/planes.h: a 64-byte line is 16 channel slots x 4 tokens
+  };
+  Element element = Element::f32;
+  Order order = Order::channel_major;
+  int planes[2] = {32, 0};    // bits of each code plane in order (turbo3: 2, then 1 for bit 2)
+  int code_offset = 0;        // integer: the element is code - code_offset (q4: 8)
+  int group = 0;              // integer: channels sharing one step (1 when per_channel)
+  bool per_channel = false;   // steps and mins per channel over the page (kivi), not per token
+  int codebook_bits = 0;      // centroid: format::codebook(d, codebook_bits)
+  bool sign_in_code = false;  // QJL keys: code | sign << codebook_bits in one 4-bit plane
+  size_t codes = 0;           // the first code plane
+  size_t steps = kAbsent;     // integer: f16 [d / group][T], or f16 [d] when per_channel
+  size_t mins = kAbsent;      // integer: f16, the steps' shape
+  size_t scales = kAbsent;    // e4m3: f16 [T]
+  size_t norms = kAbsent;     // centroid: f16 [T]
+  size_t gammas = kAbsent;    // QJL: f16 [T], the MSE residual's norm
+  size_t signs = kAbsent;     // QJL: a 1-bit plane of sign(S r) (absent when sign_in_code)
+  size_t payload = 0;         // bytes before the block's 64-byte padding
+
+  int code_bits() const { return planes[0] + planes[1]; }
+};
+
 // One row of the registry: everything the CLI, planner and bench need without a codec.
 struct FormatInfo {
   FormatId id;
@@ -89,6 +129,8 @@ class Codec {
   int page_tokens() const { return config_.page_tokens; }
   size_t head_bytes() const { return head_bytes_; }
   size_t slice_bytes() const { return head_bytes_ * static_cast<size_t>(config_.n_heads); }
+  // Where this codec's role puts each field of a head block.
+  const BlockLayout& layout() const { return layout_; }
 
   // Encodes tokens 0..n-1 of `head` into block (head_bytes() bytes); bytes of tokens >= n are
   // unspecified afterwards.
@@ -119,6 +161,7 @@ class Codec {
   const FormatInfo& info_;
   CodecConfig config_;
   size_t head_bytes_;
+  BlockLayout layout_;  // filled in by each codec's constructor
 };
 
 // ---- registry ----

@@ -39,14 +39,13 @@ KernelInfo kernel_info(const format::Codec& codec, const Params& params) {
     const detail::VKernel& v =
         detail::select_v_kernel(codec, params.codec_ops, params.exact_value_weights);
     out.name = std::string(v.name);
-    out.weight_bits = v.weight_bits;
-    out.weight_span_pages = v.weight_bits > 0 ? 1 : 0;  // per page (cpu/value_kernels.cpp)
+    out.weight_bits = v.weight_bits ? v.weight_bits() : 0;
+    out.weight_span_pages = out.weight_bits > 0 ? 1 : 0;  // per page (cpu/value_kernels.cpp)
     out.value_rel_error = v.value_rel_error ? v.value_rel_error(codec) : 0.0;
   }
-  if (out.name != "codec ops") {
-    out.name += " (";
-    out.name += detail::simd_target_name();
-    out.name += ")";
+  if (out.name != "codec ops") {  // "<format> <kernel kind> (<Highway target>)"
+    out.name =
+        std::string(codec.info().name) + " " + out.name + " (" + detail::simd_target_name() + ")";
   }
   return out;
 }

@@ -35,9 +35,9 @@ struct BlockSet {
 // [n_heads * rows][query_bytes]; acc is [n_heads * rows][codec.acc_floats()]. Every page is full
 // (page_tokens tokens).
 struct KKernel {
-  std::string_view name;
-  int query_bits = 0;   // see attention::KernelInfo
-  int query_group = 0;  // channels per query scale when query_bits > 0
+  std::string_view name;  // the kind, e.g. "int8-dot"; KernelInfo prefixes the format's name
+  int query_bits = 0;     // see attention::KernelInfo
+  int query_group = 0;    // channels per query scale when query_bits > 0
   // Bytes of one prepared query row.
   size_t (*query_bytes)(const format::Codec& codec);
   // qbuf: [rows][query_bytes] from q: [rows][q_stride] f32 rows of KV head `head`, already
@@ -53,12 +53,14 @@ struct KKernel {
 };
 
 struct VKernel {
-  std::string_view name;
+  std::string_view name;  // the kind, e.g. "int-weights"
   // acc[h * rows + r][:] += sum over the tokens t of block (i, h) of w[h * rows + r][i * T + t] *
   // v_t (in the codec's acc basis).
   void (*accumulate)(const format::Codec& codec, const BlockSet& blocks, const float* w,
                      size_t w_stride, int rows, float* acc, Prefetcher& pf);
-  int weight_bits = 0;  // see attention::KernelInfo
+  // Integer weight bits on the target dispatch picks now (see attention::KernelInfo); nullptr:
+  // f32 weights.
+  int (*weight_bits)() = nullptr;
   // Bound on the relative error of the kernel's own reading of value elements; nullptr = none.
   double (*value_rel_error)(const format::Codec& codec) = nullptr;
 };

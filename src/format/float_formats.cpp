@@ -18,6 +18,7 @@ namespace {
 // Element traits: storage type, conversion each way (encode saturates, see format.h).
 struct F32 {
   using T = float;
+  static constexpr BlockLayout::Element kElement = BlockLayout::Element::f32;
   static T from(float x) {
     if (std::isnan(x)) return 0.0f;
     if (std::isinf(x)) return x > 0 ? FLT_MAX : -FLT_MAX;
@@ -27,11 +28,13 @@ struct F32 {
 };
 struct F16 {
   using T = uint16_t;
+  static constexpr BlockLayout::Element kElement = BlockLayout::Element::f16;
   static T from(float x) { return f32_to_f16_sat(x); }
   static float to(T x) { return f16_to_f32(x); }
 };
 struct BF16 {
   using T = uint16_t;
+  static constexpr BlockLayout::Element kElement = BlockLayout::Element::bf16;
   static T from(float x) {
     if (std::isnan(x)) return 0;
     if (std::isinf(x)) return x > 0 ? 0x7f7fu : 0xff7fu;  // +-largest finite bf16
@@ -46,7 +49,13 @@ template <typename E>
 class FloatCodec final : public Codec {
  public:
   using T = typename E::T;
-  using Codec::Codec;
+  FloatCodec(const FormatInfo& info, const CodecConfig& config) : Codec(info, config) {
+    layout_.element = E::kElement;
+    layout_.order = config.role == Role::K ? BlockLayout::Order::channel_major
+                                           : BlockLayout::Order::token_major;
+    layout_.planes[0] = 8 * sizeof(T);
+    layout_.payload = sizeof(T) * static_cast<size_t>(config.page_tokens) * config.head_dim;
+  }
 
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {
     T* out = reinterpret_cast<T*>(block);

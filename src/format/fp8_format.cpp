@@ -34,7 +34,13 @@ struct Fp8Layout {
 class Fp8Codec final : public Codec {
  public:
   Fp8Codec(const FormatInfo& info, const CodecConfig& config)
-      : Codec(info, config), lay_{config.head_dim, config.page_tokens, config.role == Role::K} {}
+      : Codec(info, config), lay_{config.head_dim, config.page_tokens, config.role == Role::K} {
+    layout_.element = BlockLayout::Element::e4m3;
+    layout_.order = lay_.key ? BlockLayout::Order::channel_major : BlockLayout::Order::token_major;
+    layout_.planes[0] = 8;
+    layout_.scales = lay_.scale_at(0);
+    layout_.payload = lay_.payload();
+  }
 
   // x: [n][d]
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {

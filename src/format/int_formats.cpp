@@ -131,7 +131,16 @@ template <typename F>
 class GroupCodec final : public Codec {
  public:
   GroupCodec(const FormatInfo& info, const CodecConfig& config)
-      : Codec(info, config), lay_(config.head_dim, config.page_tokens, config.role) {}
+      : Codec(info, config), lay_(config.head_dim, config.page_tokens, config.role) {
+    layout_.element = BlockLayout::Element::integer;
+    layout_.order = lay_.key ? BlockLayout::Order::key_planes : BlockLayout::Order::value_planes;
+    layout_.planes[0] = F::kBits;
+    layout_.code_offset = F::kBits == 4 && !F::kAsym ? 8 : 0;
+    layout_.group = lay_.g;
+    layout_.steps = lay_.steps_offset();
+    layout_.mins = F::kAsym ? lay_.mins_offset() : BlockLayout::kAbsent;
+    layout_.payload = lay_.payload();
+  }
 
   // x: [n][d]. Each token's groups get their own grid.
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {

@@ -57,7 +57,16 @@ struct KiviLayout {
 class KiviCodec final : public Codec {
  public:
   KiviCodec(const FormatInfo& info, const CodecConfig& config, int bits)
-      : Codec(info, config), lay_{config.head_dim, config.page_tokens, bits} {}
+      : Codec(info, config), lay_{config.head_dim, config.page_tokens, bits} {
+    layout_.element = BlockLayout::Element::integer;
+    layout_.order = BlockLayout::Order::key_planes;
+    layout_.planes[0] = bits;
+    layout_.group = 1;
+    layout_.per_channel = true;
+    layout_.steps = lay_.steps_offset();
+    layout_.mins = lay_.mins_offset();
+    layout_.payload = lay_.payload();
+  }
 
   // x: [n][d]; channel j's grid spans x[0..n-1][j].
   void encode(int /*head*/, const float* x, int n, uint8_t* block) const override {

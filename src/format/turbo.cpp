@@ -20,18 +20,20 @@ class TurboCodec final : public Codec {
  public:
   TurboCodec(const FormatInfo& info, const CodecConfig& config, int bits)
       : Codec(info, config),
-        layout_{config.head_dim, config.page_tokens, bits, false, config.role == Role::K},
-        mse_(config.head_dim, bits, config.n_heads, config.seed) {}
+        turbo_{config.head_dim, config.page_tokens, bits, false, config.role == Role::K},
+        mse_(config.head_dim, bits, config.n_heads, config.seed) {
+    turbo_.describe(layout_);
+  }
 
   void encode(int head, const float* x, int n, uint8_t* block) const override {
     const int d = head_dim();
     std::vector<float> xs(static_cast<size_t>(d));     // [d] saturated token
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d] codes
-    layout_.zero_padding(block, head_bytes());
+    turbo_.zero_padding(block, head_bytes());
     for (int t = 0; t < n; ++t) {
       saturate_to_f16_range(x + static_cast<size_t>(t) * d, d, xs.data());
-      layout_.set_norm(block, t, mse_.quantize(head, xs.data(), idx.data()));
-      layout_.store_codes(block, t, idx.data());
+      turbo_.set_norm(block, t, mse_.quantize(head, xs.data(), idx.data()));
+      turbo_.store_codes(block, t, idx.data());
     }
   }
 
@@ -39,8 +41,8 @@ class TurboCodec final : public Codec {
     const int d = head_dim();
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
     for (int t = 0; t < n; ++t) {
-      layout_.load_codes(block, t, idx.data());
-      mse_.reconstruct(head, layout_.norm(block, t), idx.data(), out + static_cast<size_t>(t) * d);
+      turbo_.load_codes(block, t, idx.data());
+      mse_.reconstruct(head, turbo_.norm(block, t), idx.data(), out + static_cast<size_t>(t) * d);
     }
   }
 
@@ -53,8 +55,8 @@ class TurboCodec final : public Codec {
     const int d = head_dim();
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
     for (int t = 0; t < n; ++t) {
-      layout_.load_codes(block, t, idx.data());
-      const double norm = f16_to_f32(layout_.norm(block, t));
+      turbo_.load_codes(block, t, idx.data());
+      const double norm = f16_to_f32(turbo_.norm(block, t));
       for (int i = 0; i < n_q; ++i) {
         const double dot = mse_.dot_codes(qp + static_cast<size_t>(i) * d, idx.data());
         logits[i * logits_stride + t] = static_cast<float>(norm * dot);
@@ -68,8 +70,8 @@ class TurboCodec final : public Codec {
     const std::vector<float>& c = mse_.codebook().centroids;
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d]
     for (int t = 0; t < n; ++t) {
-      layout_.load_codes(block, t, idx.data());
-      const float norm = f16_to_f32(layout_.norm(block, t));
+      turbo_.load_codes(block, t, idx.data());
+      const float norm = f16_to_f32(turbo_.norm(block, t));
       for (int i = 0; i < n_q; ++i) {
         const float wn = w[i * w_stride + t] * norm;
         float* a = acc + static_cast<size_t>(i) * d;  // [d], rotated basis
@@ -84,7 +86,7 @@ class TurboCodec final : public Codec {
   }
 
  private:
-  TurboLayout layout_;
+  TurboLayout turbo_;
   TurboMse mse_;
 };
 

@@ -45,6 +45,23 @@ void unpack_codes(const uint8_t* in, int n, int bits, uint8_t* idx) {
   }
 }
 
+void TurboLayout::describe(BlockLayout& out) const {
+  out.element = BlockLayout::Element::centroid;
+  out.order = key ? BlockLayout::Order::key_planes : BlockLayout::Order::value_planes;
+  out.codebook_bits = bits;
+  out.sign_in_code = nibble_signs();
+  if (bits == 3 && !nibble_signs()) {
+    out.planes[0] = 2, out.planes[1] = 1;  // low bits, then bit 2
+  } else {
+    out.planes[0] = nibble_signs() ? 4 : bits, out.planes[1] = 0;
+  }
+  out.norms = norms_offset();
+  out.gammas = qjl ? gammas_offset() : BlockLayout::kAbsent;
+  out.codes = codes_offset();
+  out.signs = qjl && !nibble_signs() ? signs_offset() : BlockLayout::kAbsent;
+  out.payload = payload_bytes();
+}
+
 size_t TurboLayout::plane_byte(size_t plane, int p, int t, int j, int* shift) const {
   return plane + (key ? key_plane_byte(page_tokens, head_dim, p, t, j, shift)
                       : value_plane_byte(head_dim, p, t, j, shift));

@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kvpack/format.h"
+
 namespace kvpack::format {
 
 struct TurboLayout {
@@ -41,6 +43,9 @@ struct TurboLayout {
   }
   // turbo4_qjl keys: code and sign share one 4-bit plane.
   bool nibble_signs() const { return qjl && key && bits == 3; }
+
+  // This layout as the kernels read it (format.h: BlockLayout).
+  void describe(BlockLayout& out) const;
 
   // Zeroes the bytes after the payload up to the block's end (docs/formats.md: zero padding).
   void zero_padding(uint8_t* block, size_t head_bytes) const {

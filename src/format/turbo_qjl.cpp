@@ -31,12 +31,13 @@ class TurboQjlCodec final : public Codec {
  public:
   TurboQjlCodec(const FormatInfo& info, const CodecConfig& config, int bits)
       : Codec(info, config),
-        layout_{config.head_dim, config.page_tokens, bits - 1, true, true},
+        turbo_{config.head_dim, config.page_tokens, bits - 1, true, true},
         mse_(config.head_dim, bits - 1, config.n_heads, config.seed),
         sketch_(static_cast<size_t>(config.head_dim) * config.head_dim),
         qjl_scale_(std::sqrt(std::numbers::pi / 2) / config.head_dim) {
     Rng rng(mix_seed(config.seed, 0x716a6c5ull));
     for (float& s : sketch_) s = static_cast<float>(rng.normal());
+    turbo_.describe(layout_);
   }
 
   size_t query_floats() const override { return 2 * static_cast<size_t>(head_dim()); }
@@ -46,12 +47,12 @@ class TurboQjlCodec final : public Codec {
     std::vector<float> xs(static_cast<size_t>(d)), xm(xs.size()), r(xs.size()), sr(xs.size());
     std::vector<uint8_t> idx(static_cast<size_t>(d));  // [d] MSE codes
     std::vector<uint8_t> signs(static_cast<size_t>(d) / 8);
-    layout_.zero_padding(block, head_bytes());
+    turbo_.zero_padding(block, head_bytes());
     for (int t = 0; t < n; ++t) {
       saturate_to_f16_range(x + static_cast<size_t>(t) * d, d, xs.data());
       const uint16_t stored = mse_.quantize(head, xs.data(), idx.data());
-      layout_.set_norm(block, t, stored);
-      layout_.store_codes(block, t, idx.data());
+      turbo_.set_norm(block, t, stored);
+      turbo_.store_codes(block, t, idx.data());
       mse_.reconstruct(head, stored, idx.data(), xm.data());
       double r2 = 0;
       for (int j = 0; j < d; ++j) {
@@ -60,8 +61,8 @@ class TurboQjlCodec final : public Codec {
       }
       sketch(r.data(), sr.data());
       pack_signs(sr.data(), d, signs.data());
-      layout_.store_signs(block, t, signs.data());
-      layout_.set_gamma(block, t, f32_to_f16_sat(static_cast<float>(std::sqrt(r2))));
+      turbo_.store_signs(block, t, signs.data());
+      turbo_.set_gamma(block, t, f32_to_f16_sat(static_cast<float>(std::sqrt(r2))));
     }
   }
 
@@ -72,11 +73,11 @@ class TurboQjlCodec final : public Codec {
     std::vector<float> z(static_cast<size_t>(d));  // [d] +-1
     for (int t = 0; t < n; ++t) {
       float* o = out + static_cast<size_t>(t) * d;
-      layout_.load_codes(block, t, idx.data());
-      mse_.reconstruct(head, layout_.norm(block, t), idx.data(), o);
-      layout_.load_signs(block, t, signs.data());
+      turbo_.load_codes(block, t, idx.data());
+      mse_.reconstruct(head, turbo_.norm(block, t), idx.data(), o);
+      turbo_.load_signs(block, t, signs.data());
       unpack_signs(signs.data(), d, z.data());
-      const double g = f16_to_f32(layout_.gamma(block, t)) * qjl_scale_;
+      const double g = f16_to_f32(turbo_.gamma(block, t)) * qjl_scale_;
       for (int j = 0; j < d; ++j) {  // o += g * S^T z
         double s = 0;
         for (int i = 0; i < d; ++i) s += static_cast<double>(sketch_[i * d + j]) * z[i];
@@ -97,11 +98,11 @@ class TurboQjlCodec final : public Codec {
     std::vector<uint8_t> signs(static_cast<size_t>(d) / 8);
     std::vector<float> z(static_cast<size_t>(d));  // [d] +-1
     for (int t = 0; t < n; ++t) {
-      layout_.load_codes(block, t, idx.data());
-      layout_.load_signs(block, t, signs.data());
+      turbo_.load_codes(block, t, idx.data());
+      turbo_.load_signs(block, t, signs.data());
       unpack_signs(signs.data(), d, z.data());
-      const double norm = f16_to_f32(layout_.norm(block, t));
-      const double g = f16_to_f32(layout_.gamma(block, t)) * qjl_scale_;
+      const double norm = f16_to_f32(turbo_.norm(block, t));
+      const double g = f16_to_f32(turbo_.gamma(block, t)) * qjl_scale_;
       for (int i = 0; i < n_q; ++i) {
         const float* q = qp + i * query_floats();
         double sk = 0;
@@ -123,7 +124,7 @@ class TurboQjlCodec final : public Codec {
     }
   }
 
-  TurboLayout layout_;
+  TurboLayout turbo_;
   TurboMse mse_;
   std::vector<float> sketch_;  // S: [d][d], row-major, i.i.d. N(0, 1)
   double qjl_scale_;           // sqrt(pi/2) / d

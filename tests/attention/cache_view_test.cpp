@@ -9,6 +9,7 @@
 #include "kvpack/attention.h"
 #include "kvpack/cache.h"
 #include "paged_kv.h"
+#include "same_rounding.h"
 
 namespace kvpack::attention {
 namespace {
@@ -44,25 +45,19 @@ void check_cache_pair(FormatId k, FormatId v, int hp_window) {
   const cache::LayerView view = cache.view(seq, 0);
   ASSERT_EQ(view.n_tokens(), n);
   const auto q = gaussian(static_cast<size_t>(n_new) * n_q * 128, rng);
-  std::vector<float> want(static_cast<size_t>(n_new) * n_q * 128), got(want.size());
-  reference(view, q.data(), n_new, n_q, want.data(), Params{});
+  std::vector<float> got(static_cast<size_t>(n_new) * n_q * 128);
   ThreadPool pool(2);
   Workspace ws;
   prefill(view, q.data(), n_new, n_q, got.data(), Params{}, pool, ws);
-  double max_norm = 0;
-  for (int t = 0; t < n * 2; ++t) {
-    double s = 0;
-    for (int j = 0; j < 128; ++j) s += double(keys[t * 128 + j]) * keys[t * 128 + j];
-    max_norm = std::max(max_norm, std::sqrt(s));
-  }
-  const auto tol = testing::tolerance(view, q.data(), n_new, n_q, Params{}, max_norm);
-  EXPECT_LT(testing::excess(got, want, tol).worst, 1.0)
+  const testing::Expectation e = testing::same_rounding(view, q.data(), n_new, n_q, Params{});
+  const std::vector<float> want(e.value.begin(), e.value.end());
+  EXPECT_LT(testing::excess(got, want, e.tol).worst, 1.0)
       << format::info(k).name << "/" << format::info(v).name << " window " << hp_window << " tail "
       << view.tail_tokens;
   std::vector<float> dec(static_cast<size_t>(n_q) * 128);
   decode(view, q.data() + (n_new - 1) * n_q * 128, n_q, dec.data(), Params{}, pool, ws);
   const std::vector<float> last(want.end() - n_q * 128, want.end());
-  const std::vector<double> last_tol(tol.end() - n_q * 128, tol.end());
+  const std::vector<double> last_tol(e.tol.end() - n_q * 128, e.tol.end());
   EXPECT_LT(testing::excess(dec, last, last_tol).worst, 1.0) << format::info(k).name;
 }
 

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/half.h"
 #include "base/rng.h"
+#include "kernel_expect.h"
 
 namespace kvpack::testing {
 namespace {
@@ -338,8 +339,10 @@ void add_weight_rounding(const cache::LayerView& view, int head, const std::vect
 
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
                               int n_q_heads, const attention::Params& params, double max_key_norm) {
-  const attention::KernelInfo k_kernel = attention::kernel_info(*view.k_codec, params);
-  const attention::KernelInfo v_kernel = attention::kernel_info(*view.v_codec, params);
+  // The roundings the tests state for these kernels (kernel_expect.h, pinned against
+  // kernel_info() by KernelInfo.*), never the kernels' own report.
+  const attention::KernelInfo k_kernel = expected_kernel(*view.k_codec, params);
+  const attention::KernelInfo v_kernel = expected_kernel(*view.v_codec, params);
   const int dk = view.head_dim_k;
   const int dv = view.head_dim_v;
   const int group = n_q_heads / view.n_kv_heads;

@@ -56,10 +56,12 @@ class PagedKv {
 };
 
 // Per-element bound on |out - reference| for attention over `view` (same semantics as
-// attention::reference), for the kernels attention uses under `params` (kernel_info): logits
-// exact up to f32 rounding of the dot products, or also carrying the int8 query rounding and
-// table errors the K kernel reports; values exact up to f32 rounding, or also carrying the
-// integer rounding of the weights and the table errors the V kernel reports.
+// attention::reference), for the kernels attention uses under `params` as kernel_expect.h states
+// them: logits exact up to f32 rounding of the dot products, or also carrying worst-case bounds
+// of the int8 query rounding and int8 table errors; values exact up to f32 rounding, or also
+// carrying the worst-case rounding of the integer weights. Tight for the codec kernels and the
+// float formats; the SIMD kernels of the integer formats are checked against
+// same_rounding.h instead, whose tolerance is f32 rounding alone.
 // max_key_norm: PagedKv::max_key_norm() (bounds QJL residuals).
 std::vector<double> tolerance(const cache::LayerView& view, const float* q, int n_new,
                               int n_q_heads, const attention::Params& params, double max_key_norm);

@@ -3,6 +3,7 @@
 
 #include "kvpack/attention.h"
 #include "paged_kv.h"
+#include "same_rounding.h"
 
 namespace kvpack::attention {
 namespace {
@@ -54,6 +55,36 @@ TEST(Prefill, WholePromptWithOptions) {
                 p, pool);
   check_prefill(FormatId::f32, FormatId::bf16, KvShape{2, 64, 64, 16, 70, 6}, 4, 70, Data::gaussian,
                 Params{}, pool);
+}
+
+TEST(Prefill, CompressedFormatsMatchTheSameRoundingReference) {
+  // The specialised kernels with their int8 queries and integer value weights, each query row
+  // masked to its own causal range and window.
+  ThreadPool pool(2);
+  std::vector<float> sinks(8, -0.5f);
+  Params options;
+  options.window = 40;
+  options.softcap = 20.0f;
+  options.sinks = sinks.data();
+  const std::pair<FormatId, FormatId> pairs[] = {
+      {FormatId::q8, FormatId::q4},         {FormatId::q4a, FormatId::q8},
+      {FormatId::turbo4, FormatId::turbo3}, {FormatId::turbo3_qjl, FormatId::turbo4},
+      {FormatId::kivi4, FormatId::q4a},     {FormatId::turbo2, FormatId::fp8}};
+  for (auto [k, v] : pairs) {
+    for (const Params& p : {Params{}, options}) {
+      const PagedKv kv(k, v, KvShape{2, 64, 64, 32, 200, 8}, Data::outliers, 9);
+      const int n_q = 8, n_new = 40;
+      const auto q = kv.queries(n_new, n_q, 3);
+      Workspace ws;
+      std::vector<float> got(static_cast<size_t>(n_new) * n_q * 64);
+      prefill(kv.view(), q.data(), n_new, n_q, got.data(), p, pool, ws);
+      const testing::Expectation e = testing::same_rounding(kv.view(), q.data(), n_new, n_q, p);
+      const std::vector<float> want(e.value.begin(), e.value.end());
+      const auto x = testing::excess(got, want, e.tol);
+      EXPECT_LT(x.worst, 1.0) << format::info(k).name << "/" << format::info(v).name
+                              << (p.window ? " with options" : "") << " at " << x.index;
+    }
+  }
 }
 
 TEST(Prefill, LastRowAgreesWithDecode) {

@@ -1,10 +1,12 @@
-// The SIMD kernels on every Highway target this CPU runs (AVX-512 with VNNI, AVX-512, AVX2,
-// SSE4, ...), not only the best one, against the reference.
+// Whole decode and prefill calls on every SIMD target this CPU runs (AVX-512 with VNNI, AVX-512,
+// AVX2 with and without AVX-VNNI, SSE4, the portable fallback), not only the best one, against
+// the same-rounding reference (same_rounding.h).
 #include <gtest/gtest.h>
-#include <hwy/targets.h>
 
+#include "every_target.h"
 #include "kvpack/attention.h"
 #include "paged_kv.h"
+#include "same_rounding.h"
 
 namespace kvpack::attention {
 namespace {
@@ -14,12 +16,6 @@ using testing::Data;
 using testing::KvShape;
 using testing::PagedKv;
 
-// Restores normal target selection however the test ends.
-struct TargetOverride {
-  explicit TargetOverride(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-  ~TargetOverride() { hwy::SetSupportedTargetsForTest(0); }
-};
-
 // Head dim d for K and V; simd_v: the V side must run a SIMD kernel (not the codec's ops).
 void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
                    const Params& params = Params{}, bool simd_v = false) {
@@ -27,31 +23,29 @@ void check_targets(FormatId kf, FormatId vf, ThreadPool& pool, int d = 128,
   const int n_q = 8;
   const size_t row = static_cast<size_t>(n_q) * d;
   const auto q = kv.queries(3, n_q, 6);
-  std::vector<float> want(3 * row);
-  reference(kv.view(), q.data(), 3, n_q, want.data(), params);
   int tried = 0;
-  for (int64_t bit = 1; bit != 0 && bit <= HWY_SCALAR; bit <<= 1) {
-    if ((hwy::SupportedTargets() & bit) == 0) continue;
-    TargetOverride use(bit);
+  testing::on_every_target([&](const std::string& target, bool) {
     const KernelInfo info = kernel_info(*kv.view().k_codec, params);
     const KernelInfo v_info = kernel_info(*kv.view().v_codec, params);
     if (simd_v) {
       EXPECT_NE(v_info.name, "codec ops") << "d " << d;
     }
     Workspace ws;
-    std::vector<float> dec(row), pre(want.size());
+    std::vector<float> dec(row), pre(3 * row);
     decode(kv.view(), q.data() + 2 * row, n_q, dec.data(), params, pool, ws);
     prefill(kv.view(), q.data(), 3, n_q, pre.data(), params, pool, ws);
-    const auto tol = testing::tolerance(kv.view(), q.data(), 3, n_q, params, kv.max_key_norm());
-    EXPECT_LT(testing::excess(pre, want, tol).worst, 1.0)
+    const testing::Expectation e = testing::same_rounding(kv.view(), q.data(), 3, n_q, params);
+    const std::vector<float> expected(e.value.begin(), e.value.end());
+    EXPECT_LT(testing::excess(pre, expected, e.tol).worst, 1.0)
         << info.name << " / " << v_info.name << " d " << d;
-    const std::vector<float> last_want(want.end() - row, want.end());
-    const std::vector<double> last_tol(tol.end() - row, tol.end());
+    const std::vector<float> last_want(expected.end() - row, expected.end());
+    const std::vector<double> last_tol(e.tol.end() - row, e.tol.end());
     EXPECT_LT(testing::excess(dec, last_want, last_tol).worst, 1.0)
         << info.name << " / " << v_info.name << " d " << d;
-    std::printf("  checked %s / %s, d %d\n", info.name.c_str(), v_info.name.c_str(), d);
+    std::printf("  %s: checked %s / %s, d %d\n", target.c_str(), info.name.c_str(),
+                v_info.name.c_str(), d);
     ++tried;
-  }
+  });
   EXPECT_GE(tried, 1);
 }
 

@@ -81,6 +81,15 @@ TEST(BenchDecodeCli, JsonReportsEveryDepthAndPolicyAgainstF16) {
               res[i]["weight_bytes"].get<uint64_t>() + res[i]["kv_bytes"].get<uint64_t>());
   }
   EXPECT_DOUBLE_EQ(res[0]["speed_vs_f16"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(res[0]["cpu_speed_vs_f16"].get<double>(), 1.0);
+  EXPECT_GT(res[2]["cpu_tokens_per_s"].get<double>(), 0);
+  // The SIMD target and which kernels read the layers; head dim 32 has SIMD kernels throughout.
+  EXPECT_FALSE(j["simd_target"].get<std::string>().empty());
+  ASSERT_EQ(res[2]["kernels"].size(), 1u);
+  EXPECT_EQ(res[2]["kernels"][0].get<std::string>().rfind("layers 0-1: K q8 int8-dot (", 0), 0u)
+      << res[2]["kernels"];
+  EXPECT_TRUE(res[2]["kernel_fallbacks"].empty());
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
   // At depth 100 + 1 warm-up + 3/2 steps = 102 tokens: 3 pages, where a q8 head's page is
   // 32 x 34 bytes against f16's 32 x 64, and 6 tail tokens in f32 (2 layers x 2 heads x 64 x 4 B).
   const double tail = 6 * 2 * 2 * 64 * 4, page = 2 * 2 * 2 * 32;  // page: x bytes per token
@@ -99,9 +108,23 @@ TEST(BenchDecodeCli, TableAndPrefillFill) {
        {"K/V", "tok/s", "speed/f16", "prefill tok/s", "f16/f16", "q4/q8", "the model's prefill"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   }
+  EXPECT_NE(r.out.find("SIMD target"), std::string::npos) << r.out;
   const auto deep = testing::run_kvpack("bench decode -m " + path + " -d 600 -n 2");
   EXPECT_EQ(deep.status, 1);
   EXPECT_NE(deep.err.find("exceeds the model's context of 512"), std::string::npos) << deep.err;
+}
+
+TEST(BenchDecodeCli, WarnsWhenALayerFallsBackToTheCodecOperations) {
+  // Head dim 40 is not a multiple of 16: no SIMD kernel tiles it.
+  const std::string path = synth("dim40",
+                                 "--layers 1 --embd 80 --heads 2 --kv-heads 1 "
+                                 "--head-dim 40 --ff 64 --vocab 50 --ctx 256");
+  const auto r = testing::run_kvpack("bench decode -m " + path + " -d 40 -n 2 -r 1 --kv k=q8,v=q8");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("kvpack: warning: k=q8,v=q8: layer 0: q8 keys at head dim 40"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("K q8 codec ops, V q8 codec ops"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "attention/bench/measure.h"
 #include "base/error.h"
 #include "base/json_text.h"
+#include "base/simd_target.h"
 #include "base/table.h"
 #include "base/units.h"
 #include "cli_flags.h"
@@ -160,15 +161,15 @@ void print_table(const std::vector<Row>& rows, const MeasureConfig& c, int threa
   for (const Row& r : rows) t.add_row(table_cells(r));
   std::printf("%s", t.to_text().c_str());
   std::printf(
-      "\n%d query heads, %d KV heads, head dim %d, %d-token pages (%s ids), %d threads; %%bw: of "
-      "the read "
+      "\nSIMD target %s. %d query heads, %d KV heads, head dim %d, %d-token pages (%s ids), %d "
+      "threads; %%bw: of the read "
       "bandwidth measured beside each row; target: time/f16 must be <= 1.3 x bytes/f16; vs "
       "dequant: speedup over dequantizing to an f16 copy and attending over it; vs llama.cpp: "
       "over FACTS.md section 4; cpu columns: the same in process CPU time / threads against the "
       "probe's CPU-time rate (what an idle machine would show; use them when the load average "
       "exceeds the thread count).\n",
-      c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim, c.shape.page_tokens,
-      c.shuffle_pages ? "shuffled" : "ascending", threads);
+      active_simd_target().c_str(), c.shape.n_q_heads, c.shape.n_kv_heads, c.shape.head_dim,
+      c.shape.page_tokens, c.shuffle_pages ? "shuffled" : "ascending", threads);
 }
 
 size_t memory_needed(FormatId k, FormatId v, const MeasureConfig& c) {
@@ -214,6 +215,16 @@ void run(const Options& o) {
                 : attention::bench::measure_pair(k, v, c, pool, probe);
       r.f16 = f16s.back().get();
       r.llama_ms = llama_cpp_ms(k, v, ctx);
+      const bool first_context = ctx == parse_counts(o.contexts)[0];
+      for (const auto& [role, kernel] :
+           {std::pair{"keys", &r.m.k_kernel}, {"values", &r.m.v_kernel}}) {
+        if (*kernel != "codec ops" || o.codec_ops || !first_context) continue;
+        std::fprintf(stderr,
+                     "kvpack: warning: k=%s,v=%s: no SIMD kernel reads %s at head dim %d and "
+                     "%d-token pages; measuring the codec operations\n",
+                     format::info(k).name.data(), format::info(v).name.data(), role, o.head_dim,
+                     o.page_tokens);
+      }
       rows.push_back(r);
       if (!o.json) std::fprintf(stderr, ".");
     }
@@ -226,6 +237,7 @@ void run(const Options& o) {
                                     {"head_dim", c.shape.head_dim},
                                     {"page_tokens", c.shape.page_tokens}}},
                                   {"threads", pool.size()},
+                                  {"simd_target", active_simd_target()},
                                   {"working_set_bytes", c.working_set},
                                   {"page_order", c.shuffle_pages ? "shuffled" : "ascending"},
                                   {"results", nlohmann::ordered_json::array()}};

@@ -56,6 +56,7 @@ struct Row {
   double pct() const { return 100.0 * r.bytes_per_step * r.mean_tokens_per_s / r.bandwidth; }
   double limit() const { return r.bandwidth / r.bytes_per_step; }  // tokens/s at the bandwidth
   double speed_vs_f16() const { return r.mean_tokens_per_s / f16->mean_tokens_per_s; }
+  double cpu_speed_vs_f16() const { return r.cpu_tokens_per_s / f16->cpu_tokens_per_s; }
   double kv_vs_f16() const {
     return f16->kv_bytes == 0 ? 1.0 : static_cast<double>(r.kv_bytes) / f16->kv_bytes;
   }
@@ -79,16 +80,47 @@ nlohmann::ordered_json to_json(const Row& w) {
           {"pct_of_bandwidth", w.pct()},
           {"bandwidth_limit_tokens_per_s", w.limit()},
           {"speed_vs_f16", w.speed_vs_f16()},
+          {"cpu_tokens_per_s", w.r.cpu_tokens_per_s},
+          {"cpu_speed_vs_f16", w.cpu_speed_vs_f16()},
+          {"kernels", w.r.kernels.layers},
+          {"kernel_fallbacks", w.r.kernels.fallbacks},
           {"kv_bytes_vs_f16", w.kv_vs_f16()},
           {"fill_seconds", w.r.fill_seconds}};
+}
+
+// The SIMD target and, per policy, which kernels read its layers (once per policy).
+void print_kernels(const std::vector<Row>& rows) {
+  if (rows.empty()) return;
+  std::printf("\nSIMD target %s. Kernels per policy:\n", rows[0].r.kernels.target.c_str());
+  std::string last;
+  for (const Row& w : rows) {
+    const std::string policy = w.r.policy.to_string();
+    if (policy == last) continue;
+    last = policy;
+    for (const std::string& l : w.r.kernels.layers)
+      std::printf("  %s %s\n", policy.c_str(), l.c_str());
+  }
+}
+
+// One warning per layer and role that no SIMD kernel serves (stderr: the table stays clean).
+void warn_fallbacks(const std::vector<Row>& rows) {
+  std::string last;
+  for (const Row& w : rows) {
+    const std::string policy = w.r.policy.to_string();
+    if (policy == last) continue;
+    last = policy;
+    for (const std::string& f : w.r.kernels.fallbacks) {
+      std::fprintf(stderr, "kvpack: warning: %s: %s\n", policy.c_str(), f.c_str());
+    }
+  }
 }
 
 void print_table(const std::vector<Row>& rows, const model::Model& m, const Options& o,
                  int threads) {
   const bool prefill = o.fill == "prefill";
-  std::vector<std::string> head = {"K/V",    "depth",       "tok/s",     "+-",
-                                   "ms/tok", "KV MiB",      "MiB/step",  "GB/s",
-                                   "%bw",    "limit tok/s", "speed/f16", "KV/f16"};
+  std::vector<std::string> head = {
+      "K/V",  "depth", "tok/s",       "+-",        "ms/tok",    "KV MiB",        "MiB/step",
+      "GB/s", "%bw",   "limit tok/s", "speed/f16", "cpu tok/s", "cpu speed/f16", "KV/f16"};
   if (prefill) head.push_back("prefill tok/s");
   Table t(head);
   t.align_left(0);
@@ -107,6 +139,8 @@ void print_table(const std::vector<Row>& rows, const model::Model& m, const Opti
         fmt::format("{:.0f}%", w.pct()),
         fmt::format("{:.0f}", w.limit()),
         fmt::format("{:.2f}", w.speed_vs_f16()),
+        fmt::format("{:.1f}", w.r.cpu_tokens_per_s),
+        fmt::format("{:.2f}", w.cpu_speed_vs_f16()),
         fmt::format("{:.2f}", w.kv_vs_f16())};
     if (prefill) {
       cells.push_back(w.r.depth > 0 ? fmt::format("{:.1f}", w.r.depth / w.r.fill_seconds) : "-");
@@ -122,9 +156,11 @@ void print_table(const std::vector<Row>& rows, const model::Model& m, const Opti
       "\n%d decode steps x %d repetitions per row after filling to the depth (%s), %d threads, "
       "%d-token pages. MiB/step: weights + K/V one step reads; %%bw and limit: against the read "
       "bandwidth measured beside each row; speed/f16 and KV/f16: against f16/f16 at the same "
-      "depth.\n",
+      "depth; cpu: the same in process CPU time / threads (use it when the load average exceeds "
+      "the thread count).\n",
       o.n_decode, o.repetitions, o.fill == "kv" ? "K/V appended directly" : "the model's prefill",
       threads, o.page_tokens);
+  print_kernels(rows);
 }
 
 void run(const Options& o) {
@@ -157,6 +193,7 @@ void run(const Options& o) {
   }
   if (!o.json) std::fprintf(stderr, "\n");
   for (size_t i = 0; i < rows.size(); ++i) rows[i].f16 = &reference[i % reference.size()];
+  warn_fallbacks(rows);
   if (o.json) {
     const model::ModelSpec& hp = model->spec();
     nlohmann::ordered_json out = {{"model",
@@ -168,6 +205,7 @@ void run(const Options& o) {
                                     {"head_dim", hp.head_dim_k},
                                     {"weight_bytes_per_step", model->weights().step_bytes()}}},
                                   {"threads", pool.size()},
+                                  {"simd_target", rows.empty() ? "" : rows[0].r.kernels.target},
                                   {"n_decode", o.n_decode},
                                   {"repetitions", o.repetitions},
                                   {"page_tokens", o.page_tokens},

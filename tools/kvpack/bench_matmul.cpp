@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json_text.h"
 #include "base/error.h"
 #include "base/simd_target.h"
 #include "base/table.h"
@@ -164,7 +165,7 @@ void run(const Options& o) {
                                   {"repetitions", o.repetitions},
                                   {"results", nlohmann::ordered_json::array()}};
     for (const Row& w : rows) out["results"].push_back(to_json(w));
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", json_text(out).c_str());
   } else {
     print_table(rows, o, pool.size());
   }

@@ -185,8 +185,9 @@ void AccumulateFloat(const BlockSet& b, int d, int pt, const float* w, size_t ws
 // keys after the dot products, values folded into the weights.
 constexpr float kE4M3Unscale = 256.0f;
 
-void ScoreFP8(const BlockSet& b, int d, int pt, const float* q, int rows, float* logits,
-              size_t stride, Prefetcher& pf) {
+// scales: where the f16 per-token scales sit in a block (BlockLayout::scales).
+void ScoreFP8(const BlockSet& b, int d, int pt, size_t scales_at, const float* q, int rows,
+              float* logits, size_t stride, Prefetcher& pf) {
   const DF df;
   const int N = static_cast<int>(hn::Lanes(df));
   for (int i = 0; i < b.n_pages; ++i) {
@@ -197,8 +198,7 @@ void ScoreFP8(const BlockSet& b, int d, int pt, const float* q, int rows, float*
                        stride, pf);
       // The tiles advanced the prefetch cursor by the codes; the scales follow them.
       pf.advance(b.head_bytes - static_cast<size_t>(pt) * d);
-      const auto* scales =
-          reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
+      const auto* scales = reinterpret_cast<const hwy::float16_t*>(block + scales_at);
       for (int t = 0; t < pt; t += N) {
         const VF s = hn::Mul(LoadAsFloat(df, scales + t), hn::Set(df, kE4M3Unscale));
         for (int r = 0; r < rows; ++r) {
@@ -209,8 +209,8 @@ void ScoreFP8(const BlockSet& b, int d, int pt, const float* q, int rows, float*
   }
 }
 
-void AccumulateFP8(const BlockSet& b, int d, int pt, const float* w, size_t ws, int rows,
-                   float* acc, Prefetcher& pf) {
+void AccumulateFP8(const BlockSet& b, int d, int pt, size_t scales_at, const float* w, size_t ws,
+                   int rows, float* acc, Prefetcher& pf) {
   const DF df;
   const int N = static_cast<int>(hn::Lanes(df));
   constexpr int kRows = 8;
@@ -218,8 +218,7 @@ void AccumulateFP8(const BlockSet& b, int d, int pt, const float* w, size_t ws, 
   for (int i = 0; i < b.n_pages; ++i) {
     for (int h = 0; h < b.n_heads; ++h) {
       const uint8_t* block = b.at(i, h);
-      const auto* scales =
-          reinterpret_cast<const hwy::float16_t*>(block + static_cast<size_t>(pt) * d);
+      const auto* scales = reinterpret_cast<const hwy::float16_t*>(block + scales_at);
       Prefetcher none;  // rows past the first kRows read the block again: no prefetch
       for (int r0 = 0; r0 < rows; r0 += kRows) {
         const int n = std::min(kRows, rows - r0);
@@ -304,17 +303,28 @@ void float_prepare(const format::Codec& codec, int /*head*/, const float* q, int
 KVPACK_FLOAT_ENTRY(F32)
 KVPACK_FLOAT_ENTRY(F16)
 KVPACK_FLOAT_ENTRY(BF16)
-KVPACK_FLOAT_ENTRY(FP8)
 #undef KVPACK_FLOAT_ENTRY
 
-const KKernel kKF32{"f32 simd", 0, 0, float_query_bytes, float_prepare, score_F32};
-const KKernel kKF16{"f16 simd", 0, 0, float_query_bytes, float_prepare, score_F16};
-const KKernel kKBF16{"bf16 simd", 0, 0, float_query_bytes, float_prepare, score_BF16};
-const VKernel kVF32{"f32 simd", accumulate_F32};
-const VKernel kVF16{"f16 simd", accumulate_F16};
-const VKernel kVBF16{"bf16 simd", accumulate_BF16};
-const KKernel kKFP8{"fp8 simd", 0, 0, float_query_bytes, float_prepare, score_FP8};
-const VKernel kVFP8{"fp8 simd", accumulate_FP8};
+void score_FP8(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
+               float* logits, size_t stride, Prefetcher& pf) {
+  HWY_DYNAMIC_DISPATCH(ScoreFP8)
+  (b, codec.head_dim(), codec.page_tokens(), codec.layout().scales,
+   reinterpret_cast<const float*>(qbuf), rows, logits, stride, pf);
+}
+void accumulate_FP8(const format::Codec& codec, const BlockSet& b, const float* w, size_t ws,
+                    int rows, float* acc, Prefetcher& pf) {
+  HWY_DYNAMIC_DISPATCH(AccumulateFP8)
+  (b, codec.head_dim(), codec.page_tokens(), codec.layout().scales, w, ws, rows, acc, pf);
+}
+
+const KKernel kKF32{"simd", 0, 0, float_query_bytes, float_prepare, score_F32};
+const KKernel kKF16{"simd", 0, 0, float_query_bytes, float_prepare, score_F16};
+const KKernel kKBF16{"simd", 0, 0, float_query_bytes, float_prepare, score_BF16};
+const VKernel kVF32{"simd", accumulate_F32};
+const VKernel kVF16{"simd", accumulate_F16};
+const VKernel kVBF16{"simd", accumulate_BF16};
+const KKernel kKFP8{"simd", 0, 0, float_query_bytes, float_prepare, score_FP8};
+const VKernel kVFP8{"simd", accumulate_FP8};
 
 // The kernels need whole vectors of tokens (K) and of channels (V); 16 covers every target.
 bool simd_geometry(const format::Codec& codec) {
@@ -323,16 +333,19 @@ bool simd_geometry(const format::Codec& codec) {
 
 }  // namespace
 
+// The element type read from the layout: the kernels above, for channel-major keys and
+// token-major values.
 const KKernel* float_k_kernel(const format::Codec& codec) {
-  if (!simd_geometry(codec)) return nullptr;
-  switch (codec.info().id) {
-    case format::FormatId::f32:
+  const format::BlockLayout& l = codec.layout();
+  if (!simd_geometry(codec) || l.order != format::BlockLayout::Order::channel_major) return nullptr;
+  switch (l.element) {
+    case format::BlockLayout::Element::f32:
       return &kKF32;
-    case format::FormatId::f16:
+    case format::BlockLayout::Element::f16:
       return &kKF16;
-    case format::FormatId::bf16:
+    case format::BlockLayout::Element::bf16:
       return &kKBF16;
-    case format::FormatId::fp8:
+    case format::BlockLayout::Element::e4m3:
       return &kKFP8;
     default:
       return nullptr;
@@ -340,15 +353,16 @@ const KKernel* float_k_kernel(const format::Codec& codec) {
 }
 
 const VKernel* float_v_kernel(const format::Codec& codec) {
-  if (!simd_geometry(codec)) return nullptr;
-  switch (codec.info().id) {
-    case format::FormatId::f32:
+  const format::BlockLayout& l = codec.layout();
+  if (!simd_geometry(codec) || l.order != format::BlockLayout::Order::token_major) return nullptr;
+  switch (l.element) {
+    case format::BlockLayout::Element::f32:
       return &kVF32;
-    case format::FormatId::f16:
+    case format::BlockLayout::Element::f16:
       return &kVF16;
-    case format::FormatId::bf16:
+    case format::BlockLayout::Element::bf16:
       return &kVBF16;
-    case format::FormatId::fp8:
+    case format::BlockLayout::Element::e4m3:
       return codec.page_tokens() <= 256 ? &kVFP8 : nullptr;
     default:
       return nullptr;

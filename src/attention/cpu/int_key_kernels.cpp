@@ -10,10 +10,25 @@
 #include <hwy/highway.h>
 
 #include "attention/cpu/float_load-inl.h"
+#include "attention/cpu/int8_dot-inl.h"
 #include "attention/int_query.h"
 #include "attention/kernels.h"
 
 #include "attention/cpu/vnni_target-inl.h"  // KVPACK_VNNI for this target
+
+#ifndef KVPACK_ATTENTION_INT_KEY_BLOCK_
+#define KVPACK_ATTENTION_INT_KEY_BLOCK_
+namespace kvpack::attention::detail {
+// The geometry of one integer-code K block, from the codec's BlockLayout.
+struct IntKeyBlock {
+  int T;         // page tokens
+  int d;         // head dim
+  int group;     // channels per step
+  size_t steps;  // offset of f16 steps [d / group][T]
+  size_t mins;   // offset of f16 mins [d / group][T] (q4a)
+};
+}  // namespace kvpack::attention::detail
+#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::attention::detail {
@@ -42,6 +57,8 @@ struct KeyArgs {
   int T;         // page tokens
   int d;         // head dim
   int group;     // channels per step
+  size_t steps;  // offsets of the steps and mins (IntKeyBlock)
+  size_t mins;
   size_t bytes;  // the block's bytes (for prefetching)
   IntQueryLayout ql;
   const uint8_t* qbuf;  // [rows][ql.row_bytes()]
@@ -49,7 +66,7 @@ struct KeyArgs {
 
 #if HWY_TARGET == HWY_AVX3_DL
 // sum_j q_j * code_j - bias * sum_j q_j for the 16 tokens at tb, group gi, R rows: VNNI.
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi,
                                       VF (&out)[R]) {
   using T = Traits<C>;
@@ -81,9 +98,51 @@ KVPACK_VNNI HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, in
   }
   for (int r = 0; r < R; ++r) out[r] = VF{_mm512_cvtepi32_ps(acc[r])};
 }
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+// The same integer sums for the 8 tokens at tb, 256-bit (int8_dot-inl.h): q8 codes are signed
+// bytes (DotS8), 4-bit codes unsigned nibbles below 16 (DotU8).
+template <Code C, int R, bool kVnni>
+HWY_INLINE void GroupSums8(const KeyArgs& a, const IntQueryRow* q, int tb, int gi,
+                           __m256i (&acc)[R]) {
+  using T = Traits<C>;
+  constexpr int kBias = C == Code::q8 ? kS8Bias<kVnni> : T::kBias;
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_set1_epi32(-kBias * q[r].sum[gi]);
+  const int slabs = a.group / T::kLineChannels;
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int s = 0; s < slabs; ++s) {
+    const int slab = gi * slabs + s;
+    const __m256i v = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(a.block + (static_cast<size_t>(slab) * a.T + tb) * 4));
+    if constexpr (C == Code::q8) {
+      for (int r = 0; r < R; ++r) DotS8<kVnni>(acc[r], v, Broadcast4(q[r].codes + 4 * slab));
+    } else {
+      const __m256i lo = _mm256_and_si256(v, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      for (int r = 0; r < R; ++r) {
+        DotU8<kVnni>(acc[r], lo, Broadcast4(q[r].codes + 8 * slab));
+        DotU8<kVnni>(acc[r], hi, Broadcast4(q[r].codes + 8 * slab + 4));
+      }
+    }
+  }
+}
+
+template <Code C, int R, bool kVnni>
+HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi, VF (&out)[R]) {
+  __m256i lo[R];
+  GroupSums8<C, R, kVnni>(a, q, tb, gi, lo);
+#if HWY_TARGET == HWY_AVX2
+  for (int r = 0; r < R; ++r) out[r] = VF{_mm256_cvtepi32_ps(lo[r])};
+#else  // 16 lanes: two halves of 8 tokens
+  __m256i hi[R];
+  GroupSums8<C, R, kVnni>(a, q, tb + 8, gi, hi);
+  for (int r = 0; r < R; ++r) {
+    out[r] = VF{_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo[r]), hi[r], 1))};
+  }
+#endif
+}
 #else
 // The same sums on any target: codes de-interleaved by LoadInterleaved4, widened to f32.
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi, VF (&out)[R]) {
   using T = Traits<C>;
   const DF df;
@@ -124,24 +183,22 @@ HWY_INLINE void GroupSums(const KeyArgs& a, const IntQueryRow* q, int tb, int gi
 #endif
 
 // logits[r][tb .. tb + N) for R rows of one block.
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, int tb,
                                         float* logits, size_t stride, LineSchedule& prefetch) {
   const DF df;
-  const size_t steps = static_cast<size_t>(a.T) * a.d * (C == Code::q8 ? 8 : 4) / 8;
-  const size_t mins = steps + 2 * static_cast<size_t>(a.T) * (a.d / a.group);
   VF acc[R];
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int gi = 0; gi < a.d / a.group; ++gi) {
     VF sums[R];
-    GroupSums<C, R>(a, q, tb, gi, sums);
+    GroupSums<C, R, kVnni>(a, q, tb, gi, sums);
     const size_t at = 2 * (static_cast<size_t>(gi) * a.T + tb);
-    const VF ks = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + steps + at));
+    const VF ks = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + a.steps + at));
     for (int r = 0; r < R; ++r) {
       acc[r] = hn::MulAdd(sums[r], hn::Mul(ks, hn::Set(df, q[r].scale[gi])), acc[r]);
     }
     if constexpr (Traits<C>::kMins) {
-      const VF ms = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + mins + at));
+      const VF ms = LoadAsFloat(df, reinterpret_cast<const hwy::float16_t*>(a.block + a.mins + at));
       for (int r = 0; r < R; ++r) {
         acc[r] =
             hn::MulAdd(ms, hn::Set(df, q[r].scale[gi] * static_cast<float>(q[r].sum[gi])), acc[r]);
@@ -152,7 +209,7 @@ KVPACK_VNNI HWY_INLINE void ScoreTokens(const KeyArgs& a, const IntQueryRow* q, 
   for (int r = 0; r < R; ++r) hn::StoreU(acc[r], df, logits + r * stride + tb);
 }
 
-template <Code C, int R>
+template <Code C, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, size_t stride,
                                       Prefetcher* pf) {
   const int N = static_cast<int>(hn::Lanes(DF()));
@@ -163,42 +220,50 @@ KVPACK_VNNI HWY_INLINE void ScoreRows(const KeyArgs& a, int r0, float* logits, s
   const int n_lines = pf ? pf->take_lines(a.bytes, lines, 512) : 0;
   LineSchedule prefetch(lines, n_lines, iters);
   for (int tb = 0; tb < a.T; tb += N) {
-    ScoreTokens<C, R>(a, q, tb, logits + r0 * stride, stride, prefetch);
+    ScoreTokens<C, R, kVnni>(a, q, tb, logits + r0 * stride, stride, prefetch);
   }
 }
 
-template <Code C>
-KVPACK_VNNI void ScoreInt(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, int rows,
+template <Code C, bool kVnni>
+KVPACK_VNNI void ScoreInt(const BlockSet& b, const IntKeyBlock& g, const uint8_t* qbuf, int rows,
                           float* logits, size_t stride, Prefetcher& pf) {
   constexpr int kMaxRows = HWY_MAX_BYTES >= 64 ? 8 : 4;
-  const IntQueryLayout ql{d, group};
+  const IntQueryLayout ql{g.d, g.group};
   for (int i = 0; i < b.n_pages; ++i) {
     for (int h = 0; h < b.n_heads; ++h) {
-      const KeyArgs a{b.at(i, h),
-                      T,
-                      d,
-                      group,
-                      b.head_bytes,
-                      ql,
-                      qbuf + static_cast<size_t>(h) * rows * ql.row_bytes()};
-      float* out = logits + h * rows * stride + i * T;
+      const KeyArgs a{b.at(i, h),   g.T,     g.d,
+                      g.group,      g.steps, g.mins,
+                      b.head_bytes, ql,      qbuf + static_cast<size_t>(h) * rows * ql.row_bytes()};
+      float* out = logits + h * rows * stride + i * g.T;
       Prefetcher* first = &pf;
       int r = 0;
       for (; r + kMaxRows <= rows; r += kMaxRows, first = nullptr) {
-        ScoreRows<C, kMaxRows>(a, r, out, stride, first);
+        ScoreRows<C, kMaxRows, kVnni>(a, r, out, stride, first);
       }
       if (kMaxRows > 4 && r + 4 <= rows)
-        ScoreRows<C, 4>(a, r, out, stride, first), r += 4, first = nullptr;
-      if (r + 2 <= rows) ScoreRows<C, 2>(a, r, out, stride, first), r += 2, first = nullptr;
-      if (r < rows) ScoreRows<C, 1>(a, r, out, stride, first);
+        ScoreRows<C, 4, kVnni>(a, r, out, stride, first), r += 4, first = nullptr;
+      if (r + 2 <= rows) ScoreRows<C, 2, kVnni>(a, r, out, stride, first), r += 2, first = nullptr;
+      if (r < rows) ScoreRows<C, 1, kVnni>(a, r, out, stride, first);
     }
   }
 }
 
-#define KVPACK_INT_SCORE(NAME, CODE)                                                            \
-  KVPACK_VNNI void Score##NAME(const BlockSet& b, int T, int d, int group, const uint8_t* qbuf, \
-                               int rows, float* logits, size_t stride, Prefetcher& pf) {        \
-    ScoreInt<CODE>(b, T, d, group, qbuf, rows, logits, stride, pf);                             \
+// avx_vnni: the AVX2 kernels may use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
+template <Code C>
+KVPACK_VNNI void ScoreIntOn(const BlockSet& b, const IntKeyBlock& g, const uint8_t* qbuf, int rows,
+                            float* logits, size_t stride, Prefetcher& pf, bool avx_vnni) {
+#if HWY_TARGET == HWY_AVX2
+  if (avx_vnni) return ScoreInt<C, true>(b, g, qbuf, rows, logits, stride, pf);
+#endif
+  (void)avx_vnni;
+  ScoreInt<C, false>(b, g, qbuf, rows, logits, stride, pf);
+}
+
+#define KVPACK_INT_SCORE(NAME, CODE)                                                         \
+  KVPACK_VNNI void Score##NAME(const BlockSet& b, const IntKeyBlock& g, const uint8_t* qbuf, \
+                               int rows, float* logits, size_t stride, Prefetcher& pf,       \
+                               bool avx_vnni) {                                              \
+    ScoreIntOn<CODE>(b, g, qbuf, rows, logits, stride, pf, avx_vnni);                        \
   }
 KVPACK_INT_SCORE(Q8, Code::q8)
 KVPACK_INT_SCORE(Q4, Code::q4)
@@ -210,6 +275,8 @@ KVPACK_INT_SCORE(Q4A, Code::q4a)
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "base/simd_target.h"
+
 namespace kvpack::attention::detail {
 
 HWY_EXPORT(ScoreQ8);
@@ -219,7 +286,7 @@ HWY_EXPORT(ScoreQ4A);
 namespace {
 
 IntQueryLayout query_layout(const format::Codec& codec) {
-  return IntQueryLayout{codec.head_dim(), format::group_size(codec.head_dim())};
+  return IntQueryLayout{codec.head_dim(), codec.layout().group};
 }
 
 size_t int_query_bytes(const format::Codec& codec) {
@@ -232,48 +299,48 @@ void int_prepare(const format::Codec& codec, int /*head*/, const float* q, int r
   for (int r = 0; r < rows; ++r) quantize_query(l, q + r * q_stride, qbuf + r * l.row_bytes());
 }
 
+IntKeyBlock block_of(const format::Codec& codec) {
+  const format::BlockLayout& l = codec.layout();
+  return {codec.page_tokens(), codec.head_dim(), l.group, l.steps, l.mins};
+}
+
 #define KVPACK_INT_ENTRY(NAME)                                                                    \
   void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
                     float* logits, size_t stride, Prefetcher& pf) {                               \
     HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
-    (b, codec.page_tokens(), codec.head_dim(), format::group_size(codec.head_dim()), qbuf, rows,  \
-     logits, stride, pf);                                                                         \
+    (b, block_of(codec), qbuf, rows, logits, stride, pf, avx_vnni_allowed());                     \
   }
 KVPACK_INT_ENTRY(Q8)
 KVPACK_INT_ENTRY(Q4)
 KVPACK_INT_ENTRY(Q4A)
 #undef KVPACK_INT_ENTRY
 
-// query_group is filled in per codec by int_k_kernel (it depends on the head dim).
-KKernel make_kernel(std::string_view name, int group,
-                    void (*score)(const format::Codec&, const BlockSet&, const uint8_t*, int,
-                                  float*, size_t, Prefetcher&)) {
-  return KKernel{name, 8, group, int_query_bytes, int_prepare, score};
+// query_group is the codec's step group (it depends on the head dim).
+KKernel make_kernel(int group, void (*score)(const format::Codec&, const BlockSet&, const uint8_t*,
+                                             int, float*, size_t, Prefetcher&)) {
+  return KKernel{"int8-dot", 8, group, int_query_bytes, int_prepare, score};
 }
 
 }  // namespace
 
+// Integer codes with a step (and min) per group of 16 or 32 channels of a token, interleaved
+// across tokens in key planes: 8-bit signed (q8), 4-bit with a bias of 8 (q4) or with mins (q4a).
 const KKernel* int_k_kernel(const format::Codec& codec) {
-  const int d = codec.head_dim();
-  const int group = format::group_size(d);
-  if (codec.page_tokens() % 16 != 0 || d % 16 != 0 || group < 16) return nullptr;
-  static const KKernel q8_16 = make_kernel("q8 int8-dot", 16, score_Q8);
-  static const KKernel q8_32 = make_kernel("q8 int8-dot", 32, score_Q8);
-  static const KKernel q4_16 = make_kernel("q4 int8-dot", 16, score_Q4);
-  static const KKernel q4_32 = make_kernel("q4 int8-dot", 32, score_Q4);
-  static const KKernel q4a_16 = make_kernel("q4a int8-dot", 16, score_Q4A);
-  static const KKernel q4a_32 = make_kernel("q4a int8-dot", 32, score_Q4A);
-  const bool g32 = group == 32;
-  switch (codec.info().id) {
-    case format::FormatId::q8:
-      return g32 ? &q8_32 : &q8_16;
-    case format::FormatId::q4:
-      return g32 ? &q4_32 : &q4_16;
-    case format::FormatId::q4a:
-      return g32 ? &q4a_32 : &q4a_16;
-    default:
-      return nullptr;
+  const format::BlockLayout& l = codec.layout();
+  if (l.element != format::BlockLayout::Element::integer ||
+      l.order != format::BlockLayout::Order::key_planes || l.per_channel) {
+    return nullptr;
   }
+  if (codec.page_tokens() % 16 != 0 || codec.head_dim() % 16 != 0 || l.group < 16) return nullptr;
+  static const KKernel q8_16 = make_kernel(16, score_Q8), q8_32 = make_kernel(32, score_Q8);
+  static const KKernel q4_16 = make_kernel(16, score_Q4), q4_32 = make_kernel(32, score_Q4);
+  static const KKernel q4a_16 = make_kernel(16, score_Q4A), q4a_32 = make_kernel(32, score_Q4A);
+  const bool g32 = l.group == 32;
+  const bool mins = l.mins != format::BlockLayout::kAbsent;
+  if (l.code_bits() == 8 && l.code_offset == 0 && !mins) return g32 ? &q8_32 : &q8_16;
+  if (l.code_bits() == 4 && l.code_offset == 8 && !mins) return g32 ? &q4_32 : &q4_16;
+  if (l.code_bits() == 4 && l.code_offset == 0 && mins) return g32 ? &q4a_32 : &q4a_16;
+  return nullptr;
 }
 
 }  // namespace kvpack::attention::detail

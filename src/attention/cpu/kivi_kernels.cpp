@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "attention/cpu/float_load-inl.h"
+#include "attention/cpu/int8_dot-inl.h"
 #include "attention/kernels.h"
 
 #include "attention/cpu/vnni_target-inl.h"  // KVPACK_VNNI for this target
@@ -63,7 +64,7 @@ HWY_INLINE void FoldQuery(const float* q, const hwy::float16_t* step, const hwy:
     const VF inv = hn::Set(df, a > 0 ? 127.0f / a : 0.0f);
 #if HWY_TARGET == HWY_AVX3_DL
     // One instruction each for the rounding and the narrowing (Highway 1.0.3's take several);
-    // the VNNI path needs no f32 copy of the codes.
+    // the integer paths need no f32 copy of the codes.
     for (int j = g * kGroup; j < (g + 1) * kGroup; j += 16) {
       const __m512i z = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_load_ps(qs + j), inv.raw));
       _mm_store_si128(reinterpret_cast<__m128i*>(out.z + j), _mm512_cvtsepi32_epi8(z));
@@ -101,8 +102,44 @@ KVPACK_VNNI HWY_INLINE void GroupDots(const uint8_t* codes, int T, int tb, int g
 }
 #endif
 
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+// The same for the 8 tokens at tb, 256-bit: codes below 16 are DotU8's unsigned operand.
+template <int kBits, int R, bool kVnni>
+HWY_INLINE void GroupDots8(const uint8_t* codes, int T, int tb, int g, const PageQuery* const* q,
+                           __m256i (&dot)[R]) {
+  const __m256i mask = _mm256_set1_epi8(kBits == 4 ? 0x0f : 0x03);
+  for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_si256();
+  constexpr int kPerLine = 32 / kBits;  // channels per line
+  for (int o = g * kGroup / kPerLine; o < (g + 1) * kGroup / kPerLine; ++o) {
+    const __m256i v = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(codes + (static_cast<size_t>(o) * T + tb) * 4));
+    for (int k = 0; k < 8 / kBits; ++k) {
+      const __m256i u = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(kBits * k)), mask);
+      for (int r = 0; r < R; ++r)
+        DotU8<kVnni>(dot[r], u, Broadcast4(q[r]->z + kPerLine * o + 4 * k));
+    }
+  }
+}
+
+template <int kBits, int R, bool kVnni>
+HWY_INLINE void GroupDotsF(const uint8_t* codes, int T, int tb, int g, const PageQuery* const* q,
+                           VF (&out)[R]) {
+  __m256i lo[R];
+  GroupDots8<kBits, R, kVnni>(codes, T, tb, g, q, lo);
+#if HWY_TARGET == HWY_AVX2
+  for (int r = 0; r < R; ++r) out[r] = VF{_mm256_cvtepi32_ps(lo[r])};
+#else
+  __m256i hi[R];
+  GroupDots8<kBits, R, kVnni>(codes, T, tb + 8, g, q, hi);
+  for (int r = 0; r < R; ++r) {
+    out[r] = VF{_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo[r]), hi[r], 1))};
+  }
+#endif
+}
+#endif
+
 // logits[r][tb .. tb + N) for R rows of one block.
-template <int kBits, int R>
+template <int kBits, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void ScoreTokens(const uint8_t* codes, int T, int d, int tb,
                                         const PageQuery* const* q, float* logits, size_t stride) {
   const DF df;
@@ -116,6 +153,10 @@ KVPACK_VNNI HWY_INLINE void ScoreTokens(const uint8_t* codes, int T, int d, int 
     for (int r = 0; r < R; ++r) {
       acc[r] = hn::MulAdd(VF{_mm512_cvtepi32_ps(dot[r])}, hn::Set(df, q[r]->scale[g]), acc[r]);
     }
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+    VF dot[R];
+    GroupDotsF<kBits, R, kVnni>(codes, T, tb, g, q, dot);
+    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(dot[r], hn::Set(df, q[r]->scale[g]), acc[r]);
 #else
     // Per token (lane): the codes read from the plane one at a time, f32 sums of integers.
     HWY_ALIGN float sums[R][HWY_MAX_BYTES / 4];
@@ -137,19 +178,19 @@ KVPACK_VNNI HWY_INLINE void ScoreTokens(const uint8_t* codes, int T, int d, int 
   for (int r = 0; r < R; ++r) hn::StoreU(acc[r], df, logits + r * stride + tb);
 }
 
-template <int kBits>
-KVPACK_VNNI void ScoreKivi(const BlockSet& b, int T, int d, const float* q, int rows, float* logits,
-                           size_t stride, Prefetcher& pf) {
+// steps_at, mins_at: where the page's f16 steps [d] and mins [d] sit (BlockLayout).
+template <int kBits, bool kVnni>
+KVPACK_VNNI void ScoreKivi(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                           const float* q, int rows, float* logits, size_t stride, Prefetcher& pf) {
   const int N = static_cast<int>(hn::Lanes(DF()));
   PageQuery pq[kRows];
   const PageQuery* qp[kRows] = {&pq[0], &pq[1], &pq[2], &pq[3]};
-  const size_t codes_bytes = static_cast<size_t>(T) * d * kBits / 8;
   for (int i = 0; i < b.n_pages; ++i) {
     for (int h = 0; h < b.n_heads; ++h) {
       const uint8_t* block = b.at(i, h);
       pf.advance(b.head_bytes);
-      const auto* step = reinterpret_cast<const hwy::float16_t*>(block + codes_bytes);
-      const auto* min = step + d;
+      const auto* step = reinterpret_cast<const hwy::float16_t*>(block + steps_at);
+      const auto* min = reinterpret_cast<const hwy::float16_t*>(block + mins_at);
       float* out = logits + h * rows * stride + i * T;
       for (int r0 = 0; r0 < rows; r0 += kRows) {
         const int R = std::min(kRows, rows - r0);
@@ -158,23 +199,39 @@ KVPACK_VNNI void ScoreKivi(const BlockSet& b, int T, int d, const float* q, int 
         }
         float* o = out + r0 * stride;
         for (int tb = 0; tb < T; tb += N) {
-          if (R == 4) ScoreTokens<kBits, 4>(block, T, d, tb, qp, o, stride);
-          if (R == 3) ScoreTokens<kBits, 3>(block, T, d, tb, qp, o, stride);
-          if (R == 2) ScoreTokens<kBits, 2>(block, T, d, tb, qp, o, stride);
-          if (R == 1) ScoreTokens<kBits, 1>(block, T, d, tb, qp, o, stride);
+          if (R == 4) ScoreTokens<kBits, 4, kVnni>(block, T, d, tb, qp, o, stride);
+          if (R == 3) ScoreTokens<kBits, 3, kVnni>(block, T, d, tb, qp, o, stride);
+          if (R == 2) ScoreTokens<kBits, 2, kVnni>(block, T, d, tb, qp, o, stride);
+          if (R == 1) ScoreTokens<kBits, 1, kVnni>(block, T, d, tb, qp, o, stride);
         }
       }
     }
   }
 }
 
-KVPACK_VNNI void ScoreKivi4(const BlockSet& b, int T, int d, const float* q, int rows,
-                            float* logits, size_t stride, Prefetcher& pf) {
-  ScoreKivi<4>(b, T, d, q, rows, logits, stride, pf);
+// avx_vnni: the AVX2 kernels may use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
+template <int kBits>
+KVPACK_VNNI void ScoreKiviOn(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                             const float* q, int rows, float* logits, size_t stride, Prefetcher& pf,
+                             bool avx_vnni) {
+#if HWY_TARGET == HWY_AVX2
+  if (avx_vnni) {
+    return ScoreKivi<kBits, true>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf);
+  }
+#endif
+  (void)avx_vnni;
+  ScoreKivi<kBits, false>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf);
 }
-KVPACK_VNNI void ScoreKivi2(const BlockSet& b, int T, int d, const float* q, int rows,
-                            float* logits, size_t stride, Prefetcher& pf) {
-  ScoreKivi<2>(b, T, d, q, rows, logits, stride, pf);
+
+KVPACK_VNNI void ScoreKivi4(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                            const float* q, int rows, float* logits, size_t stride, Prefetcher& pf,
+                            bool avx_vnni) {
+  ScoreKiviOn<4>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf, avx_vnni);
+}
+KVPACK_VNNI void ScoreKivi2(const BlockSet& b, int T, int d, size_t steps_at, size_t mins_at,
+                            const float* q, int rows, float* logits, size_t stride, Prefetcher& pf,
+                            bool avx_vnni) {
+  ScoreKiviOn<2>(b, T, d, steps_at, mins_at, q, rows, logits, stride, pf, avx_vnni);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -183,6 +240,8 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <cstring>
+
+#include "base/simd_target.h"
 
 namespace kvpack::attention::detail {
 
@@ -203,37 +262,37 @@ void kivi_prepare(const format::Codec& codec, int /*head*/, const float* q, int 
   for (int r = 0; r < rows; ++r) std::memcpy(qbuf + r * row, q + r * q_stride, row);
 }
 
-void score_kivi4(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
-                 float* logits, size_t stride, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(ScoreKivi4)
-  (b, codec.page_tokens(), codec.head_dim(), reinterpret_cast<const float*>(qbuf), rows, logits,
-   stride, pf);
-}
-
-void score_kivi2(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows,
-                 float* logits, size_t stride, Prefetcher& pf) {
-  HWY_DYNAMIC_DISPATCH(ScoreKivi2)
-  (b, codec.page_tokens(), codec.head_dim(), reinterpret_cast<const float*>(qbuf), rows, logits,
-   stride, pf);
-}
+#define KVPACK_KIVI_ENTRY(NAME)                                                                   \
+  void score_##NAME(const format::Codec& codec, const BlockSet& b, const uint8_t* qbuf, int rows, \
+                    float* logits, size_t stride, Prefetcher& pf) {                               \
+    const format::BlockLayout& l = codec.layout();                                                \
+    HWY_DYNAMIC_DISPATCH(Score##NAME)                                                             \
+    (b, codec.page_tokens(), codec.head_dim(), l.steps, l.mins,                                   \
+     reinterpret_cast<const float*>(qbuf), rows, logits, stride, pf, avx_vnni_allowed());         \
+  }
+KVPACK_KIVI_ENTRY(Kivi4)
+KVPACK_KIVI_ENTRY(Kivi2)
+#undef KVPACK_KIVI_ENTRY
 
 // query_bits 8 per group of 32: of q times the page's steps (tests/attention: kivi's term).
-const KKernel kKivi4{"kivi4 int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_kivi4};
-const KKernel kKivi2{"kivi2 int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_kivi2};
+const KKernel kKivi4{"int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_Kivi4};
+const KKernel kKivi2{"int8-dot", 8, 32, kivi_query_bytes, kivi_prepare, score_Kivi2};
 
 }  // namespace
 
+// Per-channel integer codes (a step and min per channel over the page) in key planes of 4 or
+// 2 bits.
 const KKernel* kivi_k_kernel(const format::Codec& codec) {
+  const format::BlockLayout& l = codec.layout();
   const int d = codec.head_dim();
-  if (codec.page_tokens() % 16 != 0 || d % 32 != 0 || d > 256) return nullptr;
-  switch (codec.info().id) {
-    case format::FormatId::kivi4:
-      return &kKivi4;
-    case format::FormatId::kivi2:
-      return &kKivi2;
-    default:
-      return nullptr;
+  if (l.element != format::BlockLayout::Element::integer || !l.per_channel ||
+      l.order != format::BlockLayout::Order::key_planes || codec.page_tokens() % 16 != 0 ||
+      d % 32 != 0 || d > 256) {
+    return nullptr;
   }
+  if (l.code_bits() == 4) return &kKivi4;
+  if (l.code_bits() == 2) return &kKivi2;
+  return nullptr;
 }
 
 }  // namespace kvpack::attention::detail

@@ -16,6 +16,9 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "attention/cpu/value_chunk.h"
+#include "attention/cpu/value_tiles_avx2-inl.h"
+#include "attention/cpu/value_tiles_avx3dl-inl.h"
 #include "attention/cpu/value_weights-inl.h"
 #include "attention/kernels.h"
 #include "attention/turbo_table.h"
@@ -31,52 +34,6 @@ using DF = hn::ScalableTag<float>;
 using DI = hn::RebindToSigned<DF>;
 using VF = hn::Vec<DF>;
 
-enum class VCode { q8, q4, q4a, turbo2, turbo3, turbo4 };
-
-template <VCode C>
-constexpr bool kTurbo = C == VCode::turbo2 || C == VCode::turbo3 || C == VCode::turbo4;
-// 2-bit plane codes (turbo2; turbo3 adds a 1-bit plane of bit 2): 64 channels per 64-byte line.
-template <VCode C>
-constexpr bool kTwoBit = C == VCode::turbo2 || C == VCode::turbo3;
-
-// One head's V blocks in a chunk as the kernels read them: token c = page * T + t.
-struct ValueChunk {
-  const uint8_t* codes[kValuePages];  // per page: its codes (token quads)
-  int pages;
-  int T;
-  int d;
-  const int8_t* table;    // 4-bit: element of each index (int8, VNNI)
-  const int32_t* itable;  // 4-bit: the same as int32 (portable)
-  const float* ftable;    // 4-bit: element of each index in f32 (exact-weights variant)
-  float post;             // multiplies every page sum (turbo4: the int8 table's scale)
-};
-
-// Issues the block's prefetches a tile at a time (before each tile's loop, which then holds no
-// call or branch that would make the compiler shuffle its accumulators between registers).
-class TilePrefetch {
- public:
-  TilePrefetch(Prefetcher* pf, size_t bytes, int tiles)
-      : n_(pf ? pf->take_lines(bytes, lines_, kMax) : 0), tiles_(tiles) {}
-  void before_tile() {
-    const int end = static_cast<int>(static_cast<int64_t>(n_) * ++tile_ / tiles_);
-    for (; next_ < end; ++next_) __builtin_prefetch(lines_[next_], 0, 3);
-  }
-
- private:
-  static constexpr int kMax = 512;
-  const uint8_t* lines_[kMax];
-  int n_;
-  int tiles_;
-  int tile_ = 0;
-  int next_ = 0;
-};
-
-// Group of channel j: 32-channel groups, or one group (turbo4).
-template <VCode C>
-HWY_INLINE int GroupOf(int j) {
-  return kTurbo<C> ? 0 : j / 32;
-}
-
 // acc[j .. j + N) += scale * sum (+ mins, when the format has them) for one row.
 template <bool kMins = true>
 HWY_INLINE void AddPage(float* acc, VF sum, float scale, float mins) {
@@ -85,147 +42,6 @@ HWY_INLINE void AddPage(float* acc, VF sum, float scale, float mins) {
   if constexpr (kMins) base = hn::Add(base, hn::Set(df, mins));
   hn::StoreU(hn::MulAdd(sum, hn::Set(df, scale), base), df, acc);
 }
-
-#if HWY_TARGET == HWY_AVX3_DL
-// q8, one group (32 channels) for R rows; kPasses 2 = 16-bit weights (high, then low byte).
-template <int R, int kPasses>
-KVPACK_VNNI HWY_INLINE void Q8Group(const ValueChunk& b, int j0, const ValueWeights& wt, float* acc,
-                                    size_t as) {
-  const int g = j0 / 32;
-  __m512i s[kPasses][R][2];
-  for (int p = 0; p < kPasses; ++p) {
-    for (int r = 0; r < R; ++r) s[p][r][0] = s[p][r][1] = _mm512_setzero_si512();
-  }
-  for (int page = 0; page < b.pages; ++page) {
-    const uint8_t* codes = b.codes[page] + static_cast<size_t>(j0) * 4;
-    const int c0 = page * b.T;  // the page's first token in the chunk
-    for (int tq = 0; tq < b.T / 4; ++tq) {
-      const uint8_t* line = codes + static_cast<size_t>(tq) * b.d * 4;
-      const __m512i v0 = _mm512_loadu_si512(line);
-      const __m512i v1 = _mm512_loadu_si512(line + 64);
-      for (int r = 0; r < R; ++r) {
-        for (int p = 0; p < kPasses; ++p) {
-          int32_t quad;
-          __builtin_memcpy(&quad, (p == 0 ? wt.hi : wt.lo)[r][g] + c0 + 4 * tq, 4);
-          const __m512i w = _mm512_set1_epi32(quad);
-          dpbusd(s[p][r][0], w, v0);
-          dpbusd(s[p][r][1], w, v1);
-        }
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < 2; ++v) {
-      __m512i tot = s[0][r][v];
-      if constexpr (kPasses == 2) tot = _mm512_add_epi32(_mm512_slli_epi32(tot, 8), s[1][r][v]);
-      AddPage<false>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(tot)},
-                     wt.scale[r][g] * b.post, 0.0f);
-    }
-  }
-}
-
-// 4-bit codes, L lines of 32 channels from j0, R rows, 8-bit weights.
-template <VCode C, int R, int L>
-KVPACK_VNNI HWY_INLINE void NibbleTile(const ValueChunk& b, int j0, const ValueWeights& wt,
-                                       float* acc, size_t as) {
-  // The 16-entry table in each 16-byte lane: VPERMB (AVX3_DL has VBMI) reads index bits 0..5,
-  // and bits 4..5 pick among equal copies, so the nibbles need no masking (PSHUFB would).
-  const __m512i tab =
-      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.table)));
-  __m512i s[R][2 * L];
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < 2 * L; ++v) s[r][v] = _mm512_setzero_si512();
-  }
-  for (int page = 0; page < b.pages; ++page) {
-    const uint8_t* codes = b.codes[page] + static_cast<size_t>(j0 / 32) * 64;
-    const int c0 = page * b.T;  // the page's first token in the chunk
-    for (int tq = 0; tq < b.T / 4; ++tq) {
-      __m512i e[2 * L];
-      for (int l = 0; l < L; ++l) {
-        const __m512i v =
-            _mm512_loadu_si512(codes + (static_cast<size_t>(tq) * b.d / 2 + 16 * l) * 4);
-        e[2 * l] = _mm512_permutexvar_epi8(v, tab);
-        e[2 * l + 1] = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), tab);
-      }
-      for (int r = 0; r < R; ++r) {
-        for (int l = 0; l < L; ++l) {
-          int32_t quad;
-          __builtin_memcpy(&quad, wt.hi[r][GroupOf<C>(j0 + 32 * l)] + c0 + 4 * tq, 4);
-          const __m512i w = _mm512_set1_epi32(quad);
-          dpbusd(s[r][2 * l], w, e[2 * l]);
-          dpbusd(s[r][2 * l + 1], w, e[2 * l + 1]);
-        }
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < 2 * L; ++v) {
-      const int g = GroupOf<C>(j0 + 16 * v);
-      AddPage<C == VCode::q4a>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])},
-                               wt.scale[r][g] * b.post, wt.mins[r][g]);
-    }
-  }
-}
-// 2-bit codes (and turbo3's 1-bit plane of bit 2), one line of 64 channels from j0, R rows,
-// 8-bit weights (one group). The 1-bit plane's 128-channel block holds channel 16k + l of the
-// line in lane l, bit k (+ 4 for the block's second line); kHalf: the line is a 64-channel
-// block of its own (the last one where d % 128 == 64), 8 lanes with channel 16k + l in lane
-// l % 8, bit 2k + l / 8.
-template <VCode C, int R, bool kHalf = false>
-KVPACK_VNNI HWY_INLINE void PlaneTile(const ValueChunk& b, int j0, const ValueWeights& wt,
-                                      float* acc, size_t as) {
-  const __m512i low2 = _mm512_set1_epi8(0x03), bit2 = _mm512_set1_epi8(0x04);
-  const __m512i tab =
-      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.table)));
-  __m512i s[R][4];
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < 4; ++v) s[r][v] = _mm512_setzero_si512();
-  }
-  for (int page = 0; page < b.pages; ++page) {
-    const uint8_t* codes = b.codes[page] + static_cast<size_t>(j0 / 64) * 64;
-    const uint8_t* high =
-        b.codes[page] + static_cast<size_t>(b.T) * b.d / 4 + static_cast<size_t>(j0 / 128) * 64;
-    const int c0 = page * b.T;
-    for (int tq = 0; tq < b.T / 4; ++tq) {
-      const __m512i v = _mm512_loadu_si512(codes + static_cast<size_t>(tq) * b.d);
-      __m512i h = _mm512_setzero_si512();
-      if constexpr (C == VCode::turbo3) {
-        if constexpr (kHalf) {
-          // 32 bytes; lanes 8..15 take them shifted by one: channel 16k + l at lane l, bit 2k.
-          const __m256i h8 = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(high + static_cast<size_t>(tq) * b.d / 2));
-          h = _mm512_inserti64x4(_mm512_castsi256_si512(h8), _mm256_srli_epi16(h8, 1), 1);
-        } else {
-          h = _mm512_loadu_si512(high + static_cast<size_t>(tq) * b.d / 2);
-          if ((j0 / 64) % 2) h = _mm512_srli_epi16(h, 4);  // this line's channels: bits 4..7
-        }
-      }
-      __m512i w[R];
-      for (int r = 0; r < R; ++r) {
-        int32_t quad;
-        __builtin_memcpy(&quad, wt.hi[r][0] + c0 + 4 * tq, 4);
-        w[r] = _mm512_set1_epi32(quad);
-      }
-      for (int k = 0; k < 4; ++k) {
-        __m512i x = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), low2);
-        if constexpr (C == VCode::turbo3) {
-          const int at = kHalf ? 2 * k : k;  // the bit of channel 16k + l in lane l
-          const __m512i hk = at < 2 ? _mm512_slli_epi16(h, 2 - at) : _mm512_srli_epi16(h, at - 2);
-          x = _mm512_or_si512(x, _mm512_and_si512(hk, bit2));
-        }
-        const __m512i e = _mm512_shuffle_epi8(tab, x);
-        for (int r = 0; r < R; ++r) dpbusd(s[r][k], w[r], e);
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < 4; ++v) {
-      AddPage<false>(acc + r * as + j0 + 16 * v, VF{_mm512_cvtepi32_ps(s[r][v])},
-                     wt.scale[r][0] * b.post, 0.0f);
-    }
-  }
-}
-#endif  // HWY_TARGET == HWY_AVX3_DL
 
 // ---- portable (and exact-weights) path: one vector of N channels at a time ----
 
@@ -359,7 +175,9 @@ HWY_INLINE void PortableVector(const ValueChunk& b, int j, const ValueWeights& w
       } else {
         const auto x = C == VCode::q8 ? e[i] : Lookup16(di, e[i], b.itable);
         for (int r = 0; r < R; ++r) {
-          const int u = kBits == 16 ? wt.hi[r][g][t] * 256 + wt.lo[r][g][t] : wt.hi[r][g][t];
+          const int u = kBits == 16   ? wt.hi[r][g][t] * 256 + wt.lo[r][g][t]
+                        : kBits == 15 ? wt.w16[r][g][t]
+                                      : wt.hi[r][g][t];
           s[r] = hn::Add(s[r], hn::Mul(x, hn::Set(di, u)));
         }
       }
@@ -374,12 +192,21 @@ HWY_INLINE void PortableVector(const ValueChunk& b, int j, const ValueWeights& w
   }
 }
 
+// Integer weight bits of this target's tiles (value_tiles_*-inl.h); the portable path reads
+// any of them.
+template <VCode C>
+constexpr int kIntWeightBits =
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+    kAvx2WeightBits<C>;
+#else
+    C == VCode::q8 ? 16 : 8;
+#endif
+
 // All channels of one head's chunk for R rows (weights prepared); the first row block issues
 // the blocks' prefetches (pf non-null).
-template <VCode C, int kBits, int R>
+template <VCode C, int kBits, int R, bool kVnni>
 KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt, float* acc,
                                      size_t as, Prefetcher* pf, size_t block_bytes) {
-  const int N = static_cast<int>(hn::Lanes(DF()));
 #if HWY_TARGET == HWY_AVX3_DL
   if constexpr (kBits != 0) {
     if constexpr (C == VCode::q8) {
@@ -416,23 +243,18 @@ KVPACK_VNNI HWY_INLINE void RowBlock(const ValueChunk& b, const ValueWeights& wt
     }
     return;
   }
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+  if constexpr (kBits != 0) {
+    Avx2RowBlock<C, R, kVnni>(b, wt, acc, as, pf, block_bytes);
+    return;
+  }
 #endif
+  const int N = static_cast<int>(hn::Lanes(DF()));
   TilePrefetch prefetch(pf, block_bytes, b.d / N);
   for (int j = 0; j < b.d; j += N) {
     prefetch.before_tile();
     PortableVector<C, kBits, R>(b, j, wt, acc, as);
   }
-}
-
-// Where a block's per-token factors (steps or norms) and mins sit (docs/formats.md).
-template <VCode C>
-HWY_INLINE const uint8_t* UnitsAt(const uint8_t* block, int T, int d) {
-  return kTurbo<C> ? block : block + static_cast<size_t>(T) * d / (C == VCode::q8 ? 1 : 2);
-}
-
-template <VCode C>
-HWY_INLINE size_t CodesOffset(int T) {
-  return kTurbo<C> ? 2 * static_cast<size_t>(T) : 0;
 }
 
 // The tables of a 4-bit format: q4 index - 8, q4a index - 8 for the integer weights (the 8
@@ -464,9 +286,9 @@ HWY_INLINE ValueTables TablesOf(int d) {
 // by head instead measured 10-25% slower end to end), per head: the page's weights, then all
 // channels per block of 4 rows. ValueChunk and the weights take several pages so that the
 // per-page work could be shared over a chunk; here each holds one page.
-template <VCode C, int kBits>
-KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float* w, size_t ws,
-                                  int rows, float* acc, Prefetcher& pf) {
+template <VCode C, int kBits, bool kVnni>
+KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const ValueOffsets& o,
+                                  const float* w, size_t ws, int rows, float* acc, Prefetcher& pf) {
   const ValueTables tables = TablesOf<C>(d);
   const int G = kTurbo<C> ? 1 : d / 32;
   ValueWeights wt;
@@ -475,13 +297,11 @@ KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float*
   for (int i = 0; i < bs.n_pages; ++i) {
     for (int h = 0; h < bs.n_heads; ++h) {
       const uint8_t* block = bs.at(i, h);
-      b.codes[0] = block + CodesOffset<C>(T);
-      const uint8_t* at = UnitsAt<C>(block, T, d);
-      units.units[0] = reinterpret_cast<const hwy::float16_t*>(at);
-      units.mins[0] =
-          C == VCode::q4a
-              ? reinterpret_cast<const hwy::float16_t*>(at + 2 * static_cast<size_t>(T) * G)
-              : nullptr;
+      b.codes[0] = block + o.codes;
+      units.units[0] = reinterpret_cast<const hwy::float16_t*>(block + o.units);
+      units.mins[0] = o.mins == ValueOffsets::kNone
+                          ? nullptr
+                          : reinterpret_cast<const hwy::float16_t*>(block + o.mins);
       PrepareValueUnits<kBits>(units, wt);
       for (int r0 = 0; r0 < rows; r0 += kValueRows) {
         const int R = std::min(kValueRows, rows - r0);
@@ -489,32 +309,60 @@ KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const float*
         PrepareValueRows<kBits>(units, w + row * ws + i * T, ws, R, wt);
         float* a = acc + row * d;
         Prefetcher* first = r0 == 0 ? &pf : nullptr;
-        if (R == 4) RowBlock<C, kBits, 4>(b, wt, a, d, first, bs.head_bytes);
-        if (R == 3) RowBlock<C, kBits, 3>(b, wt, a, d, first, bs.head_bytes);
-        if (R == 2) RowBlock<C, kBits, 2>(b, wt, a, d, first, bs.head_bytes);
-        if (R == 1) RowBlock<C, kBits, 1>(b, wt, a, d, first, bs.head_bytes);
+        if (R == 4) RowBlock<C, kBits, 4, kVnni>(b, wt, a, d, first, bs.head_bytes);
+        if (R == 3) RowBlock<C, kBits, 3, kVnni>(b, wt, a, d, first, bs.head_bytes);
+        if (R == 2) RowBlock<C, kBits, 2, kVnni>(b, wt, a, d, first, bs.head_bytes);
+        if (R == 1) RowBlock<C, kBits, 1, kVnni>(b, wt, a, d, first, bs.head_bytes);
       }
     }
   }
 }
 
-#define KVPACK_VALUE_KERNEL(NAME, CODE, BITS)                                                    \
-  KVPACK_VNNI void Accumulate##NAME(const BlockSet& bs, int T, int d, const float* w, size_t ws, \
-                                    int rows, float* acc, Prefetcher& pf) {                      \
-    AccumulateValues<CODE, BITS>(bs, T, d, w, ws, rows, acc, pf);                                \
+// kBits: this target's integer weights, or 0 (exact f32 weights). avx_vnni: the AVX2 tiles may
+// use AVX-VNNI (avx_vnni_allowed()); other targets ignore it.
+template <VCode C, bool kExact>
+KVPACK_VNNI void AccumulateOn(const BlockSet& bs, int T, int d, const ValueOffsets& o,
+                              const float* w, size_t ws, int rows, float* acc, Prefetcher& pf,
+                              bool avx_vnni) {
+  constexpr int kBits = kExact ? 0 : kIntWeightBits<C>;
+#if HWY_TARGET == HWY_AVX2
+  if (avx_vnni) return AccumulateValues<C, kBits, true>(bs, T, d, o, w, ws, rows, acc, pf);
+#endif
+  (void)avx_vnni;
+  AccumulateValues<C, kBits, false>(bs, T, d, o, w, ws, rows, acc, pf);
+}
+
+#define KVPACK_VALUE_KERNEL(NAME, CODE, EXACT)                                               \
+  KVPACK_VNNI void Accumulate##NAME(const BlockSet& bs, int T, int d, const ValueOffsets& o, \
+                                    const float* w, size_t ws, int rows, float* acc,         \
+                                    Prefetcher& pf, bool avx_vnni) {                         \
+    AccumulateOn<CODE, EXACT>(bs, T, d, o, w, ws, rows, acc, pf, avx_vnni);                  \
   }
-KVPACK_VALUE_KERNEL(Q8, VCode::q8, 16)
-KVPACK_VALUE_KERNEL(Q8Exact, VCode::q8, 0)
-KVPACK_VALUE_KERNEL(Q4, VCode::q4, 8)
-KVPACK_VALUE_KERNEL(Q4Exact, VCode::q4, 0)
-KVPACK_VALUE_KERNEL(Q4A, VCode::q4a, 8)
-KVPACK_VALUE_KERNEL(Q4AExact, VCode::q4a, 0)
-KVPACK_VALUE_KERNEL(Turbo2, VCode::turbo2, 8)
-KVPACK_VALUE_KERNEL(Turbo2Exact, VCode::turbo2, 0)
-KVPACK_VALUE_KERNEL(Turbo3, VCode::turbo3, 8)
-KVPACK_VALUE_KERNEL(Turbo3Exact, VCode::turbo3, 0)
-KVPACK_VALUE_KERNEL(Turbo4, VCode::turbo4, 8)
-KVPACK_VALUE_KERNEL(Turbo4Exact, VCode::turbo4, 0)
+KVPACK_VALUE_KERNEL(Q8, VCode::q8, false)
+KVPACK_VALUE_KERNEL(Q8Exact, VCode::q8, true)
+KVPACK_VALUE_KERNEL(Q4, VCode::q4, false)
+KVPACK_VALUE_KERNEL(Q4Exact, VCode::q4, true)
+KVPACK_VALUE_KERNEL(Q4A, VCode::q4a, false)
+KVPACK_VALUE_KERNEL(Q4AExact, VCode::q4a, true)
+KVPACK_VALUE_KERNEL(Turbo2, VCode::turbo2, false)
+KVPACK_VALUE_KERNEL(Turbo2Exact, VCode::turbo2, true)
+KVPACK_VALUE_KERNEL(Turbo3, VCode::turbo3, false)
+KVPACK_VALUE_KERNEL(Turbo3Exact, VCode::turbo3, true)
+KVPACK_VALUE_KERNEL(Turbo4, VCode::turbo4, false)
+KVPACK_VALUE_KERNEL(Turbo4Exact, VCode::turbo4, true)
+
+// The integer weight bits of format `code` (a VCode) on this target.
+int IntWeightBits(int code) {
+  switch (static_cast<VCode>(code)) {
+    case VCode::q8:
+      return kIntWeightBits<VCode::q8>;
+    case VCode::q4:
+    case VCode::q4a:
+      return kIntWeightBits<VCode::q4>;
+    default:
+      return kIntWeightBits<VCode::turbo4>;
+  }
+}
 #undef KVPACK_VALUE_KERNEL
 
 }  // namespace HWY_NAMESPACE
@@ -522,6 +370,8 @@ KVPACK_VALUE_KERNEL(Turbo4Exact, VCode::turbo4, 0)
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "base/simd_target.h"
+
 namespace kvpack::attention::detail {
 
 HWY_EXPORT(AccumulateQ8);
@@ -536,14 +386,25 @@ HWY_EXPORT(AccumulateTurbo3);
 HWY_EXPORT(AccumulateTurbo3Exact);
 HWY_EXPORT(AccumulateTurbo4);
 HWY_EXPORT(AccumulateTurbo4Exact);
+HWY_EXPORT(IntWeightBits);
 
 namespace {
+
+using format::BlockLayout;
+
+ValueOffsets offsets_of(const format::Codec& codec) {
+  const BlockLayout& l = codec.layout();
+  const bool steps = l.element == BlockLayout::Element::integer;
+  return {l.codes, steps ? l.steps : l.norms,
+          l.mins == BlockLayout::kAbsent ? ValueOffsets::kNone : l.mins};
+}
 
 #define KVPACK_VALUE_ENTRY(NAME)                                                         \
   void accumulate_##NAME(const format::Codec& codec, const BlockSet& bs, const float* w, \
                          size_t ws, int rows, float* acc, Prefetcher& pf) {              \
     HWY_DYNAMIC_DISPATCH(Accumulate##NAME)                                               \
-    (bs, codec.page_tokens(), codec.head_dim(), w, ws, rows, acc, pf);                   \
+    (bs, codec.page_tokens(), codec.head_dim(), offsets_of(codec), w, ws, rows, acc, pf, \
+     avx_vnni_allowed());                                                                \
   }
 KVPACK_VALUE_ENTRY(Q8)
 KVPACK_VALUE_ENTRY(Q8Exact)
@@ -560,46 +421,62 @@ KVPACK_VALUE_ENTRY(Turbo4Exact)
 #undef KVPACK_VALUE_ENTRY
 
 double turbo_value_error(const format::Codec& codec) {
-  const format::FormatId id = codec.info().id;
-  const int bits = id == format::FormatId::turbo2 ? 2 : id == format::FormatId::turbo3 ? 3 : 4;
-  return turbo_table(codec.head_dim(), bits).rel_error;
+  return turbo_table(codec.head_dim(), codec.layout().codebook_bits).rel_error;
 }
 
-const VKernel kQ8{"q8 int-weights", accumulate_Q8, 16};
-const VKernel kQ8Exact{"q8 f32-weights", accumulate_Q8Exact, 0};
-const VKernel kQ4{"q4 int-weights", accumulate_Q4, 8};
-const VKernel kQ4Exact{"q4 f32-weights", accumulate_Q4Exact, 0};
-const VKernel kQ4A{"q4a int-weights", accumulate_Q4A, 8};
-const VKernel kQ4AExact{"q4a f32-weights", accumulate_Q4AExact, 0};
-const VKernel kTurbo2{"turbo2 int-weights", accumulate_Turbo2, 8, turbo_value_error};
-const VKernel kTurbo2Exact{"turbo2 f32-weights", accumulate_Turbo2Exact, 0};
-const VKernel kTurbo3{"turbo3 int-weights", accumulate_Turbo3, 8, turbo_value_error};
-const VKernel kTurbo3Exact{"turbo3 f32-weights", accumulate_Turbo3Exact, 0};
-const VKernel kTurbo4{"turbo4 int-weights", accumulate_Turbo4, 8, turbo_value_error};
-const VKernel kTurbo4Exact{"turbo4 f32-weights", accumulate_Turbo4Exact, 0};
+int q8_bits() {
+  return HWY_DYNAMIC_DISPATCH(IntWeightBits)(static_cast<int>(VCode::q8));
+}
+int q4_bits() {
+  return HWY_DYNAMIC_DISPATCH(IntWeightBits)(static_cast<int>(VCode::q4));
+}
+int turbo_bits() {
+  return HWY_DYNAMIC_DISPATCH(IntWeightBits)(static_cast<int>(VCode::turbo4));
+}
+
+const VKernel kQ8{"int-weights", accumulate_Q8, q8_bits};
+const VKernel kQ8Exact{"f32-weights", accumulate_Q8Exact};
+const VKernel kQ4{"int-weights", accumulate_Q4, q4_bits};
+const VKernel kQ4Exact{"f32-weights", accumulate_Q4Exact};
+const VKernel kQ4A{"int-weights", accumulate_Q4A, q4_bits};
+const VKernel kQ4AExact{"f32-weights", accumulate_Q4AExact};
+const VKernel kTurbo2{"int-weights", accumulate_Turbo2, turbo_bits, turbo_value_error};
+const VKernel kTurbo2Exact{"f32-weights", accumulate_Turbo2Exact};
+const VKernel kTurbo3{"int-weights", accumulate_Turbo3, turbo_bits, turbo_value_error};
+const VKernel kTurbo3Exact{"f32-weights", accumulate_Turbo3Exact};
+const VKernel kTurbo4{"int-weights", accumulate_Turbo4, turbo_bits, turbo_value_error};
+const VKernel kTurbo4Exact{"f32-weights", accumulate_Turbo4Exact};
 
 }  // namespace
 
+// Value planes of integer codes with a step per group of 32 channels of a token (8-bit: q8;
+// 4-bit with a bias of 8: q4; with mins: q4a) or of centroid codes with a norm per token (4-bit,
+// 2-bit, 2 + 1-bit planes).
 const VKernel* value_kernel(const format::Codec& codec, bool exact_weights) {
+  const BlockLayout& l = codec.layout();
   const int d = codec.head_dim(), T = codec.page_tokens();
+  if (l.order != BlockLayout::Order::value_planes || l.per_channel) return nullptr;
   if (T % 16 != 0 || T > 256 || d % 32 != 0 || d > 256) return nullptr;
-  switch (codec.info().id) {
-    case format::FormatId::q8:
-      return exact_weights ? &kQ8Exact : &kQ8;
-    case format::FormatId::q4:
-      return exact_weights ? &kQ4Exact : &kQ4;
-    case format::FormatId::q4a:
-      return exact_weights ? &kQ4AExact : &kQ4A;
-    case format::FormatId::turbo2:  // whole 64-channel lines
-      return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo2Exact : &kTurbo2;
-    case format::FormatId::turbo3:  // also whole lines: its 1-bit plane's blocks of 128 channels
-      // hold two, the last block (d % 128 == 64) one
-      return d % 64 != 0 ? nullptr : exact_weights ? &kTurbo3Exact : &kTurbo3;
-    case format::FormatId::turbo4:
-      return exact_weights ? &kTurbo4Exact : &kTurbo4;
-    default:
-      return nullptr;
+  const auto pick = [exact_weights](const VKernel& integer, const VKernel& exact) {
+    return exact_weights ? &exact : &integer;
+  };
+  if (l.element == BlockLayout::Element::integer && l.group == 32) {
+    const bool mins = l.mins != BlockLayout::kAbsent;
+    if (l.code_bits() == 8 && l.code_offset == 0 && !mins) return pick(kQ8, kQ8Exact);
+    if (l.code_bits() == 4 && l.code_offset == 8 && !mins) return pick(kQ4, kQ4Exact);
+    if (l.code_bits() == 4 && l.code_offset == 0 && mins) return pick(kQ4A, kQ4AExact);
+    return nullptr;
   }
+  if (l.element != BlockLayout::Element::centroid || l.gammas != BlockLayout::kAbsent) {
+    return nullptr;
+  }
+  if (l.planes[0] == 4 && l.planes[1] == 0) return pick(kTurbo4, kTurbo4Exact);
+  // The 2-bit planes are read in whole 64-channel lines, and turbo3's 1-bit plane in blocks of
+  // 128 channels (two lines each) or, where d % 128 == 64, a last block of one.
+  if (d % 64 != 0 || l.planes[0] != 2) return nullptr;
+  if (l.planes[1] == 0) return pick(kTurbo2, kTurbo2Exact);
+  if (l.planes[1] == 1) return pick(kTurbo3, kTurbo3Exact);
+  return nullptr;
 }
 
 }  // namespace kvpack::attention::detail

@@ -8,7 +8,8 @@
 // the whole chunk. The scale is separable so that the per-token work is one multiply (no max of
 // the products per row and group); it is coarser than max (w a) / L by up to the spread of the
 // weights and steps over the chunk, which the measured errors (docs/results.md) include. 16-bit
-// weights are stored as a high and a low byte for two 8-bit dot-product passes.
+// weights are stored as a high and a low byte for two 8-bit dot-product passes, 15-bit ones as
+// int16 (the AVX2 kernels' 16-bit products, int8_dot-inl.h).
 // Included by Highway kernel files after <hwy/highway.h> (re-included once per target).
 #if defined(KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef KVPACK_ATTENTION_VALUE_WEIGHTS_INL_H_
@@ -20,7 +21,8 @@
 #include <hwy/highway.h>
 
 #include "attention/cpu/float_load-inl.h"
-#if HWY_TARGET == HWY_AVX3_DL
+#include "attention/cpu/value_chunk.h"
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
 #include <immintrin.h>
 #endif
 
@@ -29,17 +31,12 @@ namespace kvpack::attention::detail {
 namespace HWY_NAMESPACE {
 namespace hwn = hwy::HWY_NAMESPACE;
 
-// Query rows per block of the value kernels (register tiles hold 4 rows).
-constexpr int kValueRows = 4;
-constexpr int kValueGroups = 8;    // scale groups per head: d <= 256 at 32 channels per group
-constexpr int kValueTokens = 256;  // tokens per chunk (kChunkTokens, or one page of up to 256)
-constexpr int kValuePages = 8;     // pages per chunk (128 tokens of 16-token pages)
-
 // The weights of one head's blocks in a chunk (all its pages: token c = page * T + t) for up to
 // kValueRows rows. Only [rows][groups][tokens] is written.
 struct ValueWeights {
   alignas(64) uint8_t hi[kValueRows][kValueGroups][kValueTokens];   // u, or its high byte
   alignas(64) uint8_t lo[kValueRows][kValueGroups][kValueTokens];   // low byte (16-bit weights)
+  alignas(64) int16_t w16[kValueRows][kValueGroups][kValueTokens];  // u (15-bit weights)
   alignas(64) float exact[kValueRows][kValueGroups][kValueTokens];  // w a (exact weights)
   alignas(64) float unit[kValueGroups][kValueTokens];  // A = a / max a (a itself when exact)
   alignas(64) float row[kValueTokens];                 // W of the current row
@@ -98,7 +95,7 @@ HWY_INLINE void PrepareValueUnits(const ValueUnits& a, ValueWeights& out) {
 }
 
 // Row weights for `rows` <= kValueRows rows: w: [rows][ws], the chunk's columns (>= 0).
-// kBits: 8 or 16 (integer weights), 0 (exact f32 weights). T % Lanes == 0.
+// kBits: 8, 15 or 16 (integer weights), 0 (exact f32 weights). T % Lanes == 0.
 template <int kBits>
 HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws, int rows,
                                  ValueWeights& out) {
@@ -108,7 +105,7 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
   const hwn::Rebind<uint8_t, DF> du8;
   const int N = static_cast<int>(hwn::Lanes(df));
   const int n = a.tokens();
-  constexpr float kTop = kBits == 16 ? 65535.0f : 255.0f;
+  constexpr float kTop = static_cast<float>((1 << kBits) - 1);
   for (int r = 0; r < rows; ++r) {
     const float* wr = w + r * ws;
     for (int g = 0; g < a.groups; ++g) {
@@ -142,6 +139,7 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
     const float wmax = MaxOf(df, wr, n);
     const auto inv = hwn::Set(df, wmax > 0.0f ? kTop / wmax : 0.0f);
 #if HWY_TARGET == HWY_AVX3_DL
+    static_assert(kBits != 15, "AVX3_DL uses 8- and 16-bit weights");
     // One pass over the tokens with W in a register (no stored row), the scales of all groups
     // as one vector division; Highway 1.0.3's NearestInt and DemoteTo to u8 take 3-5
     // instructions each here, these one each (same results: RNE rounding, values in range; the
@@ -163,6 +161,33 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
       }
     }
     continue;
+#elif HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+    static_assert(kBits != 16, "the AVX2 tiles use 8- and 15-bit weights");
+    // The same single pass, 16 tokens at a time in 256-bit halves: VCVTPS2DQ rounds to nearest
+    // even as NearestInt does, and the packs narrow values already in range (u <= 255 or
+    // 32767) where Highway 1.0.3's DemoteTo takes several instructions.
+    const __m256 inv8 = _mm256_set1_ps(wmax > 0.0f ? kTop / wmax : 0.0f);
+    for (int g = 0; g < a.groups; ++g) out.scale[r][g] = wmax * out.amax[g] / kTop;
+    for (int c = 0; c < n; c += 16) {
+      const __m256 w0 = _mm256_mul_ps(_mm256_loadu_ps(wr + c), inv8);
+      const __m256 w1 = _mm256_mul_ps(_mm256_loadu_ps(wr + c + 8), inv8);
+      for (int g = 0; g < a.groups; ++g) {
+        const float* unit = out.unit[g] + c;
+        const __m256i u0 = _mm256_cvtps_epi32(_mm256_mul_ps(w0, _mm256_load_ps(unit)));
+        const __m256i u1 = _mm256_cvtps_epi32(_mm256_mul_ps(w1, _mm256_load_ps(unit + 8)));
+        // packs interleaves the 128-bit halves: [u0 0-3, u1 0-3 | u0 4-7, u1 4-7].
+        const __m256i p16 =
+            _mm256_permute4x64_epi64(_mm256_packs_epi32(u0, u1), _MM_SHUFFLE(3, 1, 2, 0));
+        if constexpr (kBits == 15) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.w16[r][g] + c), p16);
+        } else {
+          _mm_storeu_si128(
+              reinterpret_cast<__m128i*>(out.hi[r][g] + c),
+              _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
+        }
+      }
+    }
+    continue;
 #endif
     for (int c = 0; c < n; c += N)
       hwn::Store(hwn::Mul(hwn::LoadU(df, wr + c), inv), df, out.row + c);
@@ -174,6 +199,9 @@ HWY_INLINE void PrepareValueRows(const ValueUnits& a, const float* w, size_t ws,
         if constexpr (kBits == 16) {
           hwn::StoreU(hwn::DemoteTo(du8, hwn::ShiftRight<8>(u)), du8, out.hi[r][g] + c);
           hwn::StoreU(hwn::DemoteTo(du8, hwn::And(u, hwn::Set(di, 0xff))), du8, out.lo[r][g] + c);
+        } else if constexpr (kBits == 15) {
+          const hwn::Rebind<int16_t, DF> d16;
+          hwn::StoreU(hwn::DemoteTo(d16, u), d16, out.w16[r][g] + c);
         } else {
           hwn::StoreU(hwn::DemoteTo(du8, u), du8, out.hi[r][g] + c);
         }

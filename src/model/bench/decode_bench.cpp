@@ -88,15 +88,20 @@ std::vector<DecodeResult> bench_decode(const Model& model, const format::KVPolic
     r.fill_seconds = now_seconds() - start;
     int32_t id = static_cast<int32_t>(rng.below(static_cast<uint64_t>(hp.n_vocab)));
     fwd.eval(seq, {&id, 1});  // warm-up: workspaces, page faults of the step's first page
+    double cpu = 0;
     for (int rep = 0; rep < config.repetitions; ++rep) {
       start = now_seconds();
+      const double cpu0 = process_cpu_seconds();
       for (int i = 0; i < config.n_decode; ++i) {
         id = argmax(fwd.eval(seq, {&id, 1}));
       }
       r.tokens_per_s.push_back(config.n_decode / (now_seconds() - start));
+      cpu += (process_cpu_seconds() - cpu0) / pool.size();
       cache.truncate(seq, config.n_decode);
     }
     summarize(r);
+    r.cpu_tokens_per_s = config.n_decode * config.repetitions / cpu;
+    r.kernels = attention::report_kernels(cache);
     r.bandwidth = probe.measure(pool);
     r.weight_bytes = model.weights().step_bytes();
     r.kv_bytes = kv_bytes_at(cache, depth + 1 + config.n_decode / 2);

@@ -36,10 +36,14 @@ struct DecodeResult {
   std::vector<double> tokens_per_s;  // one per repetition
   double mean_tokens_per_s = 0;
   double stddev_tokens_per_s = 0;
-  uint64_t kv_bytes = 0;        // the sequence's pages at depth + n/2 (all layers, K and V)
-  uint64_t weight_bytes = 0;    // matrices one decode step reads
-  uint64_t bytes_per_step = 0;  // weights + KV read by one step at the mean depth of the run
-  double bandwidth = 0;         // bytes/s of the read probe beside this result
+  // Steps per (process CPU second / threads), mean over the repetitions: what an idle machine
+  // would show when other work shares the cores (the thread pool's idle spin included).
+  double cpu_tokens_per_s = 0;
+  attention::KernelReport kernels;  // which kernels read each layer (SIMD target in force)
+  uint64_t kv_bytes = 0;            // the sequence's pages at depth + n/2 (all layers, K and V)
+  uint64_t weight_bytes = 0;        // matrices one decode step reads
+  uint64_t bytes_per_step = 0;      // weights + KV read by one step at the mean depth of the run
+  double bandwidth = 0;             // bytes/s of the read probe beside this result
   double fill_seconds = 0;
 };
 
