@@ -4,7 +4,8 @@
 // broadcast, so each K element is loaded and widened once per row tile and no horizontal sums
 // are needed. V blocks are token-major [page_tokens][head_dim]: a tile of rows x dim-vectors
 // keeps its accumulators in registers across the chunk's tokens.
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/float_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

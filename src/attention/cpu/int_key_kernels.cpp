@@ -3,7 +3,8 @@
 // tokens, the query's int8 codes times the key codes are summed exactly (AVX-512 VNNI: one
 // VPDPBUSD per 64-byte line and query row, each lane one token; other targets: the same integer
 // sums in f32, exact below 2^24), then scaled by key step x query scale into f32 logits.
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/int_key_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

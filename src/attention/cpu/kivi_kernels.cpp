@@ -5,7 +5,8 @@
 // with its codes, which sit in a key bit plane (16 tokens x 4 channels per 64-byte line for each
 // value position): VPDPBUSD on AVX-512 VNNI (codes as the unsigned operand, no bias to correct),
 // exact f32 sums of integers elsewhere.
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/kivi_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

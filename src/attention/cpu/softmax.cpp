@@ -4,7 +4,8 @@
 // below kExp2RelError, measured 1.9e-7 over the reduced range), about a third of the work of a
 // general exp. Columns outside a row's [lo, hi) become weight 0; rows that see the whole chunk,
 // as every decode row does but the last, skip the masks.
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/softmax.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

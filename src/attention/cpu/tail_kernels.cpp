@@ -1,7 +1,8 @@
 // Kernels for the unencoded f32 tail (token-major rows), per Highway target. The tail holds at
 // most a page plus any high-precision window, so these favour simplicity: any dim, the last
 // partial vector done in scalar code.
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/tail_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -7,7 +7,8 @@
 // below 2^24 elsewhere): logit = norm * table scale * query scale * dot. The QJL formats add the
 // sign plane's dot with the int8-rounded S q, sum_j z_j (2 b_j - 1) = 2 sum_j z_j b_j - sum_j z_j,
 // times gamma sqrt(pi/2) / d.
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/turbo_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

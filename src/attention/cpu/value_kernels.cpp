@@ -7,7 +7,8 @@
 // other targets, then one f32 multiply-add per channel and page. q8 uses 16-bit weights (two
 // passes) because its own error is small; the 4-bit formats 8-bit weights. The exact-weights
 // variant keeps w * a in f32 and multiplies it in with FMAs (the f32 centroids for turbo4).
-#define HWY_WANT_AVX3_DL 1
+#include "base/hwy_config.h"  // first: the Highway targets every kernel is compiled for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/value_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
