@@ -188,6 +188,14 @@ void HttpServer::routes() {
         send_json(res, 500, error_body(500, "server_error", what));
       });
 
+  info_routes();
+  generation_routes();
+  token_routes();
+}
+
+// /health, /metrics and /v1/models.
+void HttpServer::info_routes() {
+  httplib::Server& s = *server_;
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const Engine* e = engine_.load();
     if (e == nullptr) return send_json(res, 503, R"({"status":"loading model"})");
@@ -217,6 +225,11 @@ void HttpServer::routes() {
                 {"chat_format", chat_format_name(chat_format_)}}}};
     send_json(res, 200, dump_json({{"object", "list"}, {"data", json::array({m})}}));
   });
+}
+
+// The completion endpoints, each under /v1 and without it.
+void HttpServer::generation_routes() {
+  httplib::Server& s = *server_;
   for (const auto& [path, endpoint] : {std::pair{"/v1/completions", Endpoint::kCompletions},
                                        std::pair{"/completions", Endpoint::kCompletions},
                                        std::pair{"/v1/chat/completions", Endpoint::kChat},
@@ -233,6 +246,8 @@ void HttpServer::routes() {
         job = e->submit(make_job(*e, chat_format_, r));
       } catch (const RequestError& err) {
         return send_error(res, err);
+      } catch (const Error& err) {  // e.g. text the vocabulary cannot tokenize
+        return send_error(res, RequestError(400, "invalid_request_error", err.what(), "prompt"));
       }
       const ResponseMeta meta{
           ep, fmt::format("{}-{}", ep == Endpoint::kChat ? "chatcmpl" : "cmpl", next_id_++),
@@ -249,6 +264,11 @@ void HttpServer::routes() {
       }
     });
   }
+}
+
+// llama.cpp's /tokenize and /detokenize.
+void HttpServer::token_routes() {
+  httplib::Server& s = *server_;
   s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     const Engine* e = engine_.load();
     if (e == nullptr)
@@ -266,6 +286,8 @@ void HttpServer::routes() {
       send_json(res, 200, dump_json({{"tokens", out}}));
     } catch (const RequestError& err) {
       send_error(res, err);
+    } catch (const Error& err) {
+      send_error(res, RequestError(400, "invalid_request_error", err.what(), "content"));
     }
   });
   s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {

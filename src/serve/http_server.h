@@ -49,6 +49,9 @@ class HttpServer {
 
  private:
   void routes();
+  void info_routes();
+  void generation_routes();
+  void token_routes();
 
   ServerOptions options_;
   std::unique_ptr<httplib::Server> server_;
