@@ -151,7 +151,14 @@ int HttpServer::bind() {
 }
 
 void HttpServer::start() {
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    listen_returned_ = true;
+  });
+  // stop() only stops a server that runs: wait until it does (or listening failed), so a stop()
+  // right after start() (a model that fails to load) cannot miss it and leave the thread.
+  while (!server_->is_running() && !listen_returned_)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void HttpServer::attach(Engine& engine, ChatFormat chat_format, std::string model_id) {

@@ -60,6 +60,7 @@ class HttpServer {
   std::string model_id_;
   std::atomic<uint64_t> next_id_{1};
   std::thread thread_;
+  std::atomic<bool> listen_returned_{false};
   int port_ = 0;
 };
 

@@ -96,8 +96,8 @@ void run(const Options& o) {
   serve::HttpServer http(so);
   const int port = http.bind();
   http.start();
-  std::fprintf(stderr, "kvpack: listening on http://%s:%d (loading %s)\n", o.host.c_str(), port,
-               o.model.c_str());
+  // Nothing is printed until the model is loaded, so a model that fails to load is one error
+  // line; /health answers 503 meanwhile.
 
   const auto model = model::Model::load(o.model);
   serve::Engine engine(*model, engine_config(o, *model));
@@ -106,6 +106,7 @@ void run(const Options& o) {
   const serve::ChatFormat chat = serve::chat_format_of(model->file());
   http.attach(engine, chat, id);
   const serve::EngineConfig& c = engine.config();
+  std::fprintf(stderr, "kvpack: listening on http://%s:%d\n", o.host.c_str(), port);
   for (const serve::PoolGauges& p : engine.pool_gauges()) {
     std::fprintf(stderr, "kvpack: pool %s: %s in %llu pages of %d tokens\n", p.kv.c_str(),
                  format_bytes(static_cast<double>(p.residency.reserved.bytes)).c_str(),
