@@ -4,7 +4,8 @@
 // render back to their text. The first input byte picks the vocabulary and the flags.
 //
 // Vocabularies: $KVPACK_FUZZ_VOCABS (GGUF paths separated by ':'), else the llama-spm, gpt-2 and
-// stories260K vocabularies under $KVPACK_SHARED (default: the build's ../shared)/models.
+// stories260K vocabularies and the real Qwen3 (qwen2 pre-tokenizer), Llama 3 (llama-bpe) and
+// Gemma 3 ones under $KVPACK_SHARED (default: the build's ../shared)/models.
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -43,8 +44,9 @@ std::vector<std::string> vocab_paths() {
   const char* shared = std::getenv("KVPACK_SHARED");
   const std::filesystem::path dir =
       std::filesystem::path(shared ? shared : KVPACK_SHARED_DEFAULT) / "models";
-  for (const char* name :
-       {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "stories260K.gguf"}) {
+  for (const char* name : {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "stories260K.gguf",
+                           "vocab/ggml-vocab-qwen3.gguf", "vocab/ggml-vocab-llama3.gguf",
+                           "vocab/ggml-vocab-gemma3.gguf"}) {
     paths.push_back((dir / name).string());
   }
   return paths;

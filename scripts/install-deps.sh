@@ -7,6 +7,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev libfmt-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libcpp-httplib-dev libpcre2-dev
   curl nodejs prometheus wrk
+  python3-jinja2  # the reference renderer the chat template tests compare with
 )
 missing=()
 for p in "${pkgs[@]}"; do

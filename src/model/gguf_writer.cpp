@@ -325,7 +325,7 @@ GgufWriter& GgufWriter::add_zero_tensor(const std::string& name, std::vector<int
   return add_tensor(name, std::move(shape), type, zeros);
 }
 
-std::vector<uint8_t> GgufWriter::bytes() const {
+std::vector<uint8_t> GgufWriter::header() const {
   std::vector<uint8_t> out;
   Sink s(out);
   s.put<uint32_t>(0x46554747);  // "GGUF"
@@ -361,6 +361,12 @@ std::vector<uint8_t> GgufWriter::bytes() const {
     offset += (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
   }
   s.pad_to(alignment_);
+  return out;
+}
+
+std::vector<uint8_t> GgufWriter::bytes() const {
+  std::vector<uint8_t> out = header();
+  Sink s(out);
   for (const auto& t : tensors_) {
     out.insert(out.end(), t.data.begin(), t.data.end());
     s.pad_to(alignment_);
@@ -368,12 +374,25 @@ std::vector<uint8_t> GgufWriter::bytes() const {
   return out;
 }
 
-void GgufWriter::write(const std::string& path) const {
-  const std::vector<uint8_t> b = bytes();
+uint64_t GgufWriter::write(const std::string& path) const {
+  // Streamed tensor by tensor: a multi-gigabyte model is not copied into one buffer first.
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f) fail("{}: cannot open for writing", path);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  const auto put = [&](const uint8_t* p, size_t n) {
+    f.write(reinterpret_cast<const char*>(p), static_cast<std::streamsize>(n));
+  };
+  const std::vector<uint8_t> head = header();
+  put(head.data(), head.size());
+  uint64_t size = head.size();
+  const std::vector<uint8_t> zeros(alignment_, 0);
+  for (const auto& t : tensors_) {
+    put(t.data.data(), t.data.size());
+    const uint64_t padded = (t.data.size() + alignment_ - 1) / alignment_ * alignment_;
+    put(zeros.data(), padded - t.data.size());
+    size += padded;
+  }
   if (!f) fail("{}: write failed (disk full?)", path);
+  return size;
 }
 
 }  // namespace kvpack::model

@@ -48,8 +48,9 @@ class GgufWriter {
   // The file's bytes. Throws Error naming the key when a value is malformed (e.g. a u64 array
   // element above 2^63 or a general.alignment that disagrees with the constructor's).
   std::vector<uint8_t> bytes() const;
-  // Writes bytes() to `path`; throws Error naming the path when it cannot.
-  void write(const std::string& path) const;
+  // Writes bytes() to `path` (streamed, without building them in memory) and returns their
+  // count; throws Error naming the path when it cannot.
+  uint64_t write(const std::string& path) const;
 
   // Bytes one tensor of this type and shape needs; throws Error naming the tensor when the
   // type is unknown or the row is not a whole number of blocks.
@@ -57,6 +58,9 @@ class GgufWriter {
                               uint32_t type);
 
  private:
+  // Everything before the first tensor's data, padding included.
+  std::vector<uint8_t> header() const;
+
   struct Tensor {
     std::string name;
     std::vector<int64_t> shape;

@@ -129,6 +129,39 @@ struct RowQ4_0 {
   HWY_INLINE float at(int64_t) const { return 0.0f; }
 };
 
+// Any other type: each block dequantized by its reference codec (exact, scalar: the generic path
+// for types without a SIMD decoder here) into a per-row buffer, one block at a time.
+struct RowGeneric {
+  const uint8_t* p = nullptr;
+  const WeightTypeTraits* tr = nullptr;
+  int64_t block_ = -1;
+  const float* g_ = nullptr;
+  HWY_ALIGN float buf[kQK];
+  void init(const uint8_t* row, const WeightTypeTraits* traits) {
+    p = row;
+    tr = traits;
+    block_ = -1;
+  }
+  HWY_INLINE void begin(DF, int64_t g) {
+    const int64_t block = g * kQBlock / tr->block;
+    if (block != block_) {
+      tr->dequantize(p + block * tr->block_bytes, buf, nullptr, tr->block);
+      block_ = block;
+    }
+    g_ = buf + (g * kQBlock) % tr->block;
+  }
+  HWY_INLINE VF load(DF df, size_t k) const { return hn::LoadU(df, g_ + k); }
+  HWY_INLINE float at(int64_t) const { return 0.0f; }  // rows are whole blocks
+};
+
+template <class Row>
+HWY_INLINE void InitRow(Row& row, const uint8_t* p, const WeightMatrix&) {
+  row.init(p);
+}
+HWY_INLINE void InitRow(RowGeneric& row, const uint8_t* p, const WeightMatrix& w) {
+  row.init(p, &weight_traits(w.type));
+}
+
 // Row pointers of a tile: rows past r_end repeat the last valid row (computed, not stored).
 template <int R>
 HWY_INLINE void TileRows(const WeightMatrix& w, int64_t r0, int64_t r_end, const uint8_t** rows) {
@@ -143,7 +176,7 @@ HWY_INLINE void TileF32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t
   const uint8_t* rows[R];
   TileRows<R>(w, r0, r_end, rows);
   Row rw[R];
-  for (int i = 0; i < R; ++i) rw[i].init(rows[i]);
+  for (int i = 0; i < R; ++i) InitRow(rw[i], rows[i], w);
   const float* xs[T];
   for (int t = 0; t < T; ++t) xs[t] = job.x + (t0 + t) * w.cols;
 
@@ -167,90 +200,6 @@ HWY_INLINE void TileF32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t
       float s = ReduceSum(df, acc[i][t]);
       for (int64_t j = groups * kQBlock; j < w.cols; ++j) s += rw[i].at(j) * xs[t][j];
       job.y[(t0 + t) * w.rows + r0 + i] = s;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Integer path, portable: int8 weights and q8_0 activations widened to int16, pairs multiplied
-// and summed into int32 (exact), then each block's partial sums are scaled by d_w * d_x in f32.
-
-using DI16 = hn::CappedTag<int16_t, 32>;  // at most one block per vector
-
-template <bool kQ4>
-HWY_INLINE hn::Vec<DI16> LoadWeights16(const uint8_t* qs, size_t k) {
-  const DI16 d16;
-  if constexpr (!kQ4) {
-    return hn::PromoteTo(
-        d16, hn::LoadU(hn::Rebind<int8_t, DI16>(), reinterpret_cast<const int8_t*>(qs) + k));
-  } else {
-#if HWY_MAX_BYTES >= 64
-    // One block per vector: low nibbles in the lower half, high nibbles in the upper half.
-    const hn::Half<DI16> dh;
-    const auto b = hn::PromoteTo(dh, hn::LoadU(hn::Rebind<uint8_t, decltype(dh)>(), qs));
-    const auto lo = hn::And(b, hn::Set(dh, 15));
-    const auto hi = hn::ShiftRight<4>(b);
-    (void)k;
-    return hn::Sub(hn::Combine(d16, hi, lo), hn::Set(d16, 8));
-#else
-    auto b = hn::PromoteTo(d16, hn::LoadU(hn::Rebind<uint8_t, DI16>(), qs + (k & 15)));
-    b = k < 16 ? hn::And(b, hn::Set(d16, 15)) : hn::ShiftRight<4>(b);
-    return hn::Sub(b, hn::Set(d16, 8));
-#endif
-  }
-}
-
-template <bool kQ4, int R, int T>
-HWY_INLINE void TileInt8(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
-  const WeightMatrix& w = *job.w;
-  const DI16 d16;
-  const hn::RepartitionToWide<DI16> d32;
-  const hn::Repartition<float, DI16> df;
-  using VI32 = hn::Vec<decltype(d32)>;
-  using VF32 = hn::Vec<decltype(df)>;
-  const size_t N16 = hn::Lanes(d16);
-  constexpr int64_t kBlockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  const uint8_t* rows[R];
-  TileRows<R>(w, r0, r_end, rows);
-  const ActivationsQ8& a = *job.xq;
-  const int8_t* xq[T];
-  const float* xd[T];
-  for (int t = 0; t < T; ++t) {
-    xq[t] = a.qs + (t0 + t) * a.n_blocks * kQBlock;
-    xd[t] = a.d + (t0 + t) * a.n_blocks;
-  }
-
-  VF32 acc[R][T];
-  for (int i = 0; i < R; ++i)
-    for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
-  const int64_t nb = w.cols / kQBlock;
-  for (int64_t b = 0; b < nb; ++b) {
-    float dw[R];
-    for (int i = 0; i < R; ++i) dw[i] = F16ToF32(rows[i] + b * kBlockBytes);
-    VI32 s0[R][T], s1[R][T];
-    for (int i = 0; i < R; ++i)
-      for (int t = 0; t < T; ++t) s0[i][t] = s1[i][t] = hn::Zero(d32);
-    for (size_t k = 0; k < static_cast<size_t>(kQBlock); k += N16) {
-      hn::Vec<DI16> wv[R];
-      for (int i = 0; i < R; ++i) wv[i] = LoadWeights16<kQ4>(rows[i] + b * kBlockBytes + 2, k);
-      for (int t = 0; t < T; ++t) {
-        const auto xv = hn::PromoteTo(
-            d16,
-            hn::LoadU(hn::Rebind<int8_t, DI16>(), xq[t] + b * kQBlock + static_cast<int64_t>(k)));
-        for (int i = 0; i < R; ++i)
-          s0[i][t] = hn::ReorderWidenMulAccumulate(d32, wv[i], xv, s0[i][t], s1[i][t]);
-      }
-    }
-    for (int i = 0; i < R; ++i) {
-      for (int t = 0; t < T; ++t) {
-        const VF32 p = hn::ConvertTo(df, hn::Add(s0[i][t], s1[i][t]));
-        acc[i][t] = hn::MulAdd(p, hn::Set(df, dw[i] * xd[t][b]), acc[i][t]);
-      }
-    }
-  }
-  for (int t = 0; t < T; ++t) {
-    for (int i = 0; i < R && r0 + i < r_end; ++i) {
-      job.y[(t0 + t) * w.rows + r0 + i] = hn::GetLane(hn::SumOfLanes(df, acc[i][t]));
     }
   }
 }
@@ -358,6 +307,8 @@ struct F32Tiles {
   }
 };
 
+// Q8_0/Q4_0 integer dots here only on AVX3_DL (matmul.cpp sends the others to
+// quant/int_kernels-inl.h).
 template <bool kQ4>
 struct Int8Tiles {
   template <int R, int T>
@@ -365,7 +316,8 @@ struct Int8Tiles {
 #if HWY_TARGET == HWY_AVX3_DL
     TileVnni<kQ4, R, T>(job, r0, r_end, t0);
 #else
-    TileInt8<kQ4, R, T>(job, r0, r_end, t0);
+    (void)job, (void)r0, (void)r_end, (void)t0;
+    KVPACK_ASSERT(false, "matmul: 512-bit VNNI kernel on another target");
 #endif
   }
 };
@@ -398,7 +350,11 @@ void MatmulRows(const MatmulJob& job, int64_t r0, int64_t r1) {
       return job.xq ? RunTiles<Int8Tiles<true>>(job, r0, r1)
                     : RunTiles<F32Tiles<RowQ4_0>>(job, r0, r1);
     default:
-      KVPACK_ASSERT(false, "matmul: weight type {}", static_cast<int>(job.w->type));
+      // QuantDot::kF32, or the scalar target's integer path (job.x dequantized activations);
+      // other integer dots run in quant/int_kernels-inl.h.
+      KVPACK_ASSERT(job.xq == nullptr && job.xi == nullptr, "matmul: integer job for {}",
+                    static_cast<int>(job.w->type));
+      return RunTiles<F32Tiles<RowGeneric>>(job, r0, r1);
   }
 }
 
@@ -464,10 +420,6 @@ void QuantizeActivations(const float* x, int64_t n_tokens, int64_t cols, int off
 // Whether this target's integer kernel reads the VNNI layout (qs_pairs, d_lanes, bias_lanes).
 bool WantsVnniLayout() {
   return HWY_TARGET == HWY_AVX3_DL;
-}
-
-const char* TargetName() {
-  return hwy::TargetName(HWY_TARGET);
 }
 
 }  // namespace kvpack::model::HWY_NAMESPACE

@@ -13,12 +13,15 @@
 #if HWY_ONCE
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "base/aligned.h"
 #include "base/half.h"
+#include "base/simd_target.h"
 #include "base/thread_pool.h"
 #include "model/matmul.h"
+#include "model/matmul_int.h"
 #include "model/quant_ref.h"
 
 namespace kvpack::model {
@@ -26,7 +29,6 @@ namespace kvpack::model {
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(QuantizeActivations);
 HWY_EXPORT(WantsVnniLayout);
-HWY_EXPORT(TargetName);
 
 namespace {
 
@@ -34,8 +36,32 @@ namespace {
 // threads on 2048-row matrices.
 constexpr int64_t kRowsPerTask = 32;
 
-bool is_quantized(GgmlType t) {
-  return t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+bool int_dot(GgmlType t, QuantDot dot) {
+  return dot == QuantDot::kInt8 && weight_traits(t).act != ActType::kF32;
+}
+
+// The portable path where no integer kernel runs (Highway's one-lane SCALAR fallback): each
+// token's activations quantized to the type's activation blocks and dequantized again (exactly:
+// q * d), so the f32 kernels give the integer path's sums.
+struct DequantizedActivations {
+  std::vector<float> x;
+  std::vector<uint8_t> blocks;
+
+  const float* prepare(const float* in, int64_t n_tokens, int64_t cols, ActType a) {
+    x.resize(static_cast<size_t>(n_tokens * cols));
+    blocks.resize(static_cast<size_t>(cols / act_block_size(a)) * act_block_bytes(a));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      quantize_row_act_ref(a, in + t * cols, blocks.data(), cols);
+      dequantize_row_act_ref(a, blocks.data(), x.data() + t * cols, cols);
+    }
+    return x.data();
+  }
+};
+
+// Q8_0 and Q4_0 on AVX-512 VNNI keep the 512-bit kernels of matmul-inl.h (two blocks per
+// vector); every other integer dot runs the kernels of quant/int_kernels-inl.h.
+bool vnni512_kernel(GgmlType t) {
+  return (t == GgmlType::Q8_0 || t == GgmlType::Q4_0) && HWY_DYNAMIC_DISPATCH(WantsVnniLayout)();
 }
 
 // Per-thread buffer for quantized activations, grown on demand and reused across calls.
@@ -90,14 +116,25 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
   job.x = x;
   job.n_tokens = n_tokens;
   job.y = y;
-  if (is_quantized(w.type) && dot == QuantDot::kInt8) {
+  if (int_dot(w.type, dot) && vnni512_kernel(w.type)) {
     thread_local Q8Scratch scratch;
     job.xq = &scratch.prepare(x, n_tokens, w.cols, w.type);
+  } else if (int_dot(w.type, dot) && has_int_kernels()) {
+    thread_local IntScratch scratch;
+    job.xi = &scratch.prepare(x, n_tokens, w.cols, w.type, pool);
+  } else if (int_dot(w.type, dot)) {
+    thread_local DequantizedActivations dq;
+    job.x = dq.prepare(x, n_tokens, w.cols, weight_traits(w.type).act);
   }
   const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n_tasks, [&](int64_t task, int) {
     const int64_t r0 = task * kRowsPerTask;
-    HWY_DYNAMIC_DISPATCH(MatmulRows)(job, r0, std::min(w.rows, r0 + kRowsPerTask));
+    const int64_t r1 = std::min(w.rows, r0 + kRowsPerTask);
+    if (job.xi != nullptr) {
+      matmul_rows_int(job, r0, r1);
+    } else {
+      HWY_DYNAMIC_DISPATCH(MatmulRows)(job, r0, r1);
+    }
   });
 }
 
@@ -107,13 +144,15 @@ void matvec(const WeightMatrix& w, const float* x, float* y, ThreadPool& pool, Q
 
 void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, QuantDot dot) {
   check_operands(w, x, n_tokens, y);
-  const bool int8 = is_quantized(w.type) && dot == QuantDot::kInt8;
-  std::vector<BlockQ8_0> xq(int8 ? static_cast<size_t>(w.cols / kQBlock) : 0);
+  const bool int8 = int_dot(w.type, dot);
+  const ActType a = weight_traits(w.type).act;
+  std::vector<uint8_t> xq(
+      int8 ? static_cast<size_t>(w.cols / act_block_size(a)) * act_block_bytes(a) : 0);
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* xt = x + t * w.cols;
-    if (int8) quantize_row_q8_0_ref(xt, xq.data(), w.cols);
+    if (int8) quantize_row_act_ref(a, xt, xq.data(), w.cols);
     for (int64_t r = 0; r < w.rows; ++r) {
-      const double v = int8 ? vec_dot_q8_ref(w.type, w.row(r), xq.data(), w.cols)
+      const double v = int8 ? vec_dot_act_ref(w.type, w.row(r), xq.data(), w.cols)
                             : vec_dot_f32_ref(w.type, w.row(r), xt, w.cols);
       y[t * w.rows + r] = static_cast<float>(v);
     }
@@ -131,16 +170,20 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
 }
 
 const char* matmul_target() {
-  return HWY_DYNAMIC_DISPATCH(TargetName)();
+  // kvpack's names ("avx2-novnni"), which tell the two AVX2 kernels apart; Highway's
+  // TargetName would not.
+  thread_local std::string name;
+  name = active_simd_target();
+  return name.c_str();
 }
 
 void for_each_simd_target(const std::function<void(const char* target)>& fn) {
   struct Restore {
-    ~Restore() { hwy::SetSupportedTargetsForTest(0); }
+    ~Restore() { force_simd_target("best"); }
   } restore;
-  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    fn(hwy::TargetName(target));
+  for (const std::string& target : available_simd_targets()) {
+    force_simd_target(target);
+    fn(target.c_str());
   }
 }
 

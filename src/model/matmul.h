@@ -3,16 +3,16 @@
 // SSE4/AVX2/AVX-512/AVX-512 VNNI on x86, NEON/SVE on Arm), each beside a scalar reference.
 //
 // Numerics (docs/weights.md has the derivation of every tolerance):
-//  - F32/F16/BF16 weights, and Q8_0/Q4_0 under QuantDot::kF32: weights are dequantized exactly
-//    to f32 and multiplied with the f32 activations; only the f32 sum rounds.
-//  - Q8_0/Q4_0 under QuantDot::kInt8 (the default, as ggml): each token's activations are first
-//    quantized to q8_0 (32-value blocks, f16 scale amax/127, exactly ggml's reference quantizer),
-//    then every block's dot product is an exact integer sum scaled by d_w * d_x. Each activation
-//    moves by at most ~0.57 * amax/127 of its block, which bounds the extra error (see
-//    q8_activation_error_bound).
+//  - F32/F16/BF16 weights, and quantized ones under QuantDot::kF32: weights are dequantized
+//    exactly to f32 and multiplied with the f32 activations; only the f32 sum rounds.
+//  - Quantized weights under QuantDot::kInt8 (the default, as ggml): each token's activations
+//    are first quantized to the type's activation blocks (q8_0 for the 32-value types, q8_K for
+//    the K-quants and IQ4_XS; exactly ggml's reference quantizers), then every block's dot
+//    product is an exact integer sum scaled in f32. Each activation moves by at most about half
+//    a grid step of its block, which bounds the extra error (q8_activation_error_bound).
 //  - Non-finite activations: with f32 dots they propagate as IEEE arithmetic does (Inf may give
-//    Inf or NaN); with int8 dots a block holding NaN or Inf, or a value beyond +-8.3e6 (where the
-//    f16 scale of q8_0 overflows, as in ggml), makes every output NaN.
+//    Inf or NaN); with integer dots a block holding NaN or Inf, or (q8_0) a value beyond +-8.3e6
+//    (where the f16 scale overflows, as in ggml), makes every output NaN.
 #pragma once
 
 #include <cstdint>
@@ -26,9 +26,9 @@ class ThreadPool;
 
 namespace kvpack::model {
 
-// How Q8_0/Q4_0 weights meet f32 activations (F32/F16/BF16 weights always use f32 dots).
+// How quantized weights meet f32 activations (F32/F16/BF16 weights always use f32 dots).
 enum class QuantDot {
-  kInt8,  // activations quantized to q8_0, integer block dots (VNNI where available)
+  kInt8,  // activations quantized to q8_0 / q8_K, integer block dots (VNNI where available)
   kF32,   // weights dequantized to f32 on the fly
 };
 
@@ -41,7 +41,7 @@ void matvec(const WeightMatrix& w, const float* x, float* y, ThreadPool& pool,
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             QuantDot dot = QuantDot::kInt8);
 
-// Scalar references (double accumulation; activations quantized with quantize_row_q8_0_ref
+// Scalar references (double accumulation; activations quantized with quantize_row_act_ref
 // under kInt8). The readable specification of matvec/matmul.
 void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
                 QuantDot dot = QuantDot::kInt8);
@@ -50,7 +50,8 @@ void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_tokens, float* 
 // quantize_row_q8_0_ref. n is a multiple of 32.
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 
-// Name of the SIMD target the kernels dispatch to on this machine ("AVX3_DL", "AVX2", ...).
+// kvpack's name of the SIMD target the kernels dispatch to now ("avx512-vnni", "avx2-novnni",
+// ...; base/simd_target.h).
 const char* matmul_target();
 
 }  // namespace kvpack::model

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "model/quant_ref.h"
 #include "model/weights.h"
 
 namespace kvpack::model {
@@ -22,10 +23,26 @@ struct ActivationsQ8 {
   int32_t* bias_lanes = nullptr;  // [n_tokens][n_blocks / 2][16]  -offset * sum of its 4 quants
 };
 
+// Tokens' activations quantized for the integer kernels of quant/int_kernels-inl.h, in value
+// order: q8_0 or q8_K quants (the weight type's ActType) and what the kernels derive from them
+// once per call rather than once per row.
+struct IntActivations {
+  ActType type = ActType::kQ8_0;
+  int64_t cols = 0;          // values per token
+  int8_t* qs = nullptr;      // [n_tokens][cols]
+  float* d32 = nullptr;      // [n_tokens][cols / 32]  scale of each 32 values' block (q8_K: its
+                             //                        super-block's; NaN for a non-finite block)
+  int16_t* sum16 = nullptr;  // [n_tokens][cols / 16]  sums of 16 quants (q8_K's bsums)
+  int offset = 0;            // what the weights carry above their value in the kernel (bias4)
+  int32_t* bias4 = nullptr;  // [n_tokens][cols / 4]   -offset * sum of 4 quants (offset != 0)
+  float* xs4 = nullptr;      // [n_tokens][cols / 4]   d32 * sum of 4 quants (types with a min)
+};
+
 struct MatmulJob {
   const WeightMatrix* w = nullptr;
-  const float* x = nullptr;           // [n_tokens][w->cols]
-  const ActivationsQ8* xq = nullptr;  // set when Q8_0/Q4_0 use integer dots
+  const float* x = nullptr;            // [n_tokens][w->cols]
+  const ActivationsQ8* xq = nullptr;   // Q8_0/Q4_0 integer dots on AVX-512 VNNI (matmul-inl.h)
+  const IntActivations* xi = nullptr;  // the other integer dots (quant/int_kernels-inl.h)
   int64_t n_tokens = 0;
   float* y = nullptr;  // [n_tokens][w->rows]
 };

@@ -135,6 +135,11 @@ uint64_t Weights::step_bytes() const {
 }
 
 Weights bind_weights(const GgufFile& file, ModelSpec& spec) {
+  try {
+    check_weight_types(file);  // every tensor's type before any is bound (or allocated)
+  } catch (const Error& e) {
+    fail("{}: {}", file.path(), e.what());
+  }
   const Binder b(file);
   Weights w;
   w.token_embd = b.matrix("token_embd.weight", spec.n_vocab, spec.n_embd);

@@ -4,6 +4,8 @@
 #include <pcre2.h>
 
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "base/error.h"
 #include "model/utf8.h"
@@ -23,6 +25,38 @@ constexpr const char* kLlama3Pattern =
 constexpr const char* kQwen2Pattern =
     R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// llama.cpp's whitespace is the Unicode White_Space property; PCRE2's \s in UCP mode also takes
+// U+180E MONGOLIAN VOWEL SEPARATOR (its \h list predates Unicode 6.3). So the patterns' \s and
+// \S are spelled out with this set.
+constexpr std::string_view kWhiteSpace =
+    R"(\t-\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+// `pattern` with \s and \S replaced by kWhiteSpace (inside a character class, its contents).
+std::string with_white_space(std::string_view pattern) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char n = pattern[++i];
+      if (n == 's' && in_class) {
+        out.append(kWhiteSpace);
+      } else if (n == 's' || n == 'S') {
+        KVPACK_ASSERT(!in_class, "\\S inside a character class");
+        out.append(n == 's' ? "[" : "[^").append(kWhiteSpace).append("]");
+      } else {
+        out += c;
+        out += n;
+      }
+      continue;
+    }
+    if (c == '[') in_class = true;
+    if (c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 struct CodeDeleter {
   void operator()(pcre2_code* c) const { pcre2_code_free(c); }
 };
@@ -32,11 +66,12 @@ struct MatchDataDeleter {
   void operator()(pcre2_match_data* m) const { pcre2_match_data_free(m); }
 };
 
-Code compile(const char* pattern) {
+Code compile(const char* upstream) {
+  const std::string pattern = with_white_space(upstream);
   int error = 0;
   PCRE2_SIZE offset = 0;
   // MATCH_INVALID_UTF: invalid UTF-8 in the subject is skipped over instead of failing the match.
-  Code code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+  Code code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
                           PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &offset,
                           nullptr));
   if (!code) {

@@ -3,202 +3,186 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "base/error.h"
 #include "base/half.h"
+#include "model/quant/codecs.h"
 
 namespace kvpack::model {
 namespace {
 
-bool block_is_finite(const float* x) {
-  for (int j = 0; j < kQBlock; ++j) {
-    if (!std::isfinite(x[j])) return false;
+using A = ActType;
+
+// ggml's type traits, the rows kvpack computes with. Sizes: ggml-common.h's block structs.
+constexpr WeightTypeTraits kTypes[] = {
+    {GgmlType::F32, 1, 4, A::kF32, false, codec::dequantize_f32, codec::quantize_f32},
+    {GgmlType::F16, 1, 2, A::kF32, false, codec::dequantize_f16, codec::quantize_f16},
+    {GgmlType::BF16, 1, 2, A::kF32, false, codec::dequantize_bf16, codec::quantize_bf16},
+    {GgmlType::Q8_0, kQBlock, 34, A::kQ8_0, false, codec::dequantize_q8_0, codec::quantize_q8_0},
+    {GgmlType::Q4_0, kQBlock, 18, A::kQ8_0, false, codec::dequantize_q4_0, codec::quantize_q4_0},
+    {GgmlType::Q4_1, kQBlock, 20, A::kQ8_0, true, codec::dequantize_q4_1, codec::quantize_q4_1},
+    {GgmlType::Q5_0, kQBlock, 22, A::kQ8_0, false, codec::dequantize_q5_0, codec::quantize_q5_0},
+    {GgmlType::Q5_1, kQBlock, 24, A::kQ8_0, true, codec::dequantize_q5_1, codec::quantize_q5_1},
+    {GgmlType::IQ4_NL, kQBlock, 18, A::kQ8_0, false, codec::dequantize_iq4_nl,
+     codec::quantize_iq4_nl},
+    {GgmlType::Q2_K, kQK, 84, A::kQ8_K, true, codec::dequantize_q2_k, codec::quantize_q2_k},
+    {GgmlType::Q3_K, kQK, 110, A::kQ8_K, false, codec::dequantize_q3_k, codec::quantize_q3_k},
+    {GgmlType::Q4_K, kQK, 144, A::kQ8_K, true, codec::dequantize_q4_k, codec::quantize_q4_k},
+    {GgmlType::Q5_K, kQK, 176, A::kQ8_K, true, codec::dequantize_q5_k, codec::quantize_q5_k},
+    {GgmlType::Q6_K, kQK, 210, A::kQ8_K, false, codec::dequantize_q6_k, codec::quantize_q6_k},
+    {GgmlType::IQ4_XS, kQK, 136, A::kQ8_K, false, codec::dequantize_iq4_xs, codec::quantize_iq4_xs},
+};
+
+std::string type_name(GgmlType t) {
+  return ggml_type_name(static_cast<uint32_t>(t));
+}
+
+void check_whole_blocks(const WeightTypeTraits& tr, int64_t n) {
+  KVPACK_ASSERT(n >= 0 && n % tr.block == 0, "{} values do not fill {}-value {} blocks", n,
+                tr.block, type_name(tr.type));
+}
+
+// The largest per-value error quantizing one activation block adds (see the header).
+double act_step_bound(ActType a, const float* x) {
+  const int n = act_block_size(a);
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
   }
-  return true;
+  if (a == ActType::kQ8_0) {
+    const double d = amax / 127.0f;
+    const double d16 = f16_to_f32(f32_to_f16(amax / 127.0f));
+    return d * (0.5 + 0x1p-14) + 127.0 * std::fabs(d - d16);
+  }
+  const float iscale = -127.0f / max;
+  if (amax == 0.0f || !std::isfinite(iscale)) return amax;
+  return std::fabs(1.0f / iscale) * (0.5 + 0x1p-14);
 }
 
-bool f16_is_finite(uint16_t h) {
-  return (h & 0x7c00u) != 0x7c00u;
+// The grid step of one activation block (its scale as stored).
+double act_step(ActType a, const float* x) {
+  const int n = act_block_size(a);
+  std::vector<uint8_t> blk(act_block_bytes(a));
+  quantize_row_act_ref(a, x, blk.data(), n);
+  if (a == ActType::kQ8_0) return f16_to_f32(reinterpret_cast<const BlockQ8_0*>(blk.data())->d);
+  return std::fabs(reinterpret_cast<const BlockQ8_K*>(blk.data())->d);
 }
 
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
+// Calls fn(j0, n_act, w) for each activation block of a row: w holds its weights, dequantized.
+template <typename Fn>
+void for_each_act_block(GgmlType t, const void* w, int64_t n, Fn&& fn) {
+  const WeightTypeTraits& tr = weight_traits(t);
+  check_whole_blocks(tr, n);
+  const int na = act_block_size(tr.act);
+  KVPACK_ASSERT(n % na == 0 && na % tr.block == 0, "{} values, {} blocks", n, type_name(t));
+  std::vector<float> wf(static_cast<size_t>(na));
+  const auto* p = static_cast<const uint8_t*>(w);
+  for (int64_t j0 = 0; j0 < n; j0 += na) {
+    tr.dequantize(p + j0 / tr.block * tr.block_bytes, wf.data(), nullptr, na);
+    fn(j0, na, wf.data());
+  }
 }
 
 }  // namespace
 
-bool is_weight_type(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-      return true;
-    default:
-      return false;
+std::span<const WeightTypeTraits> weight_types() {
+  return kTypes;
+}
+
+const WeightTypeTraits* find_weight_type(GgmlType t) {
+  for (const WeightTypeTraits& tr : kTypes) {
+    if (tr.type == t) return &tr;
   }
+  return nullptr;
+}
+
+const WeightTypeTraits& weight_traits(GgmlType t) {
+  const WeightTypeTraits* tr = find_weight_type(t);
+  KVPACK_ASSERT(tr != nullptr, "weight type {} is not supported", type_name(t));
+  return *tr;
+}
+
+std::string supported_weight_type_names() {
+  std::string out;
+  for (const WeightTypeTraits& tr : kTypes) out += (out.empty() ? "" : ", ") + type_name(tr.type);
+  return out;
+}
+
+bool is_weight_type(GgmlType t) {
+  return find_weight_type(t) != nullptr;
 }
 
 int weight_block_size(GgmlType t) {
-  KVPACK_ASSERT(is_weight_type(t), "type {}", ggml_type_name(static_cast<uint32_t>(t)));
-  return (t == GgmlType::Q8_0 || t == GgmlType::Q4_0) ? kQBlock : 1;
+  return weight_traits(t).block;
 }
 
 int weight_block_bytes(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32:
-      return 4;
-    case GgmlType::F16:
-    case GgmlType::BF16:
-      return 2;
-    case GgmlType::Q8_0:
-      return sizeof(BlockQ8_0);
-    case GgmlType::Q4_0:
-      return sizeof(BlockQ4_0);
-    default:
-      KVPACK_ASSERT(false, "type {}", ggml_type_name(static_cast<uint32_t>(t)));
-      return 0;
-  }
+  return weight_traits(t).block_bytes;
 }
 
 size_t weight_row_bytes(GgmlType t, int64_t n) {
-  const int bs = weight_block_size(t);
-  KVPACK_ASSERT(n >= 0 && n % bs == 0, "{} values do not fill {}-value blocks", n, bs);
-  return static_cast<size_t>(n / bs) * static_cast<size_t>(weight_block_bytes(t));
+  const WeightTypeTraits& tr = weight_traits(t);
+  check_whole_blocks(tr, n);
+  return static_cast<size_t>(n / tr.block) * static_cast<size_t>(tr.block_bytes);
 }
 
-void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, int64_t n) {
-  KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
-  for (int64_t b = 0; b < n / kQBlock; ++b, x += kQBlock) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    if (!block_is_finite(x) || !f16_is_finite(f32_to_f16(d))) {
-      y[b].d = f32_to_f16(NAN);
-      std::memset(y[b].qs, 0, sizeof(y[b].qs));
-      continue;
-    }
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[b].d = f32_to_f16(d);
-    // roundf (half away from zero), as ggml; |x * id| <= 127 so the cast is in range.
-    for (int j = 0; j < kQBlock; ++j) y[b].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+int act_block_size(ActType a) {
+  KVPACK_ASSERT(a != ActType::kF32, "f32 activations have no blocks");
+  return a == ActType::kQ8_0 ? kQBlock : kQK;
+}
+
+size_t act_block_bytes(ActType a) {
+  KVPACK_ASSERT(a != ActType::kF32, "f32 activations have no blocks");
+  return a == ActType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ8_K);
+}
+
+void quantize_row_act_ref(ActType a, const float* x, void* y, int64_t n) {
+  if (a == ActType::kQ8_0) {
+    quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(y), n);
+  } else {
+    KVPACK_ASSERT(a == ActType::kQ8_K, "f32 activations are not quantized");
+    quantize_row_q8_K_ref(x, static_cast<BlockQ8_K*>(y), n);
   }
 }
 
-void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
-  KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
-  for (int64_t b = 0; b < n / kQBlock; ++b, x += kQBlock) {
-    // The signed value of largest magnitude (first one on ties) maps to -8.
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQBlock; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
-    const float d = max / -8.0f;
-    if (!block_is_finite(x) || !f16_is_finite(f32_to_f16(d))) {
-      y[b].d = f32_to_f16(NAN);
-      std::memset(y[b].qs, 0x88, sizeof(y[b].qs));
-      continue;
-    }
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[b].d = f32_to_f16(d);
-    for (int j = 0; j < kQBlock / 2; ++j) {
-      // Truncating casts of x*id + 8.5 (in [0.5, 16.5]), clamped to 15: ggml's rounding.
-      const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
-      const int hi =
-          std::min(15, static_cast<int>(static_cast<int8_t>(x[j + kQBlock / 2] * id + 8.5f)));
-      y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
-    }
+void dequantize_row_act_ref(ActType a, const void* y, float* x, int64_t n) {
+  if (a == ActType::kQ8_0) {
+    const auto* b = static_cast<const BlockQ8_0*>(y);
+    for (int64_t j = 0; j < n; ++j)
+      x[j] = b[j / kQBlock].qs[j % kQBlock] * f16_to_f32(b[j / kQBlock].d);
+  } else {
+    KVPACK_ASSERT(a == ActType::kQ8_K, "f32 activations are not quantized");
+    const auto* b = static_cast<const BlockQ8_K*>(y);
+    for (int64_t j = 0; j < n; ++j) x[j] = b[j / kQK].qs[j % kQK] * b[j / kQK].d;
   }
 }
 
 void quantize_row_ref(GgmlType t, const float* x, void* y, int64_t n) {
-  switch (t) {
-    case GgmlType::F32:
-      std::memcpy(y, x, static_cast<size_t>(n) * 4);
-      return;
-    case GgmlType::F16: {
-      auto* out = static_cast<uint8_t*>(y);
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(x[i]);
-        std::memcpy(out + 2 * i, &h, 2);
-      }
-      return;
-    }
-    case GgmlType::BF16: {
-      auto* out = static_cast<uint8_t*>(y);
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(x[i]);
-        std::memcpy(out + 2 * i, &h, 2);
-      }
-      return;
-    }
-    case GgmlType::Q8_0:
-      quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(y), n);
-      return;
-    case GgmlType::Q4_0:
-      quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(y), n);
-      return;
-    default:
-      KVPACK_ASSERT(false, "type {}", ggml_type_name(static_cast<uint32_t>(t)));
-  }
+  const WeightTypeTraits& tr = weight_traits(t);
+  check_whole_blocks(tr, n);
+  tr.quantize(x, static_cast<uint8_t*>(y), n);
 }
 
 void dequantize_row_ref(GgmlType t, const void* x, float* y, int64_t n) {
-  const auto* p = static_cast<const uint8_t*>(x);
-  switch (t) {
-    case GgmlType::F32:
-      std::memcpy(y, x, static_cast<size_t>(n) * 4);
-      return;
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(load_u16(p + 2 * i));
-      return;
-    case GgmlType::BF16:
-      for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(load_u16(p + 2 * i));
-      return;
-    case GgmlType::Q8_0:
-      KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
-      for (int64_t b = 0; b < n / kQBlock; ++b) {
-        BlockQ8_0 blk;
-        std::memcpy(&blk, p + b * sizeof(BlockQ8_0), sizeof(blk));
-        const float d = f16_to_f32(blk.d);
-        for (int j = 0; j < kQBlock; ++j) y[b * kQBlock + j] = static_cast<float>(blk.qs[j]) * d;
-      }
-      return;
-    case GgmlType::Q4_0:
-      KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
-      for (int64_t b = 0; b < n / kQBlock; ++b) {
-        BlockQ4_0 blk;
-        std::memcpy(&blk, p + b * sizeof(BlockQ4_0), sizeof(blk));
-        const float d = f16_to_f32(blk.d);
-        float* out = y + b * kQBlock;
-        // (q - 8) * d, in this order: d*q - 8*d would turn ggml's -0.0 into +0.0.
-        for (int j = 0; j < kQBlock / 2; ++j) {
-          out[j] = static_cast<float>((blk.qs[j] & 0xf) - 8) * d;
-          out[j + kQBlock / 2] = static_cast<float>((blk.qs[j] >> 4) - 8) * d;
-        }
-      }
-      return;
-    default:
-      KVPACK_ASSERT(false, "type {}", ggml_type_name(static_cast<uint32_t>(t)));
-  }
+  const WeightTypeTraits& tr = weight_traits(t);
+  check_whole_blocks(tr, n);
+  tr.dequantize(static_cast<const uint8_t*>(x), y, nullptr, n);
 }
 
 double vec_dot_f32_ref(GgmlType t, const void* w, const float* x, int64_t n, double* abs_sum) {
-  const int bs = weight_block_size(t);
-  const size_t block_bytes = static_cast<size_t>(weight_block_bytes(t));
+  const WeightTypeTraits& tr = weight_traits(t);
+  check_whole_blocks(tr, n);
   const auto* p = static_cast<const uint8_t*>(w);
-  // Dequantize one block (or value) at a time: exact, so only the double sum rounds.
-  float wf[kQBlock];
+  // One block at a time (exact), so only the double sum rounds.
+  std::vector<float> wf(static_cast<size_t>(tr.block));
   double sum = 0.0, asum = 0.0;
-  for (int64_t i = 0; i < n; i += bs) {
-    dequantize_row_ref(t, p + static_cast<size_t>(i / bs) * block_bytes, wf, bs);
-    for (int j = 0; j < bs; ++j) {
+  for (int64_t i = 0; i < n; i += tr.block) {
+    tr.dequantize(p + i / tr.block * tr.block_bytes, wf.data(), nullptr, tr.block);
+    for (int j = 0; j < tr.block; ++j) {
       const double term = static_cast<double>(wf[j]) * static_cast<double>(x[i + j]);
       sum += term;
       asum += std::fabs(term);
@@ -208,68 +192,57 @@ double vec_dot_f32_ref(GgmlType t, const void* w, const float* x, int64_t n, dou
   return sum;
 }
 
-double vec_dot_q8_ref(GgmlType t, const void* w, const BlockQ8_0* xq, int64_t n, double* abs_sum) {
-  KVPACK_ASSERT(t == GgmlType::Q8_0 || t == GgmlType::Q4_0, "type {}",
-                ggml_type_name(static_cast<uint32_t>(t)));
-  KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
+double vec_dot_act_ref(GgmlType t, const void* w, const void* xq, int64_t n, double* abs_sum) {
+  const WeightTypeTraits& tr = weight_traits(t);
+  KVPACK_ASSERT(tr.act != ActType::kF32, "{} has no integer dot product", type_name(t));
+  check_whole_blocks(tr, n);
+  std::vector<float> x(static_cast<size_t>(n));
+  dequantize_row_act_ref(tr.act, xq, x.data(), n);
   const auto* p = static_cast<const uint8_t*>(w);
-  const size_t block_bytes = static_cast<size_t>(weight_block_bytes(t));
-  float wf[kQBlock];
+  std::vector<float> wf(static_cast<size_t>(tr.block)), b(static_cast<size_t>(tr.block), 0.0f);
   double sum = 0.0, asum = 0.0;
-  for (int64_t b = 0; b < n / kQBlock; ++b) {
-    // dequant(w) * q * d_x, summed in double: the value the integer kernels compute exactly per
-    // block before their one f32 rounding of the block's contribution.
-    dequantize_row_ref(t, p + static_cast<size_t>(b) * block_bytes, wf, kQBlock);
-    const double dx = f16_to_f32(xq[b].d);
-    for (int j = 0; j < kQBlock; ++j) {
-      const double term = static_cast<double>(wf[j]) * xq[b].qs[j] * dx;
-      sum += term;
-      asum += std::fabs(term);
+  for (int64_t i = 0; i < n; i += tr.block) {
+    tr.dequantize(p + i / tr.block * tr.block_bytes, wf.data(), b.data(), tr.block);
+    for (int j = 0; j < tr.block; ++j) {
+      const double xj = x[static_cast<size_t>(i + j)];
+      sum += static_cast<double>(wf[j]) * xj;
+      // a = w + b up to w's one rounding, which is far below what this sum bounds.
+      const double bj = tr.has_min ? b[j] : 0.0;
+      asum += (std::fabs(wf[j] + bj) + std::fabs(bj)) * std::fabs(xj);
     }
   }
   if (abs_sum != nullptr) *abs_sum = asum;
   return sum;
 }
 
+double vec_dot_q8_ref(GgmlType t, const void* w, const BlockQ8_0* xq, int64_t n, double* abs_sum) {
+  KVPACK_ASSERT(weight_traits(t).act == ActType::kQ8_0, "{} activations are not q8_0",
+                type_name(t));
+  return vec_dot_act_ref(t, w, xq, n, abs_sum);
+}
+
 double q8_activation_error_bound(GgmlType t, const void* w, const float* x, int64_t n) {
-  if (t != GgmlType::Q8_0 && t != GgmlType::Q4_0) return 0.0;
-  KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
-  const auto* p = static_cast<const uint8_t*>(w);
-  const size_t block_bytes = static_cast<size_t>(weight_block_bytes(t));
-  float wf[kQBlock];
+  const ActType a = weight_traits(t).act;
+  if (a == ActType::kF32) return 0.0;
   double bound = 0.0;
-  for (int64_t b = 0; b < n / kQBlock; ++b) {
-    const float* xb = x + b * kQBlock;
-    float amax = 0.0f;
-    for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    const double d = amax / 127.0f;
-    const double d16 = f16_to_f32(f32_to_f16(amax / 127.0f));
-    // |q - x/d| <= 1/2 plus the rounding of 1/d and of x * (1/d): 127 * 2 * 2^-24 < 2^-14.
-    const double per_value = d * (0.5 + 0x1p-14) + 127.0 * std::fabs(d - d16);
-    dequantize_row_ref(t, p + static_cast<size_t>(b) * block_bytes, wf, kQBlock);
+  for_each_act_block(t, w, n, [&](int64_t j0, int na, const float* wf) {
     double wsum = 0.0;
-    for (int j = 0; j < kQBlock; ++j) wsum += std::fabs(wf[j]);
-    bound += per_value * wsum;
-  }
+    for (int j = 0; j < na; ++j) wsum += std::fabs(wf[j]);
+    bound += act_step_bound(a, x + j0) * wsum;
+  });
   return bound;
 }
 
 double q8_activation_error_rms(GgmlType t, const void* w, const float* x, int64_t n) {
-  if (t != GgmlType::Q8_0 && t != GgmlType::Q4_0) return 0.0;
-  KVPACK_ASSERT(n % kQBlock == 0, "n = {}", n);
-  const auto* p = static_cast<const uint8_t*>(w);
-  const size_t block_bytes = static_cast<size_t>(weight_block_bytes(t));
-  float wf[kQBlock];
+  const ActType a = weight_traits(t).act;
+  if (a == ActType::kF32) return 0.0;
   double var = 0.0;
-  for (int64_t b = 0; b < n / kQBlock; ++b) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[b * kQBlock + j]));
-    const double d = f16_to_f32(f32_to_f16(amax / 127.0f));
-    dequantize_row_ref(t, p + static_cast<size_t>(b) * block_bytes, wf, kQBlock);
+  for_each_act_block(t, w, n, [&](int64_t j0, int na, const float* wf) {
     double w2 = 0.0;
-    for (int j = 0; j < kQBlock; ++j) w2 += static_cast<double>(wf[j]) * wf[j];
+    for (int j = 0; j < na; ++j) w2 += static_cast<double>(wf[j]) * wf[j];
+    const double d = act_step(a, x + j0);
     var += w2 * d * d / 12.0;
-  }
+  });
   return std::sqrt(var);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "base/error.h"
 #include "base/rng.h"
@@ -11,6 +12,10 @@
 
 namespace kvpack::model {
 namespace {
+
+// Tensors above this many values keep only kDistinctRows distinct rows.
+constexpr int64_t kLargeTensor = int64_t{1} << 22;
+constexpr int64_t kDistinctRows = 64;
 
 class TensorMaker {
  public:
@@ -38,7 +43,15 @@ class TensorMaker {
     const size_t row_bytes = weight_row_bytes(type, cols);
     std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(n_rows));
     std::vector<float> row(static_cast<size_t>(cols));
+    // Benchmark-sized tensors repeat their first rows: drawing and quantizing every value of a
+    // multi-gigabyte model would take minutes, and speed does not depend on the values.
+    const int64_t distinct = n_rows * cols > kLargeTensor ? kDistinctRows : n_rows;
     for (int64_t r = 0; r < n_rows; ++r) {
+      if (r >= distinct) {
+        std::memcpy(bytes.data() + r * row_bytes, bytes.data() + (r % distinct) * row_bytes,
+                    row_bytes);
+        continue;
+      }
       for (float& x : row) x = static_cast<float>(mean + stddev * rng_.normal());
       quantize_row_ref(type, row.data(), bytes.data() + r * row_bytes, cols);
     }

@@ -37,7 +37,9 @@ struct SyntheticModel {
 
 // The GGUF as a writer (callers may still change metadata), with tokenizer.ggml.model "none".
 // Matrices hold N(0, 1/cols) values, norms 1 + N(0, 0.1^2), embeddings N(0, 1), each quantized
-// to its type. Throws Error for a shape the types cannot hold (rows not whole blocks).
+// to its type (any type of the weight-type table). Tensors of more than 4M values (benchmark
+// models) repeat their first 64 rows. Throws Error for a shape the types cannot hold (rows not
+// whole blocks).
 GgufWriter synthetic_llama(const SyntheticModel& m);
 
 }  // namespace kvpack::model

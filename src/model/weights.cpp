@@ -6,16 +6,28 @@
 
 namespace kvpack::model {
 
-std::string_view supported_weight_types() {
-  return "F32, F16, BF16, Q8_0, Q4_0";
+std::string supported_weight_types() {
+  return supported_weight_type_names();
+}
+
+namespace {
+
+void check_type(const GgufTensor& t) {
+  if (ggml_type_info(t.type) == nullptr || !is_weight_type(static_cast<GgmlType>(t.type))) {
+    fail("tensor '{}' has type {}, which kvpack does not support yet (supported: {})", t.name,
+         ggml_type_name(t.type), supported_weight_types());
+  }
+}
+
+}  // namespace
+
+void check_weight_types(const GgufFile& file) {
+  for (const GgufTensor& t : file.tensors()) check_type(t);
 }
 
 WeightMatrix WeightMatrix::from_tensor(const GgufTensor& t) {
   const auto type = static_cast<GgmlType>(t.type);
-  if (ggml_type_info(t.type) == nullptr || !is_weight_type(type)) {
-    fail("tensor '{}' has type {}, which kvpack does not support yet (supported: {})", t.name,
-         ggml_type_name(t.type), supported_weight_types());
-  }
+  check_type(t);
   if (t.shape.empty() || t.shape.size() > 4) {
     fail("tensor '{}' has {} dimensions; a weight matrix needs 1 or 2", t.name, t.shape.size());
   }

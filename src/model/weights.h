@@ -13,9 +13,14 @@
 namespace kvpack::model {
 
 struct GgufTensor;
+class GgufFile;
 
-// "F32, F16, BF16, Q8_0, Q4_0": the types kvpack computes with, for error messages.
-std::string_view supported_weight_types();
+// "F32, F16, BF16, Q8_0, ...": the types kvpack computes with, for error messages.
+std::string supported_weight_types();
+
+// Throws Error naming the first tensor of the file whose type kvpack does not compute with (as
+// from_tensor does), so a model is refused before anything is allocated for it.
+void check_weight_types(const GgufFile& file);
 
 struct WeightMatrix {
   std::string name;  // tensor name, for errors

@@ -38,9 +38,22 @@ TEST(DevSynthModel, WritesTheRequestedShape) {
   EXPECT_EQ(hp.layers[0].rope.freq_factors.size(), 16u);
   EXPECT_EQ(m->tokenizer(), nullptr);
 
-  const auto bad = testing::run_kvpack("dev synth-model --out /tmp/x.gguf --type q4_k");
+  const auto bad = testing::run_kvpack("dev synth-model --out /tmp/x.gguf --type iq2_xxs");
   EXPECT_EQ(bad.status, 1);
-  EXPECT_NE(bad.err.find("unknown weight type 'q4_k'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("unknown weight type 'iq2_xxs'"), std::string::npos) << bad.err;
+}
+
+TEST(DevSynthModel, WritesEveryWeightType) {
+  // A K-quant model needs 256-value rows; Q4_K_M-style mixes come from llama.cpp's own files.
+  const std::string path = synth("q4k",
+                                 "--layers 1 --embd 256 --heads 4 --kv-heads 2 "
+                                 "--head-dim 64 --ff 256 --vocab 64 --type q4_k --embd-type q6_k");
+  const auto m = Model::load(path);
+  EXPECT_EQ(m->weights().layers[0].ffn_down.type, GgmlType::Q4_K);
+  EXPECT_EQ(m->weights().token_embd.type, GgmlType::Q6_K);
+  const auto bad = testing::run_kvpack("dev synth-model --out /tmp/x.gguf --type q4_k --embd 128");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("not whole Q4_K blocks of 256"), std::string::npos) << bad.err;
 }
 
 TEST(BenchDecodeCli, JsonReportsEveryDepthAndPolicyAgainstF16) {

@@ -138,11 +138,13 @@ TEST(ModelLoad, ShapesTheForwardPassCannotRunAreRefused) {
 
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {
   SyntheticModel m;
-  m.n_embd = 256;  // Q4_K blocks hold 256 values
-  m.retype = {{"blk.1.ffn_up.weight", GgmlType::Q4_K}};
-  const std::string e = load_error(write(synthetic_llama(m), "q4k"));
-  EXPECT_HAS(e, "tensor 'blk.1.ffn_up.weight' has type Q4_K");
-  EXPECT_HAS(e, "supported: F32, F16, BF16, Q8_0, Q4_0");
+  m.n_embd = 256;  // IQ2_XXS blocks hold 256 values
+  m.retype = {{"blk.1.ffn_up.weight", GgmlType::IQ2_XXS}};
+  const std::string e = load_error(write(synthetic_llama(m), "iq2"));
+  EXPECT_HAS(e, "tensor 'blk.1.ffn_up.weight' has type IQ2_XXS");
+  EXPECT_HAS(e,
+             "supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, "
+             "Q4_K, Q5_K, Q6_K, IQ4_XS");
 }
 
 TEST(ModelLoad, MissingTensorIsNamed) {

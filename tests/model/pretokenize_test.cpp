@@ -57,6 +57,19 @@ TEST(PreTokenize, NonLatinLetters) {
   EXPECT_EQ(split(PreTokenizer::llama3, "ΑΒΓ δ"), (Pieces{"ΑΒΓ", " δ"}));
 }
 
+// Whitespace is Unicode's White_Space, as in llama.cpp: U+180E MONGOLIAN VOWEL SEPARATOR (a
+// format character since Unicode 6.3, still in PCRE2's \s) is not, U+0085 and U+3000 are (and
+// only an ASCII space joins the punctuation after it).
+TEST(PreTokenize, WhiteSpaceIsLlamaCpps) {
+  for (const PreTokenizer pre : {PreTokenizer::gpt2, PreTokenizer::llama3, PreTokenizer::qwen2}) {
+    EXPECT_EQ(split(pre, "!\xE1\xA0\x8E!"), Pieces{"!\xE1\xA0\x8E!"}) << pre_tokenizer_name(pre);
+    EXPECT_EQ(split(pre, "!\xE3\x80\x80\xE3\x80\x80!"),
+              (Pieces{"!", "\xE3\x80\x80", "\xE3\x80\x80", "!"}))
+        << pre_tokenizer_name(pre);
+  }
+  EXPECT_EQ(split(PreTokenizer::llama3, "a\xC2\x85\nb"), (Pieces{"a", "\xC2\x85\n", "b"}));
+}
+
 TEST(PreTokenize, NewlinesAndSpaces) {
   // Llama 3 keeps a newline run whole, with the spaces before it.
   EXPECT_EQ(split(PreTokenizer::gpt2, "a\n\nb"), (Pieces{"a", "\n", "\n", "b"}));

@@ -77,27 +77,27 @@ Bounded ReferenceLlama::rms_norm(const std::string& tensor, Row x) const {
   return h;
 }
 
-// y = W x. The kernel's error per row: f32 summation, gamma(cols + 2) of the absolute terms,
-// and on the int8 path quantizing x to q8_0 (q8_activation_error_bound).
+// y = W x. The kernel's error per row: f32 summation, gamma(cols + 4) of the absolute terms,
+// and on the int8 path quantizing x to its q8_0 / q8_K blocks (q8_activation_error_bound).
 Bounded ReferenceLlama::project(const std::string& tensor, Row x) const {
   const Mat& m = mat(tensor);
   const int64_t rows = m.w.rows, cols = m.w.cols;
-  const bool int8 =
-      opt_.dot == QuantDot::kInt8 && (m.w.type == GgmlType::Q8_0 || m.w.type == GgmlType::Q4_0);
+  const ActType act = weight_traits(m.w.type).act;
+  const bool int8 = opt_.dot == QuantDot::kInt8 && act != ActType::kF32;
   const std::vector<float> xf(x.begin(), x.end());  // what the kernel multiplies
-  std::vector<BlockQ8_0> xq(static_cast<size_t>(cols / 32 + 1));
-  if (int8) quantize_row_q8_0_ref(xf.data(), xq.data(), cols);
+  std::vector<uint8_t> xq(int8 ? cols / act_block_size(act) * act_block_bytes(act) : 0);
+  if (int8) quantize_row_act_ref(act, xf.data(), xq.data(), cols);
   Bounded y{std::vector<double>(static_cast<size_t>(rows)),
             std::vector<double>(static_cast<size_t>(rows))};
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < cols; ++j) y.v[r] += m.a[r * cols + j] * x[j];
     double abs_sum = 0;
     if (int8) {
-      vec_dot_q8_ref(m.w.type, m.w.row(r), xq.data(), cols, &abs_sum);
+      vec_dot_act_ref(m.w.type, m.w.row(r), xq.data(), cols, &abs_sum);
     } else {
       vec_dot_f32_ref(m.w.type, m.w.row(r), xf.data(), cols, &abs_sum);
     }
-    y.e[r] = gamma(cols + 2) * abs_sum +
+    y.e[r] = gamma(cols + 4) * abs_sum +
              (int8 ? q8_activation_error_bound(m.w.type, m.w.row(r), xf.data(), cols) : 0.0);
   }
   return y;

@@ -71,12 +71,12 @@ TEST(RunCli, BadInputIsAOneLineError) {
   testing::expect_one_line_error(m + temp_path("qwen3.gguf"),
                                  "architecture 'qwen3' is not supported yet");
 
-  SyntheticModel q4k;
-  q4k.n_embd = 256;
-  q4k.retype = {{"blk.0.attn_v.weight", GgmlType::Q4_K}};
-  synthetic_llama(q4k).write(temp_path("q4k.gguf"));
-  testing::expect_one_line_error(m + temp_path("q4k.gguf"),
-                                 "tensor 'blk.0.attn_v.weight' has type Q4_K");
+  SyntheticModel iq2;
+  iq2.n_embd = 256;
+  iq2.retype = {{"blk.0.attn_v.weight", GgmlType::IQ2_XXS}};
+  synthetic_llama(iq2).write(temp_path("iq2.gguf"));
+  testing::expect_one_line_error(m + temp_path("iq2.gguf"),
+                                 "tensor 'blk.0.attn_v.weight' has type IQ2_XXS");
 
   synthetic_llama(SyntheticModel{}).write(temp_path("notok.gguf"));
   testing::expect_one_line_error(m + temp_path("notok.gguf"), "has no tokenizer");

@@ -8,6 +8,8 @@
 #include "base/error.h"
 #include "error_of.h"
 #include "model/gguf.h"
+#include "model/gguf_writer.h"
+#include "model/quant_ref.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
@@ -46,14 +48,16 @@ TEST(Weights, ViewsA2DTensor) {
 
 TEST(Weights, RefusesUnsupportedTypesByName) {
   const std::vector<uint8_t> data(144 * 4);
-  EXPECT_EQ(error_of(tensor("blk.0.attn_q.weight", GgmlType::Q4_K, {256, 4}, data)),
-            "tensor 'blk.0.attn_q.weight' has type Q4_K, which kvpack does not support yet "
-            "(supported: F32, F16, BF16, Q8_0, Q4_0)");
+  const std::string supported =
+      "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, "
+      "Q6_K, IQ4_XS)";
+  EXPECT_EQ(error_of(tensor("blk.0.attn_q.weight", GgmlType::IQ2_XS, {256, 4}, data)),
+            "tensor 'blk.0.attn_q.weight' has type IQ2_XS, which kvpack does not support yet " +
+                supported);
   GgufTensor unknown = tensor("x", GgmlType::F32, {4}, data);
   unknown.type = 99;
   EXPECT_EQ(error_of(unknown),
-            "tensor 'x' has type type 99, which kvpack does not support yet (supported: F32, "
-            "F16, BF16, Q8_0, Q4_0)");
+            "tensor 'x' has type type 99, which kvpack does not support yet " + supported);
 }
 
 TEST(Weights, RefusesBadShapesAndShortData) {
@@ -65,6 +69,26 @@ TEST(Weights, RefusesBadShapesAndShortData) {
   const std::vector<uint8_t> small(10);
   EXPECT_NE(error_of(tensor("s", GgmlType::F16, {8, 2}, small)).find("holds 10 bytes"),
             std::string::npos);
+}
+
+TEST(Weights, AFileIsCheckedForUnsupportedTypesAsAWhole) {
+  // Every supported type passes; the first unsupported tensor is named, wherever it sits.
+  GgufWriter w;
+  for (const WeightTypeTraits& tr : weight_types()) {
+    w.add_zero_tensor("ok." + ggml_type_name(static_cast<uint32_t>(tr.type)), {256, 2}, tr.type);
+  }
+  const std::string path = ::testing::TempDir() + "/weights_types.gguf";
+  w.write(path);
+  check_weight_types(GgufFile::open(path));
+  w.add_zero_tensor("blk.5.ffn_up.weight", {256, 2}, GgmlType::IQ3_S);
+  w.add_zero_tensor("blk.6.ffn_up.weight", {256, 2}, GgmlType::TQ1_0);
+  w.write(path);
+  const GgufFile f = GgufFile::open(path);
+  EXPECT_EQ(
+      kvpack::testing::error_of([&] {
+        check_weight_types(f);
+      }).find("tensor 'blk.5.ffn_up.weight' has type IQ3_S, which kvpack does not support yet"),
+      0u);
 }
 
 TEST(Weights, ViewsEveryStories260KMatrix) {

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/error.h"
 #include "base/units.h"
 #include "commands.h"
 #include "model/ggml_type.h"
+#include "model/quant_ref.h"
 #include "model/synthetic_model.h"
 
 namespace kvpack::cli {
@@ -21,14 +23,21 @@ struct SynthOptions {
   std::string embd_type = "f32";
 };
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// Any type of the weight-type table, by its lower-case ggml name ("q4_k").
 model::GgmlType weight_type(const std::string& name) {
-  for (model::GgmlType t : {model::GgmlType::F32, model::GgmlType::F16, model::GgmlType::BF16,
-                            model::GgmlType::Q8_0, model::GgmlType::Q4_0}) {
-    std::string n(model::ggml_type_info(static_cast<uint32_t>(t))->name);
-    for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (n == name) return t;
+  std::string known;
+  for (const model::WeightTypeTraits& tr : model::weight_types()) {
+    const std::string n = lower(model::ggml_type_name(static_cast<uint32_t>(tr.type)));
+    if (n == lower(name)) return tr.type;
+    known += (known.empty() ? "" : ", ") + n;
   }
-  fail("unknown weight type '{}' (expected f32, f16, bf16, q8_0 or q4_0)", name);
+  fail("unknown weight type '{}' (expected one of {})", name, known);
 }
 
 void synth(SynthOptions o) {
@@ -36,9 +45,8 @@ void synth(SynthOptions o) {
   o.m.type = weight_type(o.type);
   o.m.embd_type = weight_type(o.embd_type);
   const model::GgufWriter w = model::synthetic_llama(o.m);
-  w.write(o.out);
-  std::printf("%s: %s\n", o.out.c_str(),
-              format_bytes(static_cast<double>(w.bytes().size())).c_str());
+  const uint64_t size = w.write(o.out);
+  std::printf("%s: %s\n", o.out.c_str(), format_bytes(static_cast<double>(size)).c_str());
 }
 
 }  // namespace
@@ -58,7 +66,9 @@ void add_dev_command(CLI::App& app) {
   cmd->add_option("--ff", o->m.n_ff, "FFN hidden width")->capture_default_str();
   cmd->add_option("--vocab", o->m.n_vocab, "Vocabulary size")->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context length (llama.context_length)")->capture_default_str();
-  cmd->add_option("--type", o->type, "Matrix weight type: f32, f16, bf16, q8_0, q4_0")
+  cmd->add_option("--type", o->type,
+                  "Matrix weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, "
+                  "q3_k, q4_k, q5_k, q6_k, iq4_xs")
       ->capture_default_str();
   cmd->add_option("--embd-type", o->embd_type, "token_embd / output type")->capture_default_str();
   cmd->add_option("--rope-base", o->m.rope_base, "RoPE frequency base")->capture_default_str();

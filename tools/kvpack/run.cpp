@@ -13,6 +13,7 @@
 #include "kvpack/model.h"
 #include "model/sampler.h"
 #include "model/session.h"
+#include "run_chat.h"
 
 namespace kvpack::cli {
 namespace {
@@ -30,6 +31,10 @@ struct Options {
   model::SamplerConfig sampling;
   int64_t seed = -1;
   bool display_prompt = true;
+  bool chat = false;  // --chat: the prompt (or each line of stdin) is a user turn
+  bool prompt_given = false;
+  std::string system_prompt;
+  std::string chat_template_file;
 };
 
 std::string read_prompt(const Options& o) {
@@ -80,6 +85,9 @@ void print_stats(const model::GenerationTimings& t, const cache::Cache& cache, c
 }
 
 void run(Options o) {
+  if (!o.chat && (!o.system_prompt.empty() || !o.chat_template_file.empty())) {
+    fail("--system-prompt and --chat-template-file need --chat");
+  }
   const auto model = model::Model::load(o.model);
   const model::Tokenizer* tok = model->tokenizer();
   if (tok == nullptr) {
@@ -99,7 +107,9 @@ void run(Options o) {
   }
   const std::vector<format::KVPolicy> policies = o.kv.policies({format::KVPolicy()});
   if (policies.size() != 1) fail("kvpack run takes one K/V policy, got {}", policies.size());
-  const std::vector<int32_t> prompt = tokenize(*tok, read_prompt(o), context);
+  const std::string prompt_text = read_prompt(o);
+  const std::vector<int32_t> prompt =
+      o.chat ? std::vector<int32_t>{} : tokenize(*tok, prompt_text, context);
 
   ThreadPool pool(o.threads);
   o.threads = pool.size();
@@ -108,6 +118,18 @@ void run(Options o) {
   const uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   o.sampling.seed = seed;
   const cache::SeqId seq = cache.create();
+  if (o.chat) {
+    model::Sampler sampler(o.sampling);
+    const ChatRunTotals c = run_chat(*model, fwd, cache, seq, sampler,
+                                     {.system_prompt = o.system_prompt,
+                                      .template_file = o.chat_template_file,
+                                      .one_shot = o.prompt_given || !o.prompt_file.empty(),
+                                      .prompt = prompt_text,
+                                      .n_predict = o.n_predict,
+                                      .context = context});
+    print_stats({c.prompt_tokens, c.prompt_s, c.decode_evals, c.decode_s}, cache, o, seed);
+    return;
+  }
   model::StreamDecoder echo(*tok);
   model::Session session(tok,
                          {.sampling = o.sampling,
@@ -161,7 +183,16 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n,
                   "Recent tokens the repetition penalty looks at")
       ->capture_default_str();
-  cmd->callback([o] { run(*o); });
+  cmd->add_flag("--chat", o->chat,
+                "Chat: format the prompt (or each line of stdin when there is no "
+                "-p/-f) as a user turn with the model's chat template, stream replies");
+  cmd->add_option("--sys,--system-prompt", o->system_prompt, "System prompt of the chat (--chat)");
+  cmd->add_option("--chat-template-file", o->chat_template_file,
+                  "Jinja chat template to use instead of the GGUF's (--chat)");
+  cmd->callback([o, p] {
+    o->prompt_given = p->count() > 0;
+    run(*o);
+  });
 }
 
 }  // namespace kvpack::cli

@@ -1,0 +1,341 @@
+// Per-target integer matmul kernels for the quantized weight types (matmul_int.cpp dispatches
+// here), written once over the decoders of quant/decode-inl.h and the dot policies of
+// quant/int_dot-inl.h.
+//
+// A tile computes R output rows for T tokens over the whole input dim: each weight block is
+// decoded once and used for T tokens (prefill), each activation vector loaded once for R rows.
+// Every output (r, t) is one accumulator updated in the same order whatever R and T are, so a
+// batch gives exactly the matvec result of each token.
+//
+// Numerics, per output: integer sums are exact; per super-block (or 32-value block) the sum is
+// converted to f32 (exact below 2^24, else one rounding) and added times the f32 product of the
+// weight and activation scales (one rounding each); types with a min add their min part the
+// same way, separately. docs/weights.md derives the bound the tests use from this.
+#if defined(KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_
+#undef KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_
+#else
+#define KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "base/error.h"
+#include "base/simd_target.h"
+#include "model/matmul_kernels.h"
+#include "model/quant/decode-inl.h"
+#include "model/quant/int_dot-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kvpack::model::HWY_NAMESPACE {
+#if HWY_TARGET == HWY_SCALAR
+// One-lane vectors: matmul.cpp runs its generic path (weights dequantized by their reference
+// codec, activations quantized and dequantized again) instead of these kernels.
+bool HasIntKernels() {
+  return false;
+}
+void MatmulRowsInt(const MatmulJob&, int64_t, int64_t) {
+  KVPACK_ASSERT(false, "integer kernels on the scalar target");
+}
+int IntBiasOffset(GgmlType) {
+  return 0;
+}
+const char* IntDotName() {
+  return "none";
+}
+void QuantizeInt(const float*, int64_t, int64_t, const IntActivations&) {
+  KVPACK_ASSERT(false, "integer kernels on the scalar target");
+}
+#else
+bool HasIntKernels() {
+  return true;
+}
+
+// Tile shapes: registers hold R*T accumulators (two per pair for the super-block types) plus R
+// weight vectors and their scales (32 registers on AVX-512 targets, 16 elsewhere).
+constexpr bool kManyRegs = HWY_TARGET <= HWY_AVX3;
+constexpr int kRowsVec = kManyRegs ? 4 : 2;  // matvec (T = 1)
+constexpr int kRowsMat = kManyRegs ? 4 : 2;
+constexpr int kTokensMat = 2;
+
+template <int N, class F>
+HWY_INLINE void Unroll(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    (f(std::integral_constant<int, I>{}), ...);
+  }
+  (std::make_integer_sequence<int, N>{});
+}
+
+// Row pointers of a tile: rows past r_end repeat the last valid row (computed, not stored).
+template <int R>
+HWY_INLINE void IntTileRows(const WeightMatrix& w, int64_t r0, int64_t r_end,
+                            const uint8_t** rows) {
+  for (int i = 0; i < R; ++i) rows[i] = w.row(std::min(r0 + i, r_end - 1));
+}
+
+template <int R, int T>
+HWY_INLINE void StoreTile(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0,
+                          VF32 (&acc)[R][T]) {
+  const WeightMatrix& w = *job.w;
+  for (int t = 0; t < T; ++t) {
+    for (int i = 0; i < R && r0 + i < r_end; ++i) {
+      job.y[(t0 + t) * w.rows + r0 + i] = hn::GetLane(hn::SumOfLanes(DF32(), acc[i][t]));
+    }
+  }
+}
+
+// sum_g mn[g] * bsum[g] over a super-block's 16 groups, spread over int32 lanes.
+HWY_INLINE VI32 MinSums(const int16_t* mn, const int16_t* bsum) {
+  const DI16 d16;
+  const DI32 d32;
+  constexpr size_t kN16 = hn::MaxLanes(d16);
+  VI32 sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
+  for (size_t k = 0; k < 16; k += kN16) {
+    sum0 = hn::ReorderWidenMulAccumulate(d32, hn::LoadU(d16, mn + k), hn::LoadU(d16, bsum + k),
+                                         sum0, sum1);
+  }
+  return hn::Add(sum0, sum1);
+}
+
+// Super-block types (q8_K activations).
+template <class Dec, class Dot, int R, int T>
+HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
+  const WeightMatrix& w = *job.w;
+  const IntActivations& a = *job.xi;
+  const DF32 df;
+  const uint8_t* rows[R];
+  IntTileRows<R>(w, r0, r_end, rows);
+  const int8_t* xq[T];
+  const float* xd[T];
+  const int16_t* xs[T];
+  for (int t = 0; t < T; ++t) {
+    xq[t] = a.qs + (t0 + t) * a.cols;
+    xd[t] = a.d32 + (t0 + t) * (a.cols / 32);
+    xs[t] = a.sum16 + (t0 + t) * (a.cols / 16);
+  }
+  VF32 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
+
+  for (int64_t sb = 0; sb < w.cols / kQK; ++sb) {
+    SuperScales s[R];
+    const uint8_t* blk[R];
+    for (int i = 0; i < R; ++i) {
+      blk[i] = rows[i] + sb * Dec::kBytes;
+      Dec::template Scales<Dot>(blk[i], s[i]);
+    }
+    VI32 isum[R][T];
+    for (int i = 0; i < R; ++i)
+      for (int t = 0; t < T; ++t) isum[i][t] = hn::Zero(DI32());
+    Unroll<static_cast<int>(kQK / kW)>([&](auto c) {
+      constexpr int C = decltype(c)::value;
+      VU8 u[R];
+      VI32 sc[R];
+      for (int i = 0; i < R; ++i) {
+        u[i] = Dec::template Chunk<C>(blk[i]);
+        sc[i] = ChunkScales<C>(s[i]);
+      }
+      for (int t = 0; t < T; ++t) {
+        const VI8 x = hn::LoadU(DI8(), xq[t] + sb * kQK + C * static_cast<int64_t>(kW));
+        for (int i = 0; i < R; ++i) isum[i][t] = Dot::ScaledDot(isum[i][t], u[i], x, sc[i]);
+      }
+    });
+    for (int t = 0; t < T; ++t) {
+      const float dx = xd[t][sb * 8];
+      for (int i = 0; i < R; ++i) {
+        const VI32 mins = MinSums(s[i].mn, xs[t] + sb * 16);
+        // Offset types subtract off * scale * bsum exactly, in integers.
+        if constexpr (!Dec::kMin) isum[i][t] = hn::Sub(isum[i][t], mins);
+        acc[i][t] = hn::MulAdd(hn::ConvertTo(df, isum[i][t]), hn::Set(df, s[i].d * dx), acc[i][t]);
+        if constexpr (Dec::kMin) {
+          acc[i][t] =
+              hn::NegMulAdd(hn::ConvertTo(df, mins), hn::Set(df, s[i].dmin * dx), acc[i][t]);
+        }
+      }
+    }
+  }
+  StoreTile<R, T>(job, r0, r_end, t0, acc);
+}
+
+// 32-value block types (q8_0 activations; IQ4_XS groups with q8_K ones).
+template <class Dec, class Dot, int R, int T>
+HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
+  const WeightMatrix& w = *job.w;
+  const IntActivations& a = *job.xi;
+  const DF32 df;
+  const DI32 di32;
+  constexpr bool kSignTrick = Dec::kSigned && Dot::kSignTrick;
+  const uint8_t* rows[R];
+  IntTileRows<R>(w, r0, r_end, rows);
+  const int8_t* xq[T];
+  const float* xd[T];
+  const int32_t* xb[T];
+  const float* xm[T];
+  for (int t = 0; t < T; ++t) {
+    xq[t] = a.qs + (t0 + t) * a.cols;
+    xd[t] = a.d32 + (t0 + t) * (a.cols / 32);
+    xb[t] = a.bias4 == nullptr ? nullptr : a.bias4 + (t0 + t) * (a.cols / 4);
+    xm[t] = a.xs4 == nullptr ? nullptr : a.xs4 + (t0 + t) * (a.cols / 4);
+  }
+  VF32 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
+
+  constexpr int64_t kLanes = static_cast<int64_t>(kW) / 4;  // int32 lanes per vector
+  for (int64_t b = 0; b < w.cols / kQBlock; ++b) {
+    VU8 u[R][kVecs];
+    VI8 sw[R][kVecs];
+    float dw[R], mw[R];
+    for (int i = 0; i < R; ++i) {
+      Dec::Block(rows[i], b, u[i], sw[i], &dw[i], &mw[i]);
+      if constexpr (Dec::kSigned && !kSignTrick) {
+        // VNNI and portable: signed weights as u = w + 128; bias4 removes 128 * sum(x).
+        for (int v = 0; v < kVecs; ++v)
+          u[i][v] = hn::Xor(hn::BitCast(DU8(), sw[i][v]), Bytes(0x80));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      VI8 x[kVecs];
+      for (int v = 0; v < kVecs; ++v)
+        x[v] = hn::LoadU(DI8(), xq[t] + b * kQBlock + v * static_cast<int64_t>(kW));
+      VI32 start = hn::Zero(di32);
+      if constexpr (!kSignTrick && (Dec::kSigned || Dec::kOffset != 0)) {
+        for (int v = 0; v < kVecs; ++v)
+          start = hn::Add(start, hn::LoadU(di32, xb[t] + (b * kVecs + v) * kLanes));
+      }
+      VF32 xs = hn::Zero(df);
+      if constexpr (Dec::kMin) {
+        for (int v = 0; v < kVecs; ++v)
+          xs = hn::Add(xs, hn::LoadU(df, xm[t] + (b * kVecs + v) * kLanes));
+      }
+      const VF32 dx = hn::Set(df, xd[t][b]);
+      for (int i = 0; i < R; ++i) {
+        VI32 s = start;
+        for (int v = 0; v < kVecs; ++v) {
+          if constexpr (kSignTrick) {
+            s = Dot::DotSigned(s, sw[i][v], x[v]);
+          } else {
+            s = Dot::Dot(s, u[i][v], x[v]);
+          }
+        }
+        acc[i][t] = hn::MulAdd(hn::ConvertTo(df, s), hn::Mul(hn::Set(df, dw[i]), dx), acc[i][t]);
+        if constexpr (Dec::kMin) acc[i][t] = hn::MulAdd(hn::Set(df, mw[i]), xs, acc[i][t]);
+      }
+    }
+  }
+  StoreTile<R, T>(job, r0, r_end, t0, acc);
+}
+
+template <class Dec, class Dot>
+struct KTiles {
+  template <int R, int T>
+  static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
+    TileK<Dec, Dot, R, T>(job, r0, r_end, t0);
+  }
+};
+
+template <class Dec, class Dot>
+struct Tiles32 {
+  template <int R, int T>
+  static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
+    Tile32<Dec, Dot, R, T>(job, r0, r_end, t0);
+  }
+};
+
+// Rows [r0, r1) for every token: token tiles of kTokensMat, then one token at a time.
+template <class Tiles>
+HWY_NOINLINE void RunIntTiles(const MatmulJob& job, int64_t r0, int64_t r1) {
+  int64_t t = 0;
+  for (; t + kTokensMat <= job.n_tokens; t += kTokensMat) {
+    for (int64_t r = r0; r < r1; r += kRowsMat) {
+      Tiles::template Run<kRowsMat, kTokensMat>(job, r, r1, t);
+    }
+  }
+  for (; t < job.n_tokens; ++t) {
+    for (int64_t r = r0; r < r1; r += kRowsVec) Tiles::template Run<kRowsVec, 1>(job, r, r1, t);
+  }
+}
+
+template <class Dot>
+void MatmulRowsIntWith(const MatmulJob& job, int64_t r0, int64_t r1) {
+  switch (job.w->type) {
+    case GgmlType::Q2_K:
+      return RunIntTiles<KTiles<DecQ2K, Dot> >(job, r0, r1);
+    case GgmlType::Q3_K:
+      return RunIntTiles<KTiles<DecQ3K, Dot> >(job, r0, r1);
+    case GgmlType::Q4_K:
+      return RunIntTiles<KTiles<DecQ4K, Dot> >(job, r0, r1);
+    case GgmlType::Q5_K:
+      return RunIntTiles<KTiles<DecQ5K, Dot> >(job, r0, r1);
+    case GgmlType::Q6_K:
+      return RunIntTiles<KTiles<DecQ6K, Dot> >(job, r0, r1);
+    case GgmlType::Q8_0:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::Q8_0>, Dot> >(job, r0, r1);
+    case GgmlType::Q4_0:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::Q4_0>, Dot> >(job, r0, r1);
+    case GgmlType::Q4_1:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::Q4_1>, Dot> >(job, r0, r1);
+    case GgmlType::Q5_0:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::Q5_0>, Dot> >(job, r0, r1);
+    case GgmlType::Q5_1:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::Q5_1>, Dot> >(job, r0, r1);
+    case GgmlType::IQ4_NL:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::IQ4_NL>, Dot> >(job, r0, r1);
+    case GgmlType::IQ4_XS:
+      return RunIntTiles<Tiles32<Dec32<GgmlType::IQ4_XS>, Dot> >(job, r0, r1);
+    default:
+      KVPACK_ASSERT(false, "integer matmul: weight type {}", static_cast<int>(job.w->type));
+  }
+}
+
+// The dot policy of this target (and, on AVX2, of this CPU and the forced target).
+template <class F>
+HWY_INLINE auto WithDot(F&& f) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return f(DotVnni());
+#elif HWY_TARGET == HWY_AVX2
+  if (avx_vnni_allowed()) return f(DotVnni());
+  return f(DotMaddubs());
+#elif HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR
+  return f(DotMaddubs());
+#else
+  return f(DotPortable());
+#endif
+}
+
+void MatmulRowsInt(const MatmulJob& job, int64_t r0, int64_t r1) {
+  WithDot([&](auto dot) { MatmulRowsIntWith<decltype(dot)>(job, r0, r1); });
+}
+
+// What the kernel of type t adds to its weights, which bias4 removes: the unsigned types' offset,
+// and 128 for signed weights where the policy makes them unsigned.
+int IntBiasOffset(GgmlType t) {
+  return WithDot([&](auto dot) {
+    constexpr bool kSignTrick = decltype(dot)::kSignTrick;
+    switch (t) {
+      case GgmlType::Q4_0:
+        return 8;
+      case GgmlType::Q5_0:
+        return 16;
+      case GgmlType::Q8_0:
+      case GgmlType::IQ4_NL:
+      case GgmlType::IQ4_XS:
+        return kSignTrick ? 0 : 128;
+      default:
+        return 0;
+    }
+  });
+}
+
+const char* IntDotName() {
+  return WithDot([](auto dot) { return decltype(dot)::kName; });
+}
+
+#endif  // HWY_TARGET == HWY_SCALAR
+}  // namespace kvpack::model::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard
