@@ -28,18 +28,19 @@ void send_error(httplib::Response& res, const RequestError& e) {
 // The prompt's ids as the engine runs them. Text is tokenized as `kvpack run` does it (BOS
 // where the vocabulary adds it, special-token text parsed), so the same prompt gives the same
 // tokens; "" is BOS alone.
-std::vector<int32_t> prompt_ids(const Engine& engine, ChatFormat chat, const CompletionRequest& r) {
+std::vector<int32_t> prompt_ids(const Engine& engine, const ChatPrompt& chat,
+                                const CompletionRequest& r) {
   if (r.prompt_ids) return *r.prompt_ids;
   const model::Tokenizer* tok = engine.model().tokenizer();
   if (tok == nullptr)
     bad_field("prompt", "the model has no tokenizer: give the prompt as token ids");
-  const std::string text = r.endpoint == Endpoint::kChat ? render_chat(chat, r.messages) : r.prompt;
-  std::vector<int32_t> ids = tok->encode(text, /*add_special=*/true, /*parse_special=*/true);
+  if (r.endpoint == Endpoint::kChat) return chat.tokens(*tok, r.messages);
+  std::vector<int32_t> ids = tok->encode(r.prompt, /*add_special=*/true, /*parse_special=*/true);
   if (ids.empty() && tok->bos() != model::kNoToken) ids.push_back(tok->bos());
   return ids;
 }
 
-GenerationJob make_job(const Engine& engine, ChatFormat chat, const CompletionRequest& r) {
+GenerationJob make_job(const Engine& engine, const ChatPrompt& chat, const CompletionRequest& r) {
   GenerationJob g;
   int pool = 0;
   try {
@@ -161,8 +162,8 @@ void HttpServer::start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-void HttpServer::attach(Engine& engine, ChatFormat chat_format, std::string model_id) {
-  chat_format_ = chat_format;
+void HttpServer::attach(Engine& engine, ChatPrompt chat, std::string model_id) {
+  chat_ = std::move(chat);
   model_id_ = std::move(model_id);
   engine_ = &engine;
 }
@@ -229,7 +230,7 @@ void HttpServer::info_routes() {
                 {"n_ctx_train", hp.n_ctx_train},
                 {"n_vocab", hp.n_vocab},
                 {"n_layers", hp.n_layers()},
-                {"chat_format", chat_format_name(chat_format_)}}}};
+                {"chat_format", chat_.name()}}}};
     send_json(res, 200, dump_json({{"object", "list"}, {"data", json::array({m})}}));
   });
 }
@@ -250,7 +251,7 @@ void HttpServer::generation_routes() {
       CompletionRequest r;
       try {
         r = parse_completion_request(req.body, ep);
-        job = e->submit(make_job(*e, chat_format_, r));
+        job = e->submit(make_job(*e, chat_, r));
       } catch (const RequestError& err) {
         return send_error(res, err);
       } catch (const Error& err) {  // e.g. text the vocabulary cannot tokenize

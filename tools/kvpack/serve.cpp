@@ -103,8 +103,9 @@ void run(const Options& o) {
   serve::Engine engine(*model, engine_config(o, *model));
   const std::string id =
       o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
-  const serve::ChatFormat chat = serve::chat_format_of(model->file());
-  http.attach(engine, chat, id);
+  serve::ChatPrompt chat = serve::ChatPrompt::for_model(*model);
+  const std::string chat_name = chat.name();
+  http.attach(engine, std::move(chat), id);
   const serve::EngineConfig& c = engine.config();
   std::fprintf(stderr, "kvpack: listening on http://%s:%d\n", o.host.c_str(), port);
   for (const serve::PoolGauges& p : engine.pool_gauges()) {
@@ -115,7 +116,7 @@ void run(const Options& o) {
   std::fprintf(stderr,
                "kvpack: ready: model %s, context %lld, --parallel %d, queue %d, chat format %s\n",
                id.c_str(), static_cast<long long>(c.context), c.max_running, c.max_waiting,
-               std::string(serve::chat_format_name(chat)).c_str());
+               chat_name.c_str());
   serve_until_signal(http, engine, o.grace);
   std::fprintf(stderr, "kvpack: stopped\n");
 }
