@@ -1,31 +1,39 @@
-// The prompt text of a chat conversation for one model (src/serve). Until the tokenizer's chat
-// template support lands (src/model/chat_template.*, issue `tok`), this renders the template
-// families that GGUF files name in tokenizer.chat_template -- ChatML, Llama 3, Llama 2 /
-// Mistral [INST], Gemma -- recognised by their markers, and a plain "User:/Assistant:" layout
-// for models without a template (the probe model). BOS is not rendered: tokenization adds it
-// where the vocabulary asks for it, as `kvpack run` does.
+// The prompt of a chat conversation for one model (src/serve): the model's chat format
+// (model::ChatFormat: the GGUF's template, else the architecture's built-in one), or, for a
+// model that has neither (the probe model), a plain "User:/Assistant:" layout.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
-#include <string_view>
+#include <vector>
 
+#include "model/chat.h"
 #include "serve/request.h"
 
 namespace kvpack::model {
-class GgufFile;
+class Model;
 }
 
 namespace kvpack::serve {
 
-enum class ChatFormat { kPlain, kChatML, kLlama3, kLlama2, kGemma };
+class ChatPrompt {
+ public:
+  // The model's format; the plain layout when it has none (or no tokenizer).
+  static ChatPrompt for_model(const model::Model& model);
+  // The conversation's token ids, ending where the assistant's reply begins: BOS where the
+  // vocabulary adds it (once, even when the template writes it), then the rendered text with
+  // special-token text parsed. Throws Error when the template fails (e.g. a role it rejects).
+  std::vector<int32_t> tokens(const model::Tokenizer& tok,
+                              std::span<const ChatMessage> messages) const;
+  // "plain", or the format's description ("the GGUF's chat template", "chatml (built-in)", ...).
+  std::string name() const;
 
-// The format a GGUF's tokenizer.chat_template asks for (kPlain when it has none or it is not
-// recognised).
-ChatFormat chat_format_of(const model::GgufFile& file);
-std::string_view chat_format_name(ChatFormat format);
+ private:
+  std::optional<model::ChatFormat> format_;
+};
 
-// The conversation, ending where the assistant's reply begins.
-std::string render_chat(ChatFormat format, std::span<const ChatMessage> messages);
+// The plain layout: "SYSTEM\n\nUser: ...\nAssistant: ...\nAssistant:".
+std::string render_plain_chat(std::span<const ChatMessage> messages);
 
 }  // namespace kvpack::serve

@@ -28,18 +28,19 @@ void send_error(httplib::Response& res, const RequestError& e) {
 // The prompt's ids as the engine runs them. Text is tokenized as `kvpack run` does it (BOS
 // where the vocabulary adds it, special-token text parsed), so the same prompt gives the same
 // tokens; "" is BOS alone.
-std::vector<int32_t> prompt_ids(const Engine& engine, ChatFormat chat, const CompletionRequest& r) {
+std::vector<int32_t> prompt_ids(const Engine& engine, const ChatPrompt& chat,
+                                const CompletionRequest& r) {
   if (r.prompt_ids) return *r.prompt_ids;
   const model::Tokenizer* tok = engine.model().tokenizer();
   if (tok == nullptr)
     bad_field("prompt", "the model has no tokenizer: give the prompt as token ids");
-  const std::string text = r.endpoint == Endpoint::kChat ? render_chat(chat, r.messages) : r.prompt;
-  std::vector<int32_t> ids = tok->encode(text, /*add_special=*/true, /*parse_special=*/true);
+  if (r.endpoint == Endpoint::kChat) return chat.tokens(*tok, r.messages);
+  std::vector<int32_t> ids = tok->encode(r.prompt, /*add_special=*/true, /*parse_special=*/true);
   if (ids.empty() && tok->bos() != model::kNoToken) ids.push_back(tok->bos());
   return ids;
 }
 
-GenerationJob make_job(const Engine& engine, ChatFormat chat, const CompletionRequest& r) {
+GenerationJob make_job(const Engine& engine, const ChatPrompt& chat, const CompletionRequest& r) {
   GenerationJob g;
   int pool = 0;
   try {
@@ -151,11 +152,18 @@ int HttpServer::bind() {
 }
 
 void HttpServer::start() {
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    listen_returned_ = true;
+  });
+  // stop() only stops a server that runs: wait until it does (or listening failed), so a stop()
+  // right after start() (a model that fails to load) cannot miss it and leave the thread.
+  while (!server_->is_running() && !listen_returned_)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-void HttpServer::attach(Engine& engine, ChatFormat chat_format, std::string model_id) {
-  chat_format_ = chat_format;
+void HttpServer::attach(Engine& engine, ChatPrompt chat, std::string model_id) {
+  chat_ = std::move(chat);
   model_id_ = std::move(model_id);
   engine_ = &engine;
 }
@@ -188,6 +196,14 @@ void HttpServer::routes() {
         send_json(res, 500, error_body(500, "server_error", what));
       });
 
+  info_routes();
+  generation_routes();
+  token_routes();
+}
+
+// /health, /metrics and /v1/models.
+void HttpServer::info_routes() {
+  httplib::Server& s = *server_;
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const Engine* e = engine_.load();
     if (e == nullptr) return send_json(res, 503, R"({"status":"loading model"})");
@@ -214,9 +230,14 @@ void HttpServer::routes() {
                 {"n_ctx_train", hp.n_ctx_train},
                 {"n_vocab", hp.n_vocab},
                 {"n_layers", hp.n_layers()},
-                {"chat_format", chat_format_name(chat_format_)}}}};
+                {"chat_format", chat_.name()}}}};
     send_json(res, 200, dump_json({{"object", "list"}, {"data", json::array({m})}}));
   });
+}
+
+// The completion endpoints, each under /v1 and without it.
+void HttpServer::generation_routes() {
+  httplib::Server& s = *server_;
   for (const auto& [path, endpoint] : {std::pair{"/v1/completions", Endpoint::kCompletions},
                                        std::pair{"/completions", Endpoint::kCompletions},
                                        std::pair{"/v1/chat/completions", Endpoint::kChat},
@@ -230,9 +251,11 @@ void HttpServer::routes() {
       CompletionRequest r;
       try {
         r = parse_completion_request(req.body, ep);
-        job = e->submit(make_job(*e, chat_format_, r));
+        job = e->submit(make_job(*e, chat_, r));
       } catch (const RequestError& err) {
         return send_error(res, err);
+      } catch (const Error& err) {  // e.g. text the vocabulary cannot tokenize
+        return send_error(res, RequestError(400, "invalid_request_error", err.what(), "prompt"));
       }
       const ResponseMeta meta{
           ep, fmt::format("{}-{}", ep == Endpoint::kChat ? "chatcmpl" : "cmpl", next_id_++),
@@ -249,6 +272,11 @@ void HttpServer::routes() {
       }
     });
   }
+}
+
+// llama.cpp's /tokenize and /detokenize.
+void HttpServer::token_routes() {
+  httplib::Server& s = *server_;
   s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     const Engine* e = engine_.load();
     if (e == nullptr)
@@ -266,6 +294,8 @@ void HttpServer::routes() {
       send_json(res, 200, dump_json({{"tokens", out}}));
     } catch (const RequestError& err) {
       send_error(res, err);
+    } catch (const Error& err) {
+      send_error(res, RequestError(400, "invalid_request_error", err.what(), "content"));
     }
   });
   s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {

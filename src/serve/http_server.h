@@ -43,20 +43,24 @@ class HttpServer {
   void start();
   // The engine is ready: generation endpoints and /health open. `model_id` names the model in
   // responses and /v1/models.
-  void attach(Engine& engine, ChatFormat chat_format, std::string model_id);
+  void attach(Engine& engine, ChatPrompt chat, std::string model_id);
   // Stops accepting and closes the listening socket; handlers in flight finish.
   void stop();
 
  private:
   void routes();
+  void info_routes();
+  void generation_routes();
+  void token_routes();
 
   ServerOptions options_;
   std::unique_ptr<httplib::Server> server_;
   std::atomic<Engine*> engine_{nullptr};
-  ChatFormat chat_format_ = ChatFormat::kPlain;
+  ChatPrompt chat_;
   std::string model_id_;
   std::atomic<uint64_t> next_id_{1};
   std::thread thread_;
+  std::atomic<bool> listen_returned_{false};
   int port_ = 0;
 };
 

@@ -123,6 +123,23 @@ TEST(Serve, CompletionsMatchRunTokenForToken) {
   EXPECT_EQ(server.stop(SIGTERM, 30), 0) << server.log();
 }
 
+// Two pools: a request's "kv" picks one, and its answer is `kvpack run --kv` with that policy.
+TEST(Serve, RequestPicksItsPool) {
+  ServerProcess server("--parallel 2 --kv k=f16,v=f16 --kv k=q4,v=q8");
+  ASSERT_GT(server.port(), 0);
+  for (const char* kv : {"k=q4,v=q8", "k=f16,v=f16"}) {
+    const std::string expected = run_text(kPrompt, std::string("-n 32 --seed 8 --kv ") + kv);
+    const json body = {{"prompt", kPrompt}, {"max_tokens", 32}, {"seed", 8}, {"kv", kv}};
+    const Reply r = post(server.port(), "/v1/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j["choices"][0]["text"], expected) << kv;
+  }
+  const std::string m = get(server.port(), "/metrics").body;
+  EXPECT_GT(metric(m, "kvpack:kv_cache_reserved_bytes{kv=\"k=q4,v=q8\"}"), 0);
+  EXPECT_LT(metric(m, "kvpack:kv_cache_reserved_bytes{kv=\"k=q4,v=q8\"}"),
+            metric(m, "kvpack:kv_cache_reserved_bytes{kv=\"k=f16,v=f16\"}"));
+}
+
 TEST(Serve, ChatAndTheOpenAIClientMatchRun) {
   ServerProcess server("--parallel 2");
   ASSERT_GT(server.port(), 0);

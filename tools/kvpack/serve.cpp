@@ -97,16 +97,18 @@ void run(const Options& o) {
   serve::HttpServer http(so);
   const int port = http.bind();
   http.start();
-  std::fprintf(stderr, "kvpack: listening on http://%s:%d (loading %s)\n",
-               terminal_safe(o.host).c_str(), port, terminal_safe(o.model).c_str());
+  // Nothing is printed until the model is loaded, so a model that fails to load is one error
+  // line; /health answers 503 meanwhile.
 
   const auto model = model::Model::load(o.model);
   serve::Engine engine(*model, engine_config(o, *model));
   const std::string id =
       o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
-  const serve::ChatFormat chat = serve::chat_format_of(model->file());
-  http.attach(engine, chat, id);
+  serve::ChatPrompt chat = serve::ChatPrompt::for_model(*model);
+  const std::string chat_name = chat.name();
+  http.attach(engine, std::move(chat), id);
   const serve::EngineConfig& c = engine.config();
+  std::fprintf(stderr, "kvpack: listening on http://%s:%d\n", o.host.c_str(), port);
   for (const serve::PoolGauges& p : engine.pool_gauges()) {
     std::fprintf(stderr, "kvpack: pool %s: %s in %llu pages of %d tokens\n", p.kv.c_str(),
                  format_bytes(static_cast<double>(p.residency.reserved.bytes)).c_str(),
@@ -114,8 +116,8 @@ void run(const Options& o) {
   }
   std::fprintf(stderr,
                "kvpack: ready: model %s, context %lld, --parallel %d, queue %d, chat format %s\n",
-               terminal_safe(id).c_str(), static_cast<long long>(c.context), c.max_running,
-               c.max_waiting, std::string(serve::chat_format_name(chat)).c_str());
+               terminal_safe(id).c_str(), static_cast<long long>(c.context), c.max_running, c.max_waiting,
+               terminal_safe(chat_name).c_str());
   serve_until_signal(http, engine, o.grace);
   std::fprintf(stderr, "kvpack: stopped\n");
 }
