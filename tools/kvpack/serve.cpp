@@ -108,7 +108,7 @@ void run(const Options& o) {
   const std::string chat_name = chat.name();
   http.attach(engine, std::move(chat), id);
   const serve::EngineConfig& c = engine.config();
-  std::fprintf(stderr, "kvpack: listening on http://%s:%d\n", o.host.c_str(), port);
+  std::fprintf(stderr, "kvpack: listening on http://%s:%d\n", terminal_safe(o.host).c_str(), port);
   for (const serve::PoolGauges& p : engine.pool_gauges()) {
     std::fprintf(stderr, "kvpack: pool %s: %s in %llu pages of %d tokens\n", p.kv.c_str(),
                  format_bytes(static_cast<double>(p.residency.reserved.bytes)).c_str(),
