@@ -58,8 +58,7 @@ struct Q4 {
 struct Q4A {
   static constexpr int kBits = 4;
   static constexpr bool kAsym = true;
-  static constexpr int kTop = 15;  // levels: indices 0..15
-  static constexpr int kSearchN = 0;
+  static constexpr int kTop = 15;  // levels: indices 0..15 (the step and min are searched)
 };
 
 // The byte layout of one head block; every offset and code position is computed here.
