@@ -77,11 +77,13 @@ class Model {
 // "blk.N.ffn_moe_topk" (the experts chosen, ids as floats, best first), "blk.N.ffn_moe_weights"
 // (their renormalised weights), "blk.N.ffn_moe_out", "blk.N.l_out" (after the FFN residual) and
 // "result_output" (the logits after the final softcap, where the architecture has one).
+// A pass of several sequences (Forward::eval_batch) traces each step once per sequence, with that
+// sequence's rows.
 struct TraceTensor {
   std::string_view name;
   int layer = -1;     // -1 outside the blocks
   int64_t pos = 0;    // position of row 0
-  int rows = 0;       // tokens of the chunk (1 for logits of eval())
+  int rows = 0;       // the sequence's tokens in the pass (1 for logits of eval())
   int64_t cols = 0;   // floats per row
   const float* data;  // [rows][cols]
 };
