@@ -93,6 +93,7 @@ struct DecodeBytes {
 struct Engine::StepTally {
   explicit StepTally(size_t pools) : bytes(pools) {}
   uint64_t rows = 0;
+  uint64_t batches = 0;  // eval_batch calls
   DecodeBytes bytes;
 };
 
@@ -396,6 +397,7 @@ bool Engine::run_rows() {
   metrics_.update([&](ServeCounters& c) {
     ++c.steps;
     c.step_rows += tally.rows;
+    c.forward_batches += tally.batches;
     c.decode_page_bytes += naive;
     c.decode_unique_page_bytes += unique;
   });
@@ -417,6 +419,7 @@ void Engine::run_pool(int pool, const std::vector<int>& plan, StepTally& tally) 
     }
     if (items.empty()) return;
     try {
+      ++tally.batches;
       const std::span<const float> logits = p.forward->eval_batch(items);
       const size_t vocab = logits.size() / items.size();
       for (size_t k = 0; k < jobs.size(); ++k) {
@@ -437,6 +440,7 @@ void Engine::run_pool(int pool, const std::vector<int>& plan, StepTally& tally) 
     for (size_t k = 0; k < jobs.size(); ++k) {
       std::span<const float> logits;
       try {
+        ++tally.batches;
         logits = p.forward->eval(items[k].seq, items[k].tokens);
       } catch (const Error& e) {
         end(running_[jobs[k]], /*aborted=*/false, e.what());

@@ -72,6 +72,11 @@ TEST(Engine, InterleavedJobsMatchGenerateAlone) {
     EXPECT_EQ(p.residency.active.pages + p.residency.shared.pages, 0u);
   }
   EXPECT_TRUE(engine.idle());
+  // One batched forward pass per step, over several jobs' rows (four decode rows, or prefill
+  // chunks beside them, most steps).
+  const ServeCounters n = engine.metrics().counters();
+  EXPECT_EQ(n.forward_batches, n.steps);
+  EXPECT_GT(n.step_rows, 2 * n.steps);
 }
 
 TEST(Engine, CancelFreesAndRefusalsAre4xx) {
