@@ -9,8 +9,8 @@
 // The biases (Qwen 2), Q/K norms (Qwen 3, Gemma 3), post norms (Gemma) and the activation (SiLU,
 // GELU) are the architecture's columns in arch.h; a step whose weights the architecture does not
 // have is skipped. Window, query scale and softcap are the layer's attention parameters. Each
-// step works on every row of the chunk (rows could as well come from several sequences; only
-// attend() reads one sequence's cache) and traces its output.
+// step works on every row of the pass, whichever sequence it belongs to; only the cache appends
+// and attend() go piece by piece (sequence by sequence). Each step traces its output.
 #include <algorithm>
 
 #include "kvpack/model.h"
@@ -38,12 +38,12 @@ void for_rows(ThreadPool& pool, int n, F&& fn) {
 
 }  // namespace
 
-void Forward::layer(cache::SeqId seq, const Step& s) {
-  attention_block(seq, s);
+void Forward::layer(const Step& s) {
+  attention_block(s);
   ffn_block(s);
 }
 
-void Forward::attention_block(cache::SeqId seq, const Step& s) {
+void Forward::attention_block(const Step& s) {
   const LayerWeights& w = w_.layers[static_cast<size_t>(s.layer)];
   const int n_heads = spec_.n_heads(), n_kv_heads = spec_.n_kv_heads();
   norm(w.attn_norm, x_.get(), h_.get(), s);
@@ -54,8 +54,11 @@ void Forward::attention_block(cache::SeqId seq, const Step& s) {
   head_norm(w.k_norm, k_.get(), n_kv_heads, s);
   rope(q_.get(), n_heads, s, "q_rope");
   rope(k_.get(), n_kv_heads, s, "k_rope");
-  cache_.append(seq, s.layer, k_.get(), v_.get(), s.n);
-  attend(seq, s);  // att = softmax(scale q K^T (capped), within the window) V over the pages
+  for (const Piece& p : s.pieces) {
+    cache_.append(p.seq, s.layer, k_.get() + int64_t{p.row} * spec_.k_dim(),
+                  v_.get() + int64_t{p.row} * spec_.v_dim(), p.n);
+  }
+  attend(s);  // att = softmax(scale q K^T (capped), within the window) V over the pages
   project(w.wo, {}, att_.get(), h_.get(), s);
   if (!w.post_attn_norm.empty()) norm(w.post_attn_norm, h_.get(), h_.get(), s);
   residual(h_.get(), s, "ffn_inp");
@@ -122,23 +125,34 @@ void Forward::head_norm(const NormWeights& w, float* x, int n_heads, const Step&
   trace(w.name, s, row, x);
 }
 
-// Rotates each head of each row by its position, with the layer's RoPE.
+// Rotates each head of each row by the row's own position, with the layer's RoPE.
 void Forward::rope(float* x, int n_heads, const Step& s, std::string_view name) {
   const int64_t row = int64_t{n_heads} * spec_.head_dim_k;
   const Rope& r = model_.rope(s.layer);
-  for_rows(pool_, s.n, [&](int t) { r.apply(x + t * row, n_heads, spec_.head_dim_k, s.pos + t); });
+  for_rows(pool_, s.n, [&](int t) {
+    r.apply(x + t * row, n_heads, spec_.head_dim_k, row_pos_[static_cast<size_t>(t)]);
+  });
   trace(name, s, row, x);
 }
 
-// Attention of the chunk's queries over the sequence's pages, which already hold the chunk's
-// own K and V: a decode step for one token, causal prefill for more.
-void Forward::attend(cache::SeqId seq, const Step& s) {
-  const cache::LayerView view = cache_.view(seq, s.layer);
+// Attention of each piece's queries over its sequence's pages, which already hold the pass's
+// own K and V: the decode rows (the first pieces, one row each) as one batched decode step, a
+// piece of several rows as causal prefill.
+void Forward::attend(const Step& s) {
   const attention::Params& p = att_params_[static_cast<size_t>(s.layer)];
-  if (s.n == 1) {
-    attention::decode(view, q_.get(), spec_.n_heads(), att_.get(), p, pool_, att_ws_);
-  } else {
-    attention::prefill(view, q_.get(), s.n, spec_.n_heads(), att_.get(), p, pool_, att_ws_);
+  const int n_heads = spec_.n_heads();
+  size_t n_decode = 0;
+  views_.clear();
+  while (n_decode < s.pieces.size() && s.pieces[n_decode].n == 1) {
+    views_.push_back(cache_.view(s.pieces[n_decode].seq, s.layer));
+    ++n_decode;
+  }
+  if (n_decode > 0)
+    attention::decode_batch(views_, q_.get(), n_heads, att_.get(), p, pool_, att_ws_);
+  for (const Piece& piece : s.pieces.subspan(n_decode)) {
+    attention::prefill(cache_.view(piece.seq, s.layer),
+                       q_.get() + int64_t{piece.row} * spec_.q_dim(), piece.n, n_heads,
+                       att_.get() + int64_t{piece.row} * spec_.att_dim(), p, pool_, att_ws_);
   }
   trace("kqv_out", s, spec_.att_dim(), att_.get());
 }

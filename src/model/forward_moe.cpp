@@ -1,7 +1,7 @@
 // The mixture-of-experts FFN: h = sum over the token's chosen experts e of
-// w_e W_down,e (SiLU(W_gate,e h) * W_up,e h). Rows of a chunk are grouped by expert, so each
-// expert chosen by any row runs once as a matmul over its rows, and an expert no row chose is
-// never read: a decode step streams n_expert_used experts per layer, not all of them.
+// w_e W_down,e (SiLU(W_gate,e h) * W_up,e h). Rows of a pass (of any sequences) are grouped by
+// expert, so each expert chosen by any row runs once as a matmul over its rows, and an expert no
+// row chose is never read: a decode step streams n_expert_used experts per layer, not all of them.
 #include <algorithm>
 #include <cstring>
 
@@ -23,7 +23,7 @@ void Forward::moe_ffn(const LayerWeights& w, const Step& s) {
     float* weights = &moe_weights_[static_cast<size_t>(t) * k];
     route_experts(logits, n_expert, k, ids, weights);
     if (options_.route) {
-      options_.route(s.layer, s.pos + t, {ids, static_cast<size_t>(k)});
+      options_.route(s.layer, row_pos_[static_cast<size_t>(t)], {ids, static_cast<size_t>(k)});
       for (int j = 0; j < k; ++j) {
         if (ids[j] < 0 || ids[j] >= n_expert) {
           fail("forward: the route hook chose expert {} of {}", ids[j], n_expert);

@@ -87,15 +87,28 @@ struct DecodeBytes {
   std::vector<std::unordered_set<uint32_t>> unique;
 };
 
+}  // namespace
+
+// What one step computed: rows, and the decode rows' pages.
+struct Engine::StepTally {
+  explicit StepTally(size_t pools) : bytes(pools) {}
+  uint64_t rows = 0;
+  uint64_t batches = 0;  // eval_batch calls
+  DecodeBytes bytes;
+};
+
+namespace {
+
 bool is_cache_full(const Error& e) {
   return std::strstr(e.what(), "kv cache full") != nullptr;
 }
 
 }  // namespace
 
-size_t Engine::live_running() const {
-  return static_cast<size_t>(
-      std::count_if(running_.begin(), running_.end(), [](const auto& r) { return r != nullptr; }));
+size_t Engine::live_running(int pool) const {
+  return static_cast<size_t>(std::count_if(running_.begin(), running_.end(), [&](const auto& r) {
+    return r != nullptr && (pool < 0 || r->spec.pool == pool);
+  }));
 }
 
 Engine::Engine(const model::Model& model, EngineConfig config)
@@ -329,15 +342,17 @@ void Engine::start(Running& r) {
   });
 }
 
-// Frees the newest running job's pages and puts it first in the queue; it recomputes its tokens
-// when readmitted.
-void Engine::preempt_newest() {
-  auto newest =
-      std::max_element(running_.begin(), running_.end(), [](const auto& a, const auto& b) {
-        if (!a || !b) return !a;
-        return a->order < b->order;
-      });
-  KVPACK_ASSERT(newest != running_.end() && *newest != nullptr);
+// Frees the pages of the newest running job of pool `pool` and puts it first in the queue; it
+// recomputes its tokens when readmitted.
+void Engine::preempt_newest(int pool) {
+  std::unique_ptr<Running>* newest = nullptr;
+  for (auto& r : running_) {
+    if (r != nullptr && r->spec.pool == pool &&
+        (newest == nullptr || (*newest)->order < r->order)) {
+      newest = &r;
+    }
+  }
+  KVPACK_ASSERT(newest != nullptr);
   Running& r = **newest;
   pools_[static_cast<size_t>(r.spec.pool)]->cache->free(r.seq);
   r.in_cache = false;
@@ -347,59 +362,109 @@ void Engine::preempt_newest() {
   waiting_.push_front(std::move(*newest));
 }
 
-// One forward pass per running job: its next prefill chunk (within the step's prompt-token
-// budget) or its decode token; then sampling for the jobs whose tokens are all computed.
-bool Engine::run_rows() {
+// The rows of this step per running job (0: none): its next prefill chunk within the step's
+// prompt-token budget, or its decode token.
+std::vector<int> Engine::plan_rows() const {
+  std::vector<int> rows(running_.size(), 0);
   int budget = config_.step_tokens;
-  uint64_t rows = 0;
-  DecodeBytes bytes(pools_.size());
   for (size_t i = 0; i < running_.size(); ++i) {
     if (running_[i] == nullptr) continue;
-    Running& r = *running_[i];
-    const std::span<const int32_t> pending = r.pending();
-    int n = 1;
-    if (pending.size() > 1) {  // prefill: a chunk within the budget
-      if (budget <= 0) continue;
-      n = std::min({static_cast<int>(std::min<size_t>(pending.size(), INT32_MAX)),
-                    config_.prefill_chunk, budget});
-      budget -= n;
-    }
-    Pool& pool = *pools_[static_cast<size_t>(r.spec.pool)];
-    std::span<const float> logits;
-    try {
-      logits = pool.forward->eval(r.seq, pending.first(static_cast<size_t>(n)));
-    } catch (const Error& e) {
-      if (is_cache_full(e) && live_running() > 1) {
-        preempt_newest();
-        if (running_[i] != nullptr) --i;  // retry this job (unless it was the one preempted)
-        continue;
-      }
-      end(running_[i], /*aborted=*/false, e.what());
-      continue;
-    }
+    const std::span<const int32_t> pending = running_[i]->pending();
     if (pending.size() == 1) {
-      const size_t groups = pool.cache->layout().groups.size();
-      for (size_t g = 0; g < groups; ++g) {
-        bytes.add(static_cast<size_t>(r.spec.pool),
-                  pool.cache->page_table(r.seq, static_cast<int>(g)));
-      }
+      rows[i] = 1;
+    } else if (budget > 0) {
+      rows[i] = std::min({static_cast<int>(std::min<size_t>(pending.size(), INT32_MAX)),
+                          config_.prefill_chunk, budget});
+      budget -= rows[i];
     }
-    rows += static_cast<uint64_t>(n);
-    r.computed += n;
-    if (r.computed == static_cast<int64_t>(r.session->tokens().size())) sample(running_[i], logits);
   }
+  return rows;
+}
+
+// One forward pass per pool over every running job's rows of this step (model::Forward::
+// eval_batch: the weights are streamed once for all of them), then sampling for the jobs whose
+// tokens are all computed. A pool too full for the batch preempts its newest job and runs the
+// rest; any other failure runs the jobs one by one, to fail only the one at fault.
+bool Engine::run_rows() {
+  const std::vector<int> plan = plan_rows();
+  StepTally tally(pools_.size());
+  for (size_t p = 0; p < pools_.size(); ++p) run_pool(static_cast<int>(p), plan, tally);
   uint64_t naive = 0, unique = 0;
   for (size_t p = 0; p < pools_.size(); ++p) {
-    naive += bytes.pages[p] * pools_[p]->cache->page_bytes();
-    unique += bytes.unique[p].size() * pools_[p]->cache->page_bytes();
+    naive += tally.bytes.pages[p] * pools_[p]->cache->page_bytes();
+    unique += tally.bytes.unique[p].size() * pools_[p]->cache->page_bytes();
   }
   metrics_.update([&](ServeCounters& c) {
     ++c.steps;
-    c.step_rows += rows;
+    c.step_rows += tally.rows;
+    c.forward_batches += tally.batches;
     c.decode_page_bytes += naive;
     c.decode_unique_page_bytes += unique;
   });
-  return rows > 0;
+  return tally.rows > 0;
+}
+
+void Engine::run_pool(int pool, const std::vector<int>& plan, StepTally& tally) {
+  Pool& p = *pools_[static_cast<size_t>(pool)];
+  std::vector<size_t> jobs;  // indices into running_
+  std::vector<model::BatchItem> items;
+  for (;;) {
+    jobs.clear();
+    items.clear();
+    for (size_t i = 0; i < running_.size(); ++i) {
+      if (running_[i] == nullptr || running_[i]->spec.pool != pool || plan[i] == 0) continue;
+      jobs.push_back(i);
+      items.push_back(
+          {running_[i]->seq, running_[i]->pending().first(static_cast<size_t>(plan[i]))});
+    }
+    if (items.empty()) return;
+    try {
+      ++tally.batches;
+      const std::span<const float> logits = p.forward->eval_batch(items);
+      const size_t vocab = logits.size() / items.size();
+      for (size_t k = 0; k < jobs.size(); ++k) {
+        computed(jobs[k], plan[jobs[k]], logits.subspan(k * vocab, vocab), tally);
+      }
+      return;
+    } catch (const Error& e) {
+      if (is_cache_full(e) && live_running(pool) > 1) {
+        preempt_newest(pool);
+        continue;  // the batch without it
+      }
+      if (items.size() == 1) {
+        end(running_[jobs[0]], /*aborted=*/false, e.what());
+        return;
+      }
+    }
+    // Each job alone: the one at fault fails, the others go on.
+    for (size_t k = 0; k < jobs.size(); ++k) {
+      std::span<const float> logits;
+      try {
+        ++tally.batches;
+        logits = p.forward->eval(items[k].seq, items[k].tokens);
+      } catch (const Error& e) {
+        end(running_[jobs[k]], /*aborted=*/false, e.what());
+        continue;
+      }
+      computed(jobs[k], plan[jobs[k]], logits, tally);
+    }
+    return;
+  }
+}
+
+// Job i's n rows are in its sequence: counted, and sampled from when they were its last.
+void Engine::computed(size_t i, int n, std::span<const float> logits, StepTally& tally) {
+  Running& r = *running_[i];
+  if (r.pending().size() == 1) {
+    const cache::Cache& cache = *pools_[static_cast<size_t>(r.spec.pool)]->cache;
+    for (size_t g = 0; g < cache.layout().groups.size(); ++g) {
+      tally.bytes.add(static_cast<size_t>(r.spec.pool),
+                      cache.page_table(r.seq, static_cast<int>(g)));
+    }
+  }
+  tally.rows += static_cast<uint64_t>(n);
+  r.computed += n;
+  if (r.computed == static_cast<int64_t>(r.session->tokens().size())) sample(running_[i], logits);
 }
 
 // The next token of a job whose tokens are all in its sequence: sampled, timed, handed to the
@@ -445,10 +510,13 @@ void Engine::end(std::unique_ptr<Running>& slot, bool aborted, const std::string
       ++c.finished_length;
     }
   });
+  {
+    // Before the waiter hears of it: a waiter that saw its job end finds the engine idle.
+    std::lock_guard<std::mutex> lock(mutex_);
+    --active_;
+  }
   r.job->finish(std::move(o));
   slot.reset();
-  std::lock_guard<std::mutex> lock(mutex_);
-  --active_;
 }
 
 void Engine::publish_gauges() {

@@ -1,10 +1,11 @@
 // The serving engine (src/serve): one thread that owns the model's forward passes and the K/V
 // page pools, fed by a bounded queue of jobs. Each step it drops cancelled jobs, admits waiting
 // ones (reusing cached prefix pages), runs one prefill chunk or one decode token for every
-// running job, samples through each job's model::Session and hands the text to the job's
-// waiter. When a pool is full the cache first evicts cached pages; if that is not enough the
-// newest running job is preempted (its pages freed, requeued first, its tokens recomputed
-// later). docs/cli.md (`kvpack serve`) describes the behaviour as a client sees it.
+// running job -- all of a pool's rows through one batched forward pass -- samples through each
+// job's model::Session and hands the text to the job's waiter. When a pool is full the cache first
+// evicts cached pages; if that is not enough the newest running job is preempted (its pages freed,
+// requeued first, its tokens recomputed later). docs/cli.md (`kvpack serve`) describes the
+// behaviour as a client sees it.
 //
 //   Engine engine(model, config);
 //   std::shared_ptr<Job> job = engine.submit(std::move(generation));  // throws RequestError
@@ -129,10 +130,14 @@ class Engine {
   bool waits_for_prefix(const Running& next) const;
   void start(Running& r);
   void reap_cancelled();
+  struct StepTally;
+  std::vector<int> plan_rows() const;
   bool run_rows();
+  void run_pool(int pool, const std::vector<int>& plan, StepTally& tally);
+  void computed(size_t i, int n, std::span<const float> logits, StepTally& tally);
   void sample(std::unique_ptr<Running>& slot, std::span<const float> logits);
-  void preempt_newest();
-  size_t live_running() const;
+  void preempt_newest(int pool);
+  size_t live_running(int pool = -1) const;  // of one pool, or (-1) of all
   void end(std::unique_ptr<Running>& r, bool aborted, const std::string& error);
   void publish_gauges();
 

@@ -167,6 +167,9 @@ std::string Metrics::render(const std::vector<PoolGauges>& pools) const {
           c.rejected);
   counter("engine_steps_total", "Engine steps that ran the model.", c.steps);
   counter("engine_step_rows_total", "Token rows those steps computed.", c.step_rows);
+  counter("engine_forward_batches_total",
+          "Batched forward passes: one per pool with rows per step, more after a failure.",
+          c.forward_batches);
   counter("decode_kv_page_bytes_total",
           "K/V page bytes decode steps read, summed over sequences (each reads its page table).",
           c.decode_page_bytes);

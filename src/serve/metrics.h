@@ -39,9 +39,10 @@ struct ServeCounters {
   uint64_t prefix_queries = 0;     // prompt tokens looked up in the prefix index
   uint64_t prefix_hits = 0;        // of those, tokens found cached
   uint64_t finished_stop = 0, finished_length = 0, finished_aborted = 0, finished_error = 0;
-  uint64_t rejected = 0;   // refused at submit (queue full, draining)
-  uint64_t steps = 0;      // engine steps that ran the model
-  uint64_t step_rows = 0;  // token rows those steps computed
+  uint64_t rejected = 0;         // refused at submit (queue full, draining)
+  uint64_t steps = 0;            // engine steps that ran the model
+  uint64_t step_rows = 0;        // token rows those steps computed
+  uint64_t forward_batches = 0;  // Forward::eval_batch calls (one per pool with rows per step)
   // K/V page bytes the decode rows read: per sequence (today's attention) and distinct pages
   // only (the floor for attention that reads a shared page once for all its holders).
   uint64_t decode_page_bytes = 0;
