@@ -145,13 +145,14 @@ int create_temp(const Target& t, std::string* temp) {
   const std::string folder = folder_of(t.real);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     *temp = (fs::path(folder) / fmt::format(".kvpack-{}-{}.tmp", getpid(), counter++)).string();
+    // Remembered before it exists: a signal arriving just after open() still removes it.
+    remember_temp(*temp);
     // 0666 as any new file; the umask applies. A replaced file's permissions are copied below.
     const int fd = ::open(temp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      remember_temp(*temp);
-      return fd;
-    }
-    if (errno != EEXIST) cannot_write(t.path, create_error(folder, errno));
+    if (fd >= 0) return fd;
+    const int err = errno;
+    forget_temp(*temp);
+    if (err != EEXIST) cannot_write(t.path, create_error(folder, err));
   }
   cannot_write(t.path, "no free temporary file name in its folder");
 }

@@ -61,7 +61,8 @@ PolicyAttention::PolicyAttention(const model::Model& model, const AttentionCaptu
                                  const format::KVPolicy& policy, ThreadPool& pool)
     : capture_(c), pool_(pool) {
   policy.validate(c.n_layers, c.head_dim_k, c.head_dim_v, c.page_tokens);
-  cache_ = std::make_unique<cache::Cache>(model.cache_config(policy, c.n_tokens(), c.page_tokens, /*step_chunk=*/0));
+  cache_ = std::make_unique<cache::Cache>(
+      model.cache_config(policy, c.n_tokens(), c.page_tokens, /*step_chunk=*/0));
   seq_ = cache_->create();
   cache_->add_tokens(seq_, c.tokens);
   const int n = static_cast<int>(c.n_tokens());

@@ -26,7 +26,8 @@ Runner make_runner(const model::Model& model, const format::KVPolicy& policy,
   const model::ModelSpec& hp = model.spec();
   policy.validate(hp.n_layers(), hp.head_dim_k, hp.head_dim_v, o.page_tokens);
   Runner r;
-  r.cache = std::make_unique<cache::Cache>(model.cache_config(policy, o.context, o.page_tokens, o.batch));
+  r.cache =
+      std::make_unique<cache::Cache>(model.cache_config(policy, o.context, o.page_tokens, o.batch));
   r.forward = std::make_unique<model::Forward>(
       model, *r.cache, pool, model::ForwardOptions{.max_chunk = o.batch, .n_ctx = o.context});
   return r;

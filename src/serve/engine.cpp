@@ -380,7 +380,8 @@ bool Engine::run_rows() {
     if (pending.size() == 1) {
       const size_t groups = pool.cache->layout().groups.size();
       for (size_t g = 0; g < groups; ++g) {
-        bytes.add(static_cast<size_t>(r.spec.pool), pool.cache->page_table(r.seq, static_cast<int>(g)));
+        bytes.add(static_cast<size_t>(r.spec.pool),
+                  pool.cache->page_table(r.seq, static_cast<int>(g)));
       }
     }
     rows += static_cast<uint64_t>(n);

@@ -35,7 +35,8 @@ constexpr int kPrefill = 16;  // tokens prefilled before the decode steps
 std::vector<float> recompute(const Model& model, std::span<const int32_t> ids,
                              const format::KVPolicy& policy, ThreadPool& pool,
                              ForwardOptions options) {
-  cache::Cache cache(model.cache_config(policy, static_cast<int64_t>(ids.size()), 32, /*step_chunk=*/0));
+  cache::Cache cache(
+      model.cache_config(policy, static_cast<int64_t>(ids.size()), 32, /*step_chunk=*/0));
   options.max_chunk = static_cast<int>(ids.size());
   std::vector<float> out(ids.size() * static_cast<size_t>(model.spec().n_vocab));
   Forward(model, cache, pool, std::move(options)).eval_all(cache.create(), ids, out.data());

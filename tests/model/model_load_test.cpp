@@ -153,9 +153,16 @@ TEST(ModelLoad, VisionTowerAndStrayTensorsAreRefused) {
   mm.add_zero_tensor("mm.input_projection.weight", {64, 64}, GgmlType::F16);
   EXPECT_HAS(load_error(write(mm, "mmproj")), "holds a multimodal projector");
   GgufWriter stray = synthetic_model(SyntheticModel{});  // 2 layers
-  stray.add_zero_tensor("blk.2.attn_q.weight", {64, 64}, GgmlType::F16);
+  stray.add_zero_tensor("blk.1.attn_gate_unknown.weight", {64, 64}, GgmlType::F16);
   EXPECT_HAS(load_error(write(stray, "stray")),
-             "holds 1 tensors that a 'llama' model does not use, e.g. 'blk.2.attn_q.weight'");
+             "holds 1 tensors that a 'llama' model does not use, e.g. "
+             "'blk.1.attn_gate_unknown.weight'");
+  // A layer beyond block_count is named as such (checked before the tensors are bound).
+  GgufWriter extra = synthetic_model(SyntheticModel{});
+  extra.add_zero_tensor("blk.2.attn_q.weight", {64, 64}, GgmlType::F16);
+  EXPECT_HAS(load_error(write(extra, "extra")),
+             "tensor 'blk.2.attn_q.weight' belongs to layer 2, but the metadata says the model "
+             "has 2 layers (block_count)");
 }
 
 TEST(ModelLoad, UnsupportedTensorTypeIsNamed) {

@@ -75,7 +75,7 @@ std::vector<float> run_kvpack(const Model& model, const std::string& policy,
   cache::Cache cache(model.cache_config(format::KVPolicy::parse(policy), n));
   Forward fwd(model, cache, pool, {.max_chunk = 256});
   const cache::SeqId seq = cache.create();
-  const int vocab = model.hparams().n_vocab;
+  const int vocab = model.spec().n_vocab;
   std::vector<float> logits(static_cast<size_t>(n) * vocab);
   const int64_t prefill = n - kDecodeTail;
   fwd.eval_all(seq, {ids.data(), static_cast<size_t>(prefill)}, logits.data());
@@ -161,7 +161,7 @@ void check_prompt(const std::string& name) {
               active_simd_target().c_str());
   print("llama.cpp q8_0 vs llama.cpp f16", llama);
   const auto model = Model::load(path.string());
-  const int vocab = model->hparams().n_vocab;
+  const int vocab = model->spec().n_vocab;
 
   const double f16_tol = llama.worst / 3;
   const std::vector<float> kf16 = run_kvpack(*model, "k=f16,v=f16", f16.ids);

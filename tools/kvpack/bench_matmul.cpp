@@ -12,8 +12,8 @@
 
 #include <fmt/format.h>
 
-#include "base/json_text.h"
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/simd_target.h"
 #include "base/table.h"
 #include "base/units.h"

@@ -116,8 +116,8 @@ void run(const Options& o) {
   }
   std::fprintf(stderr,
                "kvpack: ready: model %s, context %lld, --parallel %d, queue %d, chat format %s\n",
-               terminal_safe(id).c_str(), static_cast<long long>(c.context), c.max_running, c.max_waiting,
-               terminal_safe(chat_name).c_str());
+               terminal_safe(id).c_str(), static_cast<long long>(c.context), c.max_running,
+               c.max_waiting, terminal_safe(chat_name).c_str());
   serve_until_signal(http, engine, o.grace);
   std::fprintf(stderr, "kvpack: stopped\n");
 }

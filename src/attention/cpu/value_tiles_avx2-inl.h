@@ -18,14 +18,17 @@
 
 #include <hwy/highway.h>
 
+// Per-target headers are included on every target's pass (their include guards toggle once per
+// pass; an include skipped on one pass would make them skip the next).
+#include "attention/cpu/int8_dot-inl.h"
+#include "attention/cpu/value_weights-inl.h"
+
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
 #include <immintrin.h>
 
 #include <algorithm>
 
-#include "attention/cpu/int8_dot-inl.h"
 #include "attention/cpu/value_chunk.h"
-#include "attention/cpu/value_weights-inl.h"
 #include "format/planes.h"
 
 HWY_BEFORE_NAMESPACE();

@@ -13,11 +13,12 @@
 
 #include <hwy/highway.h>
 
+#include "attention/cpu/value_weights-inl.h"  // on every pass (see value_tiles_avx2-inl.h)
+
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
 
 #include "attention/cpu/value_chunk.h"
-#include "attention/cpu/value_weights-inl.h"
 #include "attention/cpu/vnni_target-inl.h"  // KVPACK_VNNI for this target
 
 HWY_BEFORE_NAMESPACE();
