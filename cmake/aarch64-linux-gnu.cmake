@@ -1,5 +1,5 @@
 # Cross-compiling kvpack for 64-bit Arm (NEON) with Debian's cross toolchain: the `aarch64`
-# preset uses this, .ci/run's aarch64 stage builds the format and attention tests with it
+# preset uses this, .ci/run's aarch64 stage builds the base, format and attention tests with it
 # and runs them under qemu-user (scripts/install-cross-deps.sh installs g++-aarch64-linux-gnu,
 # qemu-user and the arm64 -dev packages through dpkg multiarch).
 set(CMAKE_SYSTEM_NAME Linux)
