@@ -1,5 +1,7 @@
 // The streaming read kernel of ReadProbe, per Highway target: XOR-folds 64-bit lanes with four
 // independent accumulators (no FP latency chain) so only memory limits it.
+#include "base/hwy_config.h"  // first: the Highway targets every kvpack kernel is built for
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "base/read_bandwidth.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
