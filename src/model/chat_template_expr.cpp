@@ -105,25 +105,26 @@ ExprPtr ExprParser::postfix(ExprPtr e) {
     } else if (skip_op("[")) {
       e = subscript(std::move(e));
     } else if (skip_op("(")) {
-      check_callable(*e);
-      ExprPtr c = make(Expr::Kind::call);
-      c->a = std::move(e);
-      call_args(*c);
-      e = std::move(c);
+      e = call(std::move(e));
     } else {
       return e;
     }
   }
 }
 
-// A call of a plain name must be one of the global functions (methods are checked when called,
-// since they depend on the value's type).
-void ExprParser::check_callable(const Expr& callee) const {
-  if (callee.kind != Expr::Kind::name) return;
-  const std::vector<std::string>& fs = global_functions();
-  if (std::find(fs.begin(), fs.end(), callee.name) == fs.end()) {
-    error(fmt::format("unsupported function '{}'", callee.name));
+// A call of `callee`, its "(" read. A call of a plain name must be one of the global functions
+// (methods are checked when called, since they depend on the value's type).
+ExprPtr ExprParser::call(ExprPtr callee) {
+  if (callee->kind == Expr::Kind::name) {
+    const std::vector<std::string>& fs = global_functions();
+    if (std::find(fs.begin(), fs.end(), callee->name) == fs.end()) {
+      error(fmt::format("unsupported function '{}'", callee->name));
+    }
   }
+  ExprPtr c = make(Expr::Kind::call);
+  c->a = std::move(callee);
+  call_args(*c);
+  return c;
 }
 
 ExprPtr ExprParser::subscript(ExprPtr e) {
@@ -187,11 +188,7 @@ ExprPtr ExprParser::filters(ExprPtr e) {
       }
       e = std::move(t);
     } else if (skip_op("(")) {
-      check_callable(*e);
-      ExprPtr c = make(Expr::Kind::call);
-      c->a = std::move(e);
-      call_args(*c);
-      e = std::move(c);
+      e = call(std::move(e));
     } else {
       return e;
     }

@@ -201,7 +201,7 @@ class ExprParser {
   ExprPtr postfix(ExprPtr e);
   ExprPtr subscript(ExprPtr e);
   ExprPtr filters(ExprPtr e);
-  void check_callable(const Expr& callee) const;
+  ExprPtr call(ExprPtr callee);
   void call_args(Expr& e);
 
   const std::vector<TemplateToken>& t_;
