@@ -42,7 +42,11 @@ struct IntQueryRow {
         sum(reinterpret_cast<const int32_t*>(row + l.sums())) {}
 };
 
-// Rounds q: [d] to int8 per group (scale = max |q| / 127, 0 for an all-zero group) into row.
+// Rounds q: [d] to int8 per group (scale = max |q| / 127 over the non-NaN channels, 0 for an
+// all-zero group; code = q / scale clamped to +-127, rounded to nearest even; NaN codes are 0)
+// into row. The best SIMD target's; quantize_query_reference is the scalar definition, and the
+// two agree bit for bit.
 void quantize_query(const IntQueryLayout& l, const float* q, uint8_t* row);
+void quantize_query_reference(const IntQueryLayout& l, const float* q, uint8_t* row);
 
 }  // namespace kvpack::attention::detail

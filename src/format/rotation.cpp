@@ -9,7 +9,7 @@
 
 namespace kvpack::format {
 
-void walsh_hadamard(float* x, int n) {
+void walsh_hadamard_reference(float* x, int n) {
   for (int h = 1; h < n; h *= 2) {
     for (int i = 0; i < n; i += 2 * h) {
       for (int j = i; j < i + h; ++j) {

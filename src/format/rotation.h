@@ -59,7 +59,10 @@ class Rotation {
   std::vector<float> signs_;  // +-1.0f, concatenated per Hadamard step
 };
 
-// In-place normalized Walsh-Hadamard transform of x: [n], n a power of two (self-inverse).
+// In-place normalized Walsh-Hadamard transform of x: [n], n a power of two (self-inverse):
+// the best SIMD target's (format/hadamard.cpp), bit-exact with the scalar reference below.
 void walsh_hadamard(float* x, int n);
+// The same one butterfly stage at a time (h = 1, 2, 4, ...), then the 1/sqrt(n) scale.
+void walsh_hadamard_reference(float* x, int n);
 
 }  // namespace kvpack::format

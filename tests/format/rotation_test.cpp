@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "base/error.h"
+#include "every_target.h"
 #include "format/codebook.h"
 #include "format/rotation.h"
 #include "inputs.h"
@@ -71,6 +75,44 @@ TEST(Rotation, DeterministicPerSeedAndDifferentAcrossSeeds) {
   Rotation(96, 6).forward(x.data(), c.data());
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+// The SIMD transform does the reference's operations in the reference's order (hadamard.cpp),
+// so it must match it bit for bit on every target, for every size (below, at and above the
+// vector width) and for adversarial values: NaN and Inf propagate the same way, huge values
+// overflow in the same butterflies, zeros keep their signs.
+TEST(Rotation, SimdWalshHadamardIsBitExactWithTheReferenceOnEveryTarget) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  testing::on_every_target([&](const std::string&, bool) {
+    for (int n = 1; n <= 4096; n *= 2) {
+      for (int kind = 0; kind < 4; ++kind) {
+        Rng rng(static_cast<uint64_t>(n) * 31 + kind);
+        std::vector<float> x(static_cast<size_t>(n));
+        for (auto& v : x) v = static_cast<float>(rng.normal());
+        if (kind == 1) {  // outliers near the float range: some butterflies overflow to Inf
+          for (int i = 0; i < n; i += 3) x[i] *= 3e38f;
+        } else if (kind == 2) {  // NaN, Inf, -Inf and signed zeros scattered
+          const float specials[] = {nan, inf, -inf, 0.0f, -0.0f};
+          for (int i = 0; i < n; i += 5) x[i] = specials[(i / 5) % 5];
+        } else if (kind == 3) {  // denormals and tiny values
+          for (auto& v : x) v *= 1e-39f;
+        }
+        std::vector<float> want = x, got = x;
+        walsh_hadamard_reference(want.data(), n);
+        walsh_hadamard(got.data(), n);
+        for (int i = 0; i < n; ++i) {
+          if (std::isnan(want[i])) {
+            ASSERT_TRUE(std::isnan(got[i])) << "n " << n << " kind " << kind << " at " << i;
+          } else {
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+                << "n " << n << " kind " << kind << " at " << i << ": " << got[i] << " vs "
+                << want[i];
+          }
+        }
+      }
+    }
+  });
 }
 
 TEST(Rotation, RefusesBadDims) {
