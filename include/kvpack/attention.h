@@ -46,6 +46,12 @@ struct Params {
   // with integer dot products (KernelInfo::weight_bits; error in docs/results.md). True keeps
   // those weights in f32 instead (exact up to f32 rounding, slower).
   bool exact_value_weights = false;
+  // decode_batch: sequences whose page tables begin with the same page ids (shared prefix
+  // pages of the paged cache) read those pages once for all of them, their query rows stacked
+  // against each page, and merge that state with their own pages' (same results within f32
+  // rounding; with integer value weights, within their rounding). False reads every sequence's
+  // pages on its own (for comparisons).
+  bool share_prefixes = true;
 };
 
 // Scratch memory for attention calls, reused across calls and grown on demand. Its size depends
@@ -74,10 +80,19 @@ class Workspace {
 void decode(const cache::LayerView& view, const float* q, int n_q_heads, float* out,
             const Params& params, ThreadPool& pool, Workspace& ws);
 
+// What a decode_batch call read from the encoded pages (the f32 tails are not counted).
+struct DecodeStats {
+  uint64_t page_blocks = 0;  // (page, KV head) reads, each one K block and one V block
+  uint64_t bytes = 0;        // their K and V bytes
+};
+
 // One decode step for a batch of sequences of the same layer (same codecs and geometry).
 // q: [n_seq][n_q_heads][head_dim_k], out: [n_seq][n_q_heads][head_dim_v]; sinks apply to all.
+// Shared prefix pages are read once per call (Params::share_prefixes). stats: if not null,
+// receives what the call read.
 void decode_batch(std::span<const cache::LayerView> views, const float* q, int n_q_heads,
-                  float* out, const Params& params, ThreadPool& pool, Workspace& ws);
+                  float* out, const Params& params, ThreadPool& pool, Workspace& ws,
+                  DecodeStats* stats = nullptr);
 
 // Causal attention for the last n_new tokens of the view (already appended): token t of the
 // chunk is at position n_tokens - n_new + t and sees keys up to and including itself.
