@@ -71,9 +71,9 @@ struct Engine::Running {
 
 namespace {
 
-// The pages the decode rows of one step read, summed per sequence (what today's attention
-// streams: each sequence reads its own page table) and as distinct pages (what attention that
-// reads each shared page once for all its holders would stream).
+// The pages in the decode rows' page tables of one step, summed per sequence (what attention
+// reading each sequence's page table on its own would stream) and as distinct pages (the floor
+// shared-prefix attention approaches; what it did read is the backend's DecodeStats).
 struct DecodeBytes {
   explicit DecodeBytes(size_t pools) : pages(pools, 0), unique(pools) {}
   void add(size_t pool, const std::vector<uint32_t>& table) {
