@@ -203,6 +203,49 @@ INSTANTIATE_TEST_SUITE_P(Pairs, SharedPrefix,
                                               format::info(param_info.param.v).name);
                          });
 
+// Sliding-window layers: views whose first 10 pages were released (the same for every sequence
+// of the run), each query's window starting inside the shared pages at its own place.
+TEST(SharedPrefixWindows, ReleasedPagesAndWindows) {
+  const KvShape shape{2, 128, 128, 32, kPoolPages * 32 + kTail, kTail};
+  const int n_q = 8;
+  const size_t per_seq = static_cast<size_t>(n_q) * shape.head_dim_v;
+  ThreadPool threads(3);
+  for (const FormatId f : {FormatId::f16, FormatId::q8}) {
+    const PagedKv pool(f, f, shape, Data::gaussian, 11);
+    const double max_v = max_abs_value(pool.view());
+    const Pattern pat{"released",
+                      {{cat(range(0, 20), range(20, 23)), 9},
+                       {range(0, 20), 1},
+                       {cat(range(0, 20), {30}), 25},
+                       {cat(range(0, 20), range(31, 34)), 0}}};
+    Batch b = make_batch(pool, pat, n_q);
+    for (cache::LayerView& v : b.views) v.first_page = 10;  // pages 0..9 were released
+    Params p;
+    p.window = 600;  // the shortest sequence's query (position 960) reads from token 361
+    p.exact_value_weights = true;
+    Workspace ws;
+    std::vector<float> got(b.views.size() * per_seq);
+    DecodeStats stats;
+    decode_batch(b.views, b.q.data(), n_q, got.data(), p, threads, ws, &stats);
+    std::set<uint32_t> unique;
+    for (const auto& ids : b.ids) unique.insert(ids.begin(), ids.end());
+    // Chunks no query's window reaches are skipped, so at most each distinct page once.
+    EXPECT_LE(stats.page_blocks, unique.size() * shape.n_kv_heads);
+    EXPECT_GT(stats.page_blocks, 0u);
+    for (size_t i = 0; i < b.views.size(); ++i) {
+      std::vector<float> want(per_seq);
+      Workspace own;
+      decode(b.views[i], b.q.data() + i * per_seq, n_q, want.data(), p, threads, own);
+      const double tol = f32_tolerance(b.views[i].n_tokens(), shape.page_tokens, max_v);
+      double worst = 0;
+      for (size_t j = 0; j < per_seq; ++j) {
+        worst = std::max(worst, std::fabs(double{got[i * per_seq + j]} - want[j]));
+      }
+      EXPECT_LE(worst, tol) << format::info(f).name << " sequence " << i;
+    }
+  }
+}
+
 // Each distinct page of a step is read once per KV head when prefixes are shared, and once per
 // holder when not.
 TEST(SharedPrefixReads, EachSharedPageOncePerStep) {
