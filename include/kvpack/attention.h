@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -46,6 +47,12 @@ struct Params {
   // with integer dot products (KernelInfo::weight_bits; error in docs/results.md). True keeps
   // those weights in f32 instead (exact up to f32 rounding, slower).
   bool exact_value_weights = false;
+  // decode_batch: sequences whose page tables begin with the same page ids (shared prefix
+  // pages of the paged cache) read those pages once for all of them, their query rows stacked
+  // against each page, and merge that state with their own pages' (same results within f32
+  // rounding; with integer value weights, within their rounding). False reads every sequence's
+  // pages on its own (for comparisons).
+  bool share_prefixes = true;
 };
 
 // Scratch memory for attention calls, reused across calls and grown on demand. Its size depends
@@ -74,10 +81,19 @@ class Workspace {
 void decode(const cache::LayerView& view, const float* q, int n_q_heads, float* out,
             const Params& params, ThreadPool& pool, Workspace& ws);
 
+// What a decode_batch call read from the encoded pages (the f32 tails are not counted).
+struct DecodeStats {
+  uint64_t page_blocks = 0;  // (page, KV head) reads, each one K block and one V block
+  uint64_t bytes = 0;        // their K and V bytes
+};
+
 // One decode step for a batch of sequences of the same layer (same codecs and geometry).
 // q: [n_seq][n_q_heads][head_dim_k], out: [n_seq][n_q_heads][head_dim_v]; sinks apply to all.
+// Shared prefix pages are read once per call (Params::share_prefixes). stats: if not null,
+// receives what the call read.
 void decode_batch(std::span<const cache::LayerView> views, const float* q, int n_q_heads,
-                  float* out, const Params& params, ThreadPool& pool, Workspace& ws);
+                  float* out, const Params& params, ThreadPool& pool, Workspace& ws,
+                  DecodeStats* stats = nullptr);
 
 // Causal attention for the last n_new tokens of the view (already appended): token t of the
 // chunk is at position n_tokens - n_new + t and sees keys up to and including itself.
@@ -130,5 +146,40 @@ struct KernelReport {
   std::vector<std::string> fallbacks;
 };
 KernelReport report_kernels(const cache::Cache& cache, const Params& params = Params{});
+
+// ---- the backend boundary ----
+
+// One prefill piece of a batch: the last n_new tokens of `view` (already appended), their
+// queries q: [n_new][n_q_heads][head_dim_k] and outputs out: [n_new][n_q_heads][head_dim_v].
+struct PrefillSeq {
+  cache::LayerView view;
+  const float* q = nullptr;
+  int n_new = 0;
+  float* out = nullptr;
+};
+
+// Where attention runs, at the level the model calls it: one layer, a batch of sequences. The
+// model makes one decode() call per layer and pass for all of its decode rows and one prefill()
+// call for its prefill pieces; the backend owns its scratch memory and how it uses the hardware
+// (calls are per layer, never per page). Today's CPU kernels are one backend
+// (make_cpu_backend); a GPU backend would be another, handed to the model in its options.
+// One backend serves one call at a time.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // One decode step per view (decode_batch's shapes and semantics).
+  virtual void decode(std::span<const cache::LayerView> views, const float* q, int n_q_heads,
+                      float* out, const Params& params) = 0;
+  // Causal prefill of each piece (prefill()'s semantics per piece).
+  virtual void prefill(std::span<const PrefillSeq> seqs, int n_q_heads, const Params& params) = 0;
+  // Scratch bytes held now.
+  virtual size_t workspace_bytes() const = 0;
+  // What decode() calls have read from encoded pages since construction (summed).
+  virtual DecodeStats decode_stats() const = 0;
+};
+
+// The CPU kernels behind the boundary, running on `pool` (which must outlive the backend).
+std::unique_ptr<Backend> make_cpu_backend(ThreadPool& pool);
 
 }  // namespace kvpack::attention

@@ -107,6 +107,9 @@ struct ForwardOptions {
   // ones (expert_weights in moe.h). For tests that follow a reference implementation through
   // router near-ties, where either choice is right. Empty: the router decides.
   std::function<void(int layer, int64_t pos, std::span<int32_t> experts)> route;
+  // Where attention runs (kvpack/attention.h's boundary); it must outlive the Forward. nullptr:
+  // the CPU kernels on the Forward's thread pool.
+  attention::Backend* attention = nullptr;
 };
 
 // Runs a model over sequences of one cache. eval_batch() is the whole forward pass:
@@ -119,11 +122,12 @@ struct ForwardOptions {
 // pass: the matmuls, norms, FFN and experts run across every row of a pass (so a decode step of
 // N sequences streams the weights once, not N times), RoPE rotates each row by its own position,
 // and attention runs per sequence over its rows (the decode rows of a pass, one per sequence,
-// through one attention::decode_batch call; a sequence's several rows through attention::prefill).
+// through one decode call of the attention backend; the prefill pieces through one prefill call).
 // Each row's result is bit for bit what eval() of its sequence alone gives when the sequence's
 // tokens are cut into the same passes, except that decode_batch may split a long sequence's pages
-// (2 x 16 pages and more) among its tasks differently, which changes the softmax's summation
-// order (attention.h's error bounds hold either way).
+// (2 x 16 pages and more) among its tasks differently, or read the prefix pages sequences share
+// (forks, prefix reuse) in shared items, which changes the softmax's summation order
+// (attention.h's error bounds hold either way).
 class Forward {
  public:
   Forward(const Model& model, cache::Cache& cache, ThreadPool& pool, ForwardOptions options = {});
@@ -147,6 +151,8 @@ class Forward {
   std::span<const float> eval_batch(std::span<const BatchItem> items);
 
   const ForwardOptions& options() const { return options_; }
+  // The attention backend the passes run on (its decode_stats() count every decode step).
+  const attention::Backend& attention() const { return *attention_; }
 
  private:
   // A run of rows of one item in the current pass: rows [row, row + n) hold its tokens
@@ -203,17 +209,19 @@ class Forward {
   cache::Cache& cache_;
   ThreadPool& pool_;
   ForwardOptions options_;
-  std::vector<attention::Params> att_params_;  // (n_layers) window, scale, softcap
-  attention::Workspace att_ws_;
+  std::vector<attention::Params> att_params_;          // (n_layers) window, scale, softcap
+  std::unique_ptr<attention::Backend> own_attention_;  // the CPU one unless options name one
+  attention::Backend* attention_ = nullptr;
 
   // The current call: each item's first position and first row across all items.
   std::vector<int64_t> start_;     // (items)
   std::vector<int64_t> item_row_;  // (items)
   // The current pass: its pieces, each row's token id and position.
   std::vector<Piece> pieces_;
-  std::vector<int32_t> tokens_;          // (max_chunk)
-  std::vector<int64_t> row_pos_;         // (max_chunk)
-  std::vector<cache::LayerView> views_;  // decode rows' views at the layer at hand
+  std::vector<int32_t> tokens_;                  // (max_chunk)
+  std::vector<int64_t> row_pos_;                 // (max_chunk)
+  std::vector<cache::LayerView> views_;          // decode rows' views at the layer at hand
+  std::vector<attention::PrefillSeq> prefills_;  // the prefill pieces at the layer at hand
   // The rows whose logits the pass computes, in item order: pieces (row: the output row) and
   // each output row's row in x_.
   std::vector<Piece> out_pieces_;

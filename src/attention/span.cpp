@@ -37,8 +37,8 @@ void Partial::reset(int rows) const {
   std::fill(acc, acc + rows * acc_floats, 0.0f);
 }
 
-void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin, size_t page_end,
-                  SpanScratch& s, const Partial& out) {
+size_t attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin, size_t page_end,
+                    SpanScratch& s, const Partial& out) {
   const cache::LayerView& view = *args.view;
   const int pt = view.page_tokens;
   const size_t per_chunk = static_cast<size_t>(chunk_pages(pt));
@@ -47,6 +47,7 @@ void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin
   const size_t heads = static_cast<size_t>(args.n_heads);
   BlockSet kb{s.k_slices, 0, args.h0, args.n_heads, view.k_codec->head_bytes()};
   BlockSet vb{s.v_slices, 0, args.h0, args.n_heads, view.v_codec->head_bytes()};
+  size_t read = 0;
   for (size_t c = page_begin; c < page_end; c += per_chunk) {
     const int np = static_cast<int>(std::min(per_chunk, page_end - c));
     const int64_t pos0 = static_cast<int64_t>(view.first_page + c) * pt;
@@ -66,7 +67,9 @@ void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin
                  s.alpha);
     rescale(out, rows.count, s.alpha);
     args.v->accumulate(*view.v_codec, vb, s.logits, stride, rows.per_head, out.acc, pf);
+    read += static_cast<size_t>(np);
   }
+  return read;
 }
 
 void attend_tail(const SpanArgs& args, const QueryRows& rows, SpanScratch& s, const Partial& out) {

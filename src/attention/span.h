@@ -68,9 +68,10 @@ struct SpanArgs {
 };
 
 // Rows against encoded pages [page_begin, page_end) of the heads, into `out` (codec acc basis).
-// `out` must be reset (or hold an earlier state of the same rows) before the call.
-void attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin, size_t page_end,
-                  SpanScratch& scratch, const Partial& out);
+// `out` must be reset (or hold an earlier state of the same rows) before the call. Returns the
+// pages it read (chunks no row sees are skipped).
+size_t attend_pages(const SpanArgs& args, const QueryRows& rows, size_t page_begin, size_t page_end,
+                    SpanScratch& scratch, const Partial& out);
 
 // Rows against the view's unencoded tail, into `out` (original basis, head_dim_v floats).
 void attend_tail(const SpanArgs& args, const QueryRows& rows, SpanScratch& scratch,

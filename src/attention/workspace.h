@@ -9,6 +9,7 @@
 
 #include "attention/kernels.h"
 #include "attention/merge.h"
+#include "attention/prefix_plan.h"
 #include "attention/span.h"
 #include "base/aligned.h"
 #include "kvpack/attention.h"
@@ -20,6 +21,7 @@ struct Workspace::Buffers {
   size_t shared_bytes = 0;
   std::vector<AlignedArray<uint8_t>> per_thread;  // one work item's scratch per thread
   size_t thread_bytes = 0;
+  detail::PrefixPlan prefix;  // decode_batch's shared-prefix plan, rebuilt per call
 
   // Grows (never shrinks) to at least these sizes.
   void ensure(size_t shared_need, size_t thread_need, int n_threads);

@@ -37,6 +37,8 @@ Forward::Forward(const Model& model, cache::Cache& cache, ThreadPool& pool, Forw
       pool_(pool),
       options_(std::move(options)),
       att_params_(layer_params(spec_)) {
+  if (options_.attention == nullptr) own_attention_ = attention::make_cpu_backend(pool);
+  attention_ = options_.attention != nullptr ? options_.attention : own_attention_.get();
   if (options_.max_chunk < 1) fail("forward: max_chunk {} must be at least 1", options_.max_chunk);
   const cache::CacheConfig& c = cache.config();
   if (c.n_layers != spec_.n_layers() || c.n_kv_heads != spec_.n_kv_heads() ||

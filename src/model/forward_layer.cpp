@@ -136,8 +136,8 @@ void Forward::rope(float* x, int n_heads, const Step& s, std::string_view name) 
 }
 
 // Attention of each piece's queries over its sequence's pages, which already hold the pass's
-// own K and V: the decode rows (the first pieces, one row each) as one batched decode step, a
-// piece of several rows as causal prefill.
+// own K and V: the decode rows (the first pieces, one row each) as one batched decode step, the
+// pieces of several rows as causal prefill, each kind one call of the attention backend.
 void Forward::attend(const Step& s) {
   const attention::Params& p = att_params_[static_cast<size_t>(s.layer)];
   const int n_heads = spec_.n_heads();
@@ -147,13 +147,14 @@ void Forward::attend(const Step& s) {
     views_.push_back(cache_.view(s.pieces[n_decode].seq, s.layer));
     ++n_decode;
   }
-  if (n_decode > 0)
-    attention::decode_batch(views_, q_.get(), n_heads, att_.get(), p, pool_, att_ws_);
+  if (n_decode > 0) attention_->decode(views_, q_.get(), n_heads, att_.get(), p);
+  prefills_.clear();
   for (const Piece& piece : s.pieces.subspan(n_decode)) {
-    attention::prefill(cache_.view(piece.seq, s.layer),
-                       q_.get() + int64_t{piece.row} * spec_.q_dim(), piece.n, n_heads,
-                       att_.get() + int64_t{piece.row} * spec_.att_dim(), p, pool_, att_ws_);
+    prefills_.push_back({cache_.view(piece.seq, s.layer),
+                         q_.get() + int64_t{piece.row} * spec_.q_dim(), piece.n,
+                         att_.get() + int64_t{piece.row} * spec_.att_dim()});
   }
+  if (!prefills_.empty()) attention_->prefill(prefills_, n_heads, p);
   trace("kqv_out", s, spec_.att_dim(), att_.get());
 }
 

@@ -71,9 +71,9 @@ struct Engine::Running {
 
 namespace {
 
-// The pages the decode rows of one step read, summed per sequence (what today's attention
-// streams: each sequence reads its own page table) and as distinct pages (what attention that
-// reads each shared page once for all its holders would stream).
+// The pages in the decode rows' page tables of one step, summed per sequence (what attention
+// reading each sequence's page table on its own would stream) and as distinct pages (the floor
+// shared-prefix attention approaches; what it did read is the backend's DecodeStats).
 struct DecodeBytes {
   explicit DecodeBytes(size_t pools) : pages(pools, 0), unique(pools) {}
   void add(size_t pool, const std::vector<uint32_t>& table) {
@@ -388,18 +388,24 @@ std::vector<int> Engine::plan_rows() const {
 bool Engine::run_rows() {
   const std::vector<int> plan = plan_rows();
   StepTally tally(pools_.size());
+  // What attention read this step: the backends count every decode call.
+  uint64_t read_before = 0;
+  for (const auto& p : pools_) read_before += p->forward->attention().decode_stats().bytes;
   for (size_t p = 0; p < pools_.size(); ++p) run_pool(static_cast<int>(p), plan, tally);
-  uint64_t naive = 0, unique = 0;
+  uint64_t naive = 0, unique = 0, read = 0;
   for (size_t p = 0; p < pools_.size(); ++p) {
     naive += tally.bytes.pages[p] * pools_[p]->cache->page_bytes();
     unique += tally.bytes.unique[p].size() * pools_[p]->cache->page_bytes();
+    read += pools_[p]->forward->attention().decode_stats().bytes;
   }
+  read -= read_before;
   metrics_.update([&](ServeCounters& c) {
     ++c.steps;
     c.step_rows += tally.rows;
     c.forward_batches += tally.batches;
     c.decode_page_bytes += naive;
     c.decode_unique_page_bytes += unique;
+    c.decode_read_bytes += read;
   });
   return tally.rows > 0;
 }

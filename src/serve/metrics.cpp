@@ -176,6 +176,9 @@ std::string Metrics::render(const std::vector<PoolGauges>& pools) const {
   counter("decode_kv_unique_page_bytes_total",
           "Distinct K/V page bytes of those steps: what reading each shared page once would read.",
           c.decode_unique_page_bytes);
+  counter("decode_kv_read_bytes_total",
+          "K/V page bytes decode attention read: each shared prefix page once per step.",
+          c.decode_read_bytes);
   pool_gauges(w, pools);
   w.histogram("time_to_first_token_seconds", "Time from arrival to the first sampled token.",
               ttft_);

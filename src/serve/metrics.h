@@ -47,6 +47,9 @@ struct ServeCounters {
   // only (the floor for attention that reads a shared page once for all its holders).
   uint64_t decode_page_bytes = 0;
   uint64_t decode_unique_page_bytes = 0;
+  // What decode attention did read from encoded pages (attention::DecodeStats): each shared
+  // prefix page once per step, not the filling tail pages (those are read as f32 rows).
+  uint64_t decode_read_bytes = 0;
 };
 
 // One pool's residency for the gauges, labelled by its K/V policy.

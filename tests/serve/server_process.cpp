@@ -18,15 +18,16 @@
 
 namespace kvpack::testing {
 
-ServerProcess::ServerProcess(const std::string& args) {
+ServerProcess::ServerProcess(const std::string& args) : ServerProcess(args, probe_model_path()) {}
+
+ServerProcess::ServerProcess(const std::string& args, const std::filesystem::path& model) {
   static int counter = 0;
   log_path_ =
       (std::filesystem::temp_directory_path() /
        ("kvpack-serve-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".log"))
           .string();
-  const std::string command = "exec '" + kvpack_binary() + "' serve -m '" +
-                              probe_model_path().string() + "' --port 0 -t 2 " + args + " 2>'" +
-                              log_path_ + "' >/dev/null";
+  const std::string command = "exec '" + kvpack_binary() + "' serve -m '" + model.string() +
+                              "' --port 0 -t 2 " + args + " 2>'" + log_path_ + "' >/dev/null";
   pid_ = fork();
   if (pid_ == 0) {
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));

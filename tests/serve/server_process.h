@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <filesystem>
 #include <string>
 
 namespace kvpack::testing {
@@ -13,6 +14,8 @@ class ServerProcess {
   // Starts `kvpack serve -m <probe model> --port 0 -t 2 <args>` and waits (up to 60 s) for its
   // "kvpack: ready" line; on failure the test fails and port() is 0.
   explicit ServerProcess(const std::string& args);
+  // The same with another model.
+  ServerProcess(const std::string& args, const std::filesystem::path& model);
   ~ServerProcess();  // SIGKILL if it still runs
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
