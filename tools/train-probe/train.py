@@ -15,6 +15,13 @@ import sys
 import time
 
 
+def _cpu_flags():
+    try:
+        return " " + open("/proc/cpuinfo").read().replace("\n", " ") + " "
+    except OSError:
+        return ""
+
+
 def _early_env():
     """BLAS settings must be in the environment before numpy/torch load OpenBLAS.
     Threads: 1 by default. On a machine shared with busy compilers, two threads spin-wait on
@@ -29,10 +36,7 @@ def _early_env():
             threads = a.split("=", 1)[1]
     os.environ["OPENBLAS_NUM_THREADS"] = threads
     os.environ["OMP_NUM_THREADS"] = threads
-    try:
-        avx512 = " avx512f " in open("/proc/cpuinfo").read().replace("\n", " ")
-    except OSError:
-        avx512 = False
+    avx512 = " avx512f " in _cpu_flags()
     if avx512 and "KVPACK_KEEP_BLAS_CORE" not in os.environ:
         os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
 
@@ -65,6 +69,7 @@ MIX_FAR = {"tiny": 0.15, "wiki": 0.1, "repeat": 0.1, "passkey": 0.2, "passkey_fa
 # own lr = (peak, floor) gives the stage its own cosine (None: the preset's main cosine);
 # options: {"rope_theta": base} switches RoPE to a new base from this stage on (context
 # extension by a larger base, "ABF": Xiong et al. 2023, as Code Llama and Llama 3 did).
+RESUME_RAMP = 20  # steps over which --resume-from ramps the learning rate up to the schedule's
 PRESETS = {
     "smoke": [("copy", 20, 128, 8, MIX_COPY, 2, 1.0), ("short", 30, 256, 8, MIX_SHORT, 4, None),
               ("long", 4, 1024, 2, MIX_LONG, 4, None)],
@@ -316,10 +321,23 @@ def main():
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--resume", action="store_true", help="continue from out/ckpt.pt")
     ap.add_argument("--eval-only", action="store_true", help="evaluate and export out/ckpt.pt")
+    ap.add_argument("--export-resume", metavar="FILE",
+                    help="write out/ckpt.pt compactly (F16 weights and the schedule's position, no optimizer "
+                         "state: ~2 bytes a parameter) to FILE and exit, so a run can move to another machine")
+    ap.add_argument("--resume-from", metavar="FILE",
+                    help="continue from a file --export-resume wrote: a fresh AdamW whose learning rate ramps "
+                         f"up over the first {RESUME_RAMP} steps")
     ap.add_argument("--eval-keys", type=int, default=None, help="keys per passkey cell (default: the preset's)")
     ap.add_argument("--eval-lengths", default=None, help="default: the preset's")
+    ap.add_argument("--attn-mm", choices=["f32", "bf16"], default=None,
+                    help="attention products' type (default: the preset's; bf16 only where the CPU has "
+                         "AVX512-BF16, since elsewhere oneDNN emulates it far slower than f32)")
     args = ap.parse_args()
     pm = dict(DEFAULT_MODEL, **PRESET_MODEL.get(args.preset, {}))
+    if args.attn_mm:
+        pm["attn_mm"] = args.attn_mm
+    elif pm["attn_mm"] == "bf16" and " avx512_bf16 " not in _cpu_flags():
+        pm["attn_mm"] = "f32"
     for k in ("dim", "heads", "kv_heads", "head_dim", "ffn", "eval_keys", "eval_lengths"):
         if getattr(args, k) is None:
             setattr(args, k, pm[k])
@@ -333,7 +351,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     logf = open(os.path.join(args.out, "log.txt"), "a")
     log(f"# train.py {' '.join(sys.argv[1:])}  torch {torch.__version__} threads {torch.get_num_threads()} "
-        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", logf)
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} attention products {pm['attn_mm']}", logf)
 
     corpus = Corpus(args.vocab, args.out)
     log(f"tokenizer: {corpus.tok.n_vocab} tokens; train tokens tiny {len(corpus.ids['tiny'])} wiki "
@@ -362,7 +380,27 @@ def main():
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     step, wall_used, cpu_used, curve = 0, 0.0, 0.0, []
     si, stage_step = 0, 0  # current stage and steps done in it
-    if args.resume or args.eval_only:
+    ramp_left = 0  # steps of the learning-rate ramp after --resume-from (a fresh optimizer)
+    if args.export_resume:
+        ck = torch.load(ckpt_path)
+        small = {k: ck[k] for k in ("step", "wall", "cpu", "curve", "config", "n_active", "stage", "stage_step")}
+        small["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+        torch.save(small, args.export_resume + ".tmp")
+        os.replace(args.export_resume + ".tmp", args.export_resume)
+        log(f"wrote {args.export_resume} ({os.path.getsize(args.export_resume):,} bytes) at step {ck['step']}", logf)
+        return
+    if args.resume_from:
+        ck = torch.load(args.resume_from)
+        model.n_active = ck["n_active"]
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+        step, wall_used, cpu_used, curve = ck["step"], ck["wall"], ck["cpu"], ck["curve"]
+        si, stage_step = ck["stage"], ck["stage_step"]
+        if "rope_theta" in ck["config"]:
+            model.set_rope(ck["config"]["rope_theta"], pm["context"])
+        ramp_left = RESUME_RAMP
+        log(f"resumed from {args.resume_from} at step {step}, stage {si} step {stage_step} "
+            f"(wall {wall_used:.0f}s cpu {cpu_used:.0f}s), F16 weights, fresh optimizer", logf)
+    elif args.resume or args.eval_only:
         ck = torch.load(ckpt_path)
         model.n_active = ck["n_active"]
         model.load_state_dict(ck["model"])
@@ -414,6 +452,9 @@ def main():
             else:
                 done = sum(st[1] for st in stages[first_main:si] if len(st) <= 7 or st[7] is None) + stage_step
                 lr = lr_at(done, main_total, args.lr, 0 if first_main else args.warmup, args.lr_floor)
+            if ramp_left > 0:  # a fresh AdamW's first steps are sign steps of size lr: ramp it
+                lr *= (RESUME_RAMP - ramp_left + 1) / RESUME_RAMP
+                ramp_left -= 1
             for g in opt.param_groups:
                 g["lr"] = lr
             loss, per_ex = batch_loss(model, toks, w)
