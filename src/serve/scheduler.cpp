@@ -46,6 +46,22 @@ size_t Scheduler::running_in(int pool) const {
                                            [&](Id id) { return entry(id).pool == pool; }));
 }
 
+namespace {
+
+// The pages a sequence of n tokens holds once computed, and one more per page group: each group
+// (full attention, or one sliding window) takes its own pages from the arena, so a cache with
+// sliding layers needs a page of every group per page of tokens, less what the window released.
+int64_t pages_to_admit(const cache::Cache& cache, int64_t n) {
+  const cache::PageLayout& layout = cache.layout();
+  int64_t need = 0;
+  for (size_t g = 0; g < layout.groups.size(); ++g) {
+    need += n / layout.page_tokens - layout.first_held(g, n) + 1;
+  }
+  return need;
+}
+
+}  // namespace
+
 // In arrival order while the batch has room. A request is admitted only when its pool's free
 // and cached pages hold its tokens (or nothing else runs), so a preempted request does not come
 // back to be preempted again in the next step.
@@ -64,8 +80,7 @@ std::vector<Scheduler::Id> Scheduler::admit() {
       const cache::Residency res = pools_[pi]->residency();
       room[pi] = static_cast<int64_t>(res.free.pages + res.cached.pages);
     }
-    const int64_t need =
-        static_cast<int64_t>(next.tokens.size()) / pools_[pi]->config().page_tokens + 1;
+    const int64_t need = pages_to_admit(*pools_[pi], static_cast<int64_t>(next.tokens.size()));
     if (need > room[pi] && !running_.empty()) break;
     room[pi] -= need;
     waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(i));

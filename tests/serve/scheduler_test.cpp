@@ -1,7 +1,7 @@
 // serve::Scheduler on its own (no model): admission order, the step's token budget, chunked
 // prefill, preemption of the newest request when the pool is full and its recompute, prefix
-// reuse at admission, and the pages finish() gives back. Rows are computed by
-// step_without_model, which appends zero K/V.
+// reuse at admission, the pages admission counts and those finish() gives back. Rows are computed
+// by step_without_model, which appends zero K/V.
 #include "serve/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -65,6 +65,24 @@ TEST(Scheduler, AdmitsInArrivalOrderWhileTheBatchHasRoom) {
   s.finish(a);
   EXPECT_EQ(s.admit(), (std::vector<Scheduler::Id>{c}));
   EXPECT_EQ(s.running(), (std::vector<Scheduler::Id>{b, c}));
+}
+
+// Admission counts the pages of every page group: with a sliding layer beside a full one, a
+// 100-token request takes 7 pages of the full group and 3 of the sliding one (window 32), so a
+// 16-page pool admits one such request at a time; with full layers only it holds two.
+TEST(Scheduler, AdmissionCountsThePagesOfEveryPageGroup) {
+  for (const bool sliding : {false, true}) {
+    cache::CacheConfig c = small_cache(16);
+    c.n_layers = 2;
+    if (sliding) c.layer_window = {32, 0};
+    cache::Cache cache(c);
+    Scheduler s({.max_running = 4}, {&cache});
+    const auto a = s.add(tokens(100, 1), 0);
+    const auto b = s.add(tokens(100, 2), 0);
+    const std::vector<Scheduler::Id> want =
+        sliding ? std::vector<Scheduler::Id>{a} : std::vector<Scheduler::Id>{a, b};
+    EXPECT_EQ(s.admit(), want) << sliding;
+  }
 }
 
 TEST(Scheduler, PromptTokensPerStepStayWithinTheBudgetDecodeRowsDoNotCount) {
