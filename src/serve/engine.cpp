@@ -52,21 +52,13 @@ struct Engine::Pool {
   std::unique_ptr<model::Forward> forward;
 };
 
+// A job beside its scheduler entry (which holds its tokens, sequence and progress).
 struct Engine::Running {
   std::shared_ptr<Job> job;
   GenerationJob spec;
   std::unique_ptr<model::Session> session;
-  bool in_cache = false;
-  cache::SeqId seq = 0;
-  int64_t computed = 0;  // tokens of session->tokens() in the sequence
-  uint64_t order = 0;    // admission order: the newest is preempted first
-  bool admitted_once = false;
   JobOutcome outcome;
   double t_arrival = 0, t_admitted = 0, t_first = 0, t_last = 0;
-
-  std::span<const int32_t> pending() const {
-    return std::span<const int32_t>(session->tokens()).subspan(static_cast<size_t>(computed));
-  }
 };
 
 namespace {
@@ -105,12 +97,6 @@ bool is_cache_full(const Error& e) {
 
 }  // namespace
 
-size_t Engine::live_running(int pool) const {
-  return static_cast<size_t>(std::count_if(running_.begin(), running_.end(), [&](const auto& r) {
-    return r != nullptr && (pool < 0 || r->spec.pool == pool);
-  }));
-}
-
 Engine::Engine(const model::Model& model, EngineConfig config)
     : model_(model), config_(std::move(config)), pool_(config_.threads) {
   if (config_.policies.empty()) fail("serve: no K/V policy");
@@ -142,6 +128,12 @@ Engine::Engine(const model::Model& model, EngineConfig config)
         model::ForwardOptions{.max_chunk = config_.prefill_chunk, .n_ctx = config_.context});
     pools_.push_back(std::move(p));
   }
+  std::vector<cache::Cache*> caches;
+  for (const auto& p : pools_) caches.push_back(p->cache.get());
+  scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{.max_running = config_.max_running,
+                                                           .prefill_chunk = config_.prefill_chunk,
+                                                           .step_tokens = config_.step_tokens},
+                                           std::move(caches));
   publish_gauges();
   thread_ = std::thread([this] { loop(); });
 }
@@ -231,154 +223,65 @@ void Engine::loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock,
-               [&] { return stop_ || !inbox_.empty() || !running_.empty() || !waiting_.empty(); });
+      cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !scheduler_->empty(); });
       while (!inbox_.empty()) {
-        waiting_.push_back(std::move(inbox_.front()));
+        std::unique_ptr<Running> r = std::move(inbox_.front());
         inbox_.pop_front();
+        const Id id = scheduler_->add(r->session->tokens(), r->spec.pool, r->spec.cache_prompt);
+        jobs_.emplace(id, std::move(r));
       }
       if (stop_) break;
     }
     step();
   }
   // Shutdown: whoever is still waiting gets an aborted outcome.
-  for (auto& r : running_) end(r, /*aborted=*/true, "");
-  for (auto& r : waiting_) end(r, /*aborted=*/true, "");
-  running_.clear();
-  waiting_.clear();
+  std::vector<Id> left;
+  for (const auto& [id, r] : jobs_) left.push_back(id);
+  for (const Id id : left) end(id, /*aborted=*/true, "");
   publish_gauges();
 }
 
 void Engine::step() {
   reap_cancelled();
   admit();
-  if (!running_.empty()) run_rows();
-  std::erase_if(running_, [](const std::unique_ptr<Running>& r) { return r == nullptr; });
+  if (!scheduler_->running().empty()) run_rows();
   publish_gauges();
 }
 
 void Engine::reap_cancelled() {
-  for (auto& r : running_) {
-    if (r->job->cancelled()) end(r, /*aborted=*/true, "");
+  std::vector<Id> gone;
+  for (const auto& [id, r] : jobs_) {
+    if (r->job->cancelled()) gone.push_back(id);
   }
-  std::erase_if(running_, [](const std::unique_ptr<Running>& r) { return r == nullptr; });
-  for (auto& r : waiting_) {
-    if (r->job->cancelled()) end(r, /*aborted=*/true, "");
-  }
-  std::erase_if(waiting_, [](const std::unique_ptr<Running>& r) { return r == nullptr; });
+  for (const Id id : gone) end(id, /*aborted=*/true, "");
 }
 
-// Moves waiting jobs into the running batch, in arrival order, while it has room. A job is admitted
-// only when its pool's free and cached pages hold its tokens (or nothing else runs), so a preempted
-// job does not come back to be preempted again in the next step.
+// The scheduler admits (scheduler.h); a job's first admission starts its clocks and counts its
+// prompt and prefix hits.
 void Engine::admit() {
-  std::vector<int64_t> room(pools_.size(), -1);  // pages free or evictable, per pool
-  for (size_t i = 0; i < waiting_.size();) {
-    if (live_running() >= static_cast<size_t>(config_.max_running)) break;
-    Running& next = *waiting_[i];
-    if (waits_for_prefix(next)) {
-      ++i;  // admitted once the running job has put the shared pages in the cache
-      continue;
-    }
-    const size_t pi = static_cast<size_t>(next.spec.pool);
-    if (room[pi] < 0) {
-      const cache::Residency res = pools_[pi]->cache->residency();
-      room[pi] = static_cast<int64_t>(res.free.pages + res.cached.pages);
-    }
-    const int64_t need =
-        static_cast<int64_t>(next.session->tokens().size()) / config_.page_tokens + 1;
-    if (need > room[pi] && live_running() > 0) break;
-    room[pi] -= need;
-    std::unique_ptr<Running> r = std::move(waiting_[i]);
-    waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(i));
-    start(*r);
-    running_.push_back(std::move(r));
+  for (const Id id : scheduler_->admit()) {
+    const Scheduler::Entry& e = scheduler_->entry(id);
+    if (e.preemptions > 0) continue;  // readmitted
+    Running& r = *jobs_.at(id);
+    r.t_admitted = now_seconds();
+    r.outcome.cached_tokens = e.cached_tokens;
+    r.outcome.queue_ms = (r.t_admitted - r.t_arrival) * 1e3;
+    const uint64_t asked = r.spec.cache_prompt ? e.tokens.size() - 1 : 0;
+    const uint64_t hit = static_cast<uint64_t>(e.cached_tokens);
+    metrics_.update([&](ServeCounters& c) {
+      c.prompt_tokens += e.tokens.size();
+      c.prefix_queries += asked;
+      c.prefix_hits += hit;
+    });
   }
 }
 
-// True when a running job of the same pool is still computing whole pages this job's tokens
-// begin with: admitting it now would compute them a second time, next to the first, instead of
-// finding them in the prefix cache a few steps later (32 clients sharing a system prompt
-// compute it once).
-bool Engine::waits_for_prefix(const Running& next) const {
-  if (!next.spec.cache_prompt) return false;
-  const std::vector<int32_t>& t = next.session->tokens();
-  for (const auto& r : running_) {
-    if (r == nullptr || r->spec.pool != next.spec.pool || !r->spec.cache_prompt) continue;
-    const std::vector<int32_t>& u = r->session->tokens();
-    const size_t n = std::min(t.size() - 1, u.size());
-    const size_t common = static_cast<size_t>(
-        std::mismatch(t.begin(), t.begin() + static_cast<ptrdiff_t>(n), u.begin()).first -
-        t.begin());
-    const int64_t shared_pages = static_cast<int64_t>(common) / config_.page_tokens;
-    if (shared_pages > 0 && r->computed < shared_pages * config_.page_tokens) return true;
-  }
-  return false;
-}
-
-// A sequence for the job in its pool, starting with the cached whole pages of its tokens (all
-// but the last, whose logits are needed) unless the request turned prompt caching off.
-void Engine::start(Running& r) {
-  cache::Cache& cache = *pools_[static_cast<size_t>(r.spec.pool)]->cache;
-  r.seq = cache.create();
-  r.in_cache = true;
-  const std::vector<int32_t>& tokens = r.session->tokens();
-  r.computed = 0;
-  if (r.spec.cache_prompt) {
-    r.computed = cache.attach_prefix(r.seq, std::span(tokens).first(tokens.size() - 1));
-  }
-  r.order = next_order_++;
-  if (r.admitted_once) return;
-  r.admitted_once = true;
-  r.t_admitted = now_seconds();
-  r.outcome.cached_tokens = r.computed;
-  r.outcome.queue_ms = (r.t_admitted - r.t_arrival) * 1e3;
-  const uint64_t asked = r.spec.cache_prompt ? tokens.size() - 1 : 0;
-  const uint64_t hit = static_cast<uint64_t>(r.computed);
-  metrics_.update([&](ServeCounters& c) {
-    c.prompt_tokens += tokens.size();
-    c.prefix_queries += asked;
-    c.prefix_hits += hit;
-  });
-}
-
-// Frees the pages of the newest running job of pool `pool` and puts it first in the queue; it
+// The newest running job of pool `pool` gives its pages back and waits first in the queue; it
 // recomputes its tokens when readmitted.
 void Engine::preempt_newest(int pool) {
-  std::unique_ptr<Running>* newest = nullptr;
-  for (auto& r : running_) {
-    if (r != nullptr && r->spec.pool == pool &&
-        (newest == nullptr || (*newest)->order < r->order)) {
-      newest = &r;
-    }
-  }
-  KVPACK_ASSERT(newest != nullptr);
-  Running& r = **newest;
-  pools_[static_cast<size_t>(r.spec.pool)]->cache->free(r.seq);
-  r.in_cache = false;
-  r.computed = 0;
-  ++r.outcome.preemptions;
+  const Id id = scheduler_->preempt_newest(pool);
+  ++jobs_.at(id)->outcome.preemptions;
   metrics_.update([](ServeCounters& c) { ++c.preemptions; });
-  waiting_.push_front(std::move(*newest));
-}
-
-// The rows of this step per running job (0: none): its next prefill chunk within the step's
-// prompt-token budget, or its decode token.
-std::vector<int> Engine::plan_rows() const {
-  std::vector<int> rows(running_.size(), 0);
-  int budget = config_.step_tokens;
-  for (size_t i = 0; i < running_.size(); ++i) {
-    if (running_[i] == nullptr) continue;
-    const std::span<const int32_t> pending = running_[i]->pending();
-    if (pending.size() == 1) {
-      rows[i] = 1;
-    } else if (budget > 0) {
-      rows[i] = std::min({static_cast<int>(std::min<size_t>(pending.size(), INT32_MAX)),
-                          config_.prefill_chunk, budget});
-      budget -= rows[i];
-    }
-  }
-  return rows;
 }
 
 // One forward pass per pool over every running job's rows of this step (model::Forward::
@@ -386,7 +289,7 @@ std::vector<int> Engine::plan_rows() const {
 // tokens are all computed. A pool too full for the batch preempts its newest job and runs the
 // rest; any other failure runs the jobs one by one, to fail only the one at fault.
 bool Engine::run_rows() {
-  const std::vector<int> plan = plan_rows();
+  const std::vector<Scheduler::Rows> plan = scheduler_->plan();
   StepTally tally(pools_.size());
   // What attention read this step: the backends count every decode call.
   uint64_t read_before = 0;
@@ -410,18 +313,19 @@ bool Engine::run_rows() {
   return tally.rows > 0;
 }
 
-void Engine::run_pool(int pool, const std::vector<int>& plan, StepTally& tally) {
+void Engine::run_pool(int pool, const std::vector<Scheduler::Rows>& plan, StepTally& tally) {
   Pool& p = *pools_[static_cast<size_t>(pool)];
-  std::vector<size_t> jobs;  // indices into running_
+  std::vector<Scheduler::Rows> jobs;  // the planned rows of this pool's running jobs
   std::vector<model::BatchItem> items;
   for (;;) {
     jobs.clear();
     items.clear();
-    for (size_t i = 0; i < running_.size(); ++i) {
-      if (running_[i] == nullptr || running_[i]->spec.pool != pool || plan[i] == 0) continue;
-      jobs.push_back(i);
-      items.push_back(
-          {running_[i]->seq, running_[i]->pending().first(static_cast<size_t>(plan[i]))});
+    for (const Scheduler::Rows& row : plan) {
+      if (!scheduler_->has(row.id)) continue;  // ended in this step
+      const Scheduler::Entry& e = scheduler_->entry(row.id);
+      if (!e.running || e.pool != pool) continue;  // preempted, or another pool's
+      jobs.push_back(row);
+      items.push_back({e.seq, e.pending().first(static_cast<size_t>(row.n))});
     }
     if (items.empty()) return;
     try {
@@ -429,16 +333,16 @@ void Engine::run_pool(int pool, const std::vector<int>& plan, StepTally& tally) 
       const std::span<const float> logits = p.forward->eval_batch(items);
       const size_t vocab = logits.size() / items.size();
       for (size_t k = 0; k < jobs.size(); ++k) {
-        computed(jobs[k], plan[jobs[k]], logits.subspan(k * vocab, vocab), tally);
+        computed(jobs[k].id, jobs[k].n, logits.subspan(k * vocab, vocab), tally);
       }
       return;
     } catch (const Error& e) {
-      if (is_cache_full(e) && live_running(pool) > 1) {
+      if (is_cache_full(e) && scheduler_->running_in(pool) > 1) {
         preempt_newest(pool);
         continue;  // the batch without it
       }
       if (items.size() == 1) {
-        end(running_[jobs[0]], /*aborted=*/false, e.what());
+        end(jobs[0].id, /*aborted=*/false, e.what());
         return;
       }
     }
@@ -449,34 +353,32 @@ void Engine::run_pool(int pool, const std::vector<int>& plan, StepTally& tally) 
         ++tally.batches;
         logits = p.forward->eval(items[k].seq, items[k].tokens);
       } catch (const Error& e) {
-        end(running_[jobs[k]], /*aborted=*/false, e.what());
+        end(jobs[k].id, /*aborted=*/false, e.what());
         continue;
       }
-      computed(jobs[k], plan[jobs[k]], logits, tally);
+      computed(jobs[k].id, jobs[k].n, logits, tally);
     }
     return;
   }
 }
 
-// Job i's n rows are in its sequence: counted, and sampled from when they were its last.
-void Engine::computed(size_t i, int n, std::span<const float> logits, StepTally& tally) {
-  Running& r = *running_[i];
-  if (r.pending().size() == 1) {
-    const cache::Cache& cache = *pools_[static_cast<size_t>(r.spec.pool)]->cache;
+// A job's n rows are in its sequence: counted, and sampled from when they were its last.
+void Engine::computed(Id id, int n, std::span<const float> logits, StepTally& tally) {
+  const Scheduler::Entry& e = scheduler_->entry(id);
+  if (e.pending().size() == 1) {
+    const cache::Cache& cache = *pools_[static_cast<size_t>(e.pool)]->cache;
     for (size_t g = 0; g < cache.layout().groups.size(); ++g) {
-      tally.bytes.add(static_cast<size_t>(r.spec.pool),
-                      cache.page_table(r.seq, static_cast<int>(g)));
+      tally.bytes.add(static_cast<size_t>(e.pool), cache.page_table(e.seq, static_cast<int>(g)));
     }
   }
   tally.rows += static_cast<uint64_t>(n);
-  r.computed += n;
-  if (r.computed == static_cast<int64_t>(r.session->tokens().size())) sample(running_[i], logits);
+  if (scheduler_->computed(id, n)) sample(id, logits);
 }
 
 // The next token of a job whose tokens are all in its sequence: sampled, timed, handed to the
-// waiter; the job ends when its session does.
-void Engine::sample(std::unique_ptr<Running>& slot, std::span<const float> logits) {
-  Running& r = *slot;
+// waiter and to the scheduler; the job ends when its session does.
+void Engine::sample(Id id, std::span<const float> logits) {
+  Running& r = *jobs_.at(id);
   const model::SessionStep step = r.session->next(logits);
   const double now = now_seconds();
   if (r.t_first == 0) {
@@ -488,13 +390,19 @@ void Engine::sample(std::unique_ptr<Running>& slot, std::span<const float> logit
   r.t_last = now;
   metrics_.update([](ServeCounters& c) { ++c.generation_tokens; });
   r.job->push(step.text);
-  if (step.finished) end(slot, /*aborted=*/false, "");
+  if (step.finished) {
+    end(id, /*aborted=*/false, "");
+  } else {
+    scheduler_->append(id, step.token);
+  }
 }
 
-// Ends a job: frees its sequence, fills in the outcome, wakes its waiter and clears the slot.
-void Engine::end(std::unique_ptr<Running>& slot, bool aborted, const std::string& error) {
-  Running& r = *slot;
-  if (r.in_cache) pools_[static_cast<size_t>(r.spec.pool)]->cache->free(r.seq);
+// Ends a job: the scheduler frees its sequence; the outcome is filled in and its waiter woken.
+void Engine::end(Id id, bool aborted, const std::string& error) {
+  const auto it = jobs_.find(id);
+  KVPACK_ASSERT(it != jobs_.end());
+  Running& r = *it->second;
+  scheduler_->finish(id);
   JobOutcome o = r.outcome;
   o.reason = r.session->finish_reason();
   o.aborted = aborted;
@@ -522,15 +430,15 @@ void Engine::end(std::unique_ptr<Running>& slot, bool aborted, const std::string
     --active_;
   }
   r.job->finish(std::move(o));
-  slot.reset();
+  jobs_.erase(it);
 }
 
 void Engine::publish_gauges() {
-  const uint64_t running = live_running();
+  const uint64_t running = scheduler_->running().size();
   size_t waiting;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    waiting = waiting_.size() + inbox_.size();
+    waiting = scheduler_->waiting().size() + inbox_.size();
   }
   metrics_.update([&](ServeCounters& c) {
     c.requests_running = running;

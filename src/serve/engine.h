@@ -2,10 +2,11 @@
 // page pools, fed by a bounded queue of jobs. Each step it drops cancelled jobs, admits waiting
 // ones (reusing cached prefix pages), runs one prefill chunk or one decode token for every
 // running job -- all of a pool's rows through one batched forward pass -- samples through each
-// job's model::Session and hands the text to the job's waiter. When a pool is full the cache first
-// evicts cached pages; if that is not enough the newest running job is preempted (its pages freed,
-// requeued first, its tokens recomputed later). docs/cli.md (`kvpack serve`) describes the
-// behaviour as a client sees it.
+// job's model::Session and hands the text to the job's waiter. Which jobs run and which of their
+// tokens a step computes is serve::Scheduler's (scheduler.h, also what `kvpack bench cache`
+// simulates): when a pool is full the cache first evicts cached pages; if that is not enough the
+// newest running job is preempted (its pages freed, requeued first, its tokens recomputed later).
+// docs/cli.md (`kvpack serve`) describes the behaviour as a client sees it.
 //
 //   Engine engine(model, config);
 //   std::shared_ptr<Job> job = engine.submit(std::move(generation));  // throws RequestError
@@ -24,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -31,6 +33,7 @@
 #include "model/session.h"
 #include "serve/metrics.h"
 #include "serve/request.h"
+#include "serve/scheduler.h"
 
 namespace kvpack::serve {
 
@@ -124,21 +127,18 @@ class Engine {
   struct Pool;
 
  private:
+  using Id = Scheduler::Id;
   void loop();
   void step();
   void admit();
-  bool waits_for_prefix(const Running& next) const;
-  void start(Running& r);
   void reap_cancelled();
   struct StepTally;
-  std::vector<int> plan_rows() const;
   bool run_rows();
-  void run_pool(int pool, const std::vector<int>& plan, StepTally& tally);
-  void computed(size_t i, int n, std::span<const float> logits, StepTally& tally);
-  void sample(std::unique_ptr<Running>& slot, std::span<const float> logits);
+  void run_pool(int pool, const std::vector<Scheduler::Rows>& plan, StepTally& tally);
+  void computed(Id id, int n, std::span<const float> logits, StepTally& tally);
+  void sample(Id id, std::span<const float> logits);
   void preempt_newest(int pool);
-  size_t live_running(int pool = -1) const;  // of one pool, or (-1) of all
-  void end(std::unique_ptr<Running>& r, bool aborted, const std::string& error);
+  void end(Id id, bool aborted, const std::string& error);
   void publish_gauges();
 
   const model::Model& model_;
@@ -155,9 +155,8 @@ class Engine {
   std::atomic<bool> draining_{false};
 
   // Engine thread only.
-  std::deque<std::unique_ptr<Running>> waiting_;
-  std::vector<std::unique_ptr<Running>> running_;  // admission order
-  uint64_t next_order_ = 0;
+  std::unique_ptr<Scheduler> scheduler_;                   // the jobs' tokens, waiting and running
+  std::unordered_map<Id, std::unique_ptr<Running>> jobs_;  // the rest of each scheduled job
 
   std::thread thread_;
 };

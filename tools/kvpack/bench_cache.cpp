@@ -1,12 +1,15 @@
 // `kvpack bench cache`: a workload simulator for the paged KV cache, no model needed. N chat
-// sessions share a system prompt; each runs turns (a user message prefilled, a reply decoded
-// token by token), some fork to regenerate a reply, some end and are replaced; when the budget
-// runs out the least recently served session is preempted and recomputed later, as a server
-// would. Prints the residency report, prefix reuse, evictions and the cost of cache operations.
+// sessions share a system prompt; each turn is a request, as a client sends it to `kvpack
+// serve`: the conversation so far plus a user message as the prompt, a reply generated token by
+// token. Requests run through the server's own scheduler (serve::Scheduler: admission, chunked
+// prefill under a step budget, prefix reuse, preemption of the newest request when the cache is
+// full, recompute), with random K/V appended for the rows it plans. Some replies are
+// regenerated (the same prompt again), some sessions end and are replaced. Prints the residency
+// report, prefix reuse, evictions and the cost of cache operations.
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -20,6 +23,7 @@
 #include "commands.h"
 #include "kvpack/cache.h"
 #include "kvpack/plan.h"
+#include "serve/scheduler.h"
 
 namespace kvpack::cli {
 namespace {
@@ -28,18 +32,26 @@ using cache_bench::AfterRun;
 using cache_bench::Costs;
 using cache_bench::Options;
 using cache_bench::Stats;
+using RequestId = serve::Scheduler::Id;
 
-struct Session {
-  bool live = false;
-  cache::SeqId seq = 0;
-  std::vector<int32_t> tokens;  // history, kept to recompute after preemption
-  uint64_t last_served = 0;
+// One session slot and its request in flight.
+struct Slot {
+  std::vector<int32_t> history;  // the conversation: system prompt, messages and replies
+  size_t before_reply = 0;       // history's length before the last reply (a regeneration)
+  RequestId request = 0;
+  int target = 0, generated = 0;  // reply tokens to generate, and generated so far
+  bool regenerating = false;
 };
 
 class Simulator {
  public:
   Simulator(const Options& o, const cache::CacheConfig& config)
-      : o_(o), cache_(config), rng_(o.seed), sessions_(static_cast<size_t>(o.sessions)) {
+      : o_(o),
+        cache_(config),
+        // kvpack serve's defaults (prefill chunk and step budget), every session in the batch.
+        scheduler_({.max_running = o.sessions}, {&cache_}),
+        rng_(o.seed),
+        slots_(static_cast<size_t>(o.sessions)) {
     // Rows are drawn from here (contents do not matter); 2 MiB stays in cache, as the rows a
     // model has just computed would.
     values_.resize(size_t{1} << 19);
@@ -50,31 +62,46 @@ class Simulator {
 
   cache::Cache& cache() { return cache_; }
   const std::vector<int32_t>& prompt() const { return prompt_; }
-  std::vector<const Session*> live() const {
-    std::vector<const Session*> out;
-    for (const Session& s : sessions_) {
-      if (s.live) out.push_back(&s);
-    }
+  // The sequences of the running requests: the live sessions.
+  std::vector<cache::SeqId> live() const {
+    std::vector<cache::SeqId> out;
+    for (const RequestId id : scheduler_.running()) out.push_back(scheduler_.entry(id).seq);
     return out;
   }
 
-  // Ends every other live session (as at the end of a busy period); returns how many.
+  // Ends every other running request (as at the end of a busy period); returns how many.
   int end_every_other() {
-    int n = 0, seen = 0;
-    for (Session& s : sessions_) {
-      if (!s.live || seen++ % 2 == 1) continue;
-      cache_.free(s.seq);
-      s = Session{};
-      ++n;
-    }
+    const std::vector<RequestId> running = scheduler_.running();
+    int n = 0;
+    for (size_t i = 0; i < running.size(); i += 2, ++n) scheduler_.finish(running[i]);
     return n;
   }
 
+  // Until --sessions x --turns turns are done; the requests still running are the live sessions.
   Stats run() {
     const double t0 = now_seconds();
-    for (int round = 0; round < o_.turns; ++round) {
-      for (size_t i = 0; i < sessions_.size(); ++i) turn(i);
+    const uint64_t total = static_cast<uint64_t>(o_.sessions) * static_cast<uint64_t>(o_.turns);
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      slots_[i].history = prompt_;
+      submit_turn(i);
     }
+    const auto append_rows = [this](cache::Cache& c, cache::SeqId seq, int n) {
+      const size_t need = static_cast<size_t>(n) * o_.kv_heads * o_.head_dim;
+      for (int l = 0; l < o_.layers; ++l) {
+        const size_t off = rng_.below(values_.size() - need);
+        c.append(seq, l, values_.data() + off, values_.data() + (values_.size() - need - off), n);
+      }
+    };
+    while (stats_.turns < total) {
+      scheduler_.admit();
+      if (scheduler_.plan().empty()) fail("bench cache: the scheduler planned no rows");
+      for (const RequestId id : serve::step_without_model(scheduler_, append_rows)) {
+        sample(id);
+        if (stats_.turns == total) break;
+      }
+    }
+    stats_.preempted = scheduler_.stats().preemptions;
+    stats_.recomputed_tokens = scheduler_.stats().recomputed_tokens;
     stats_.seconds = now_seconds() - t0;
     return stats_;
   }
@@ -82,123 +109,68 @@ class Simulator {
  private:
   int around(int mean) { return std::max(1, static_cast<int>(mean * (0.5 + rng_.uniform()))); }
 
-  // One user message and one reply; the session is (re)started first if needed.
-  void turn(size_t i) {
-    Session& s = sessions_[i];
-    if (!s.live) start(i);
-    s.last_served = ++clock_;
-    std::vector<int32_t> user(static_cast<size_t>(around(o_.user_tokens)));
-    for (auto& t : user) t = static_cast<int32_t>(rng_.below(128000));
-    prefill(i, user);
-    const int gen = around(o_.gen_tokens);
-    decode(i, gen);
-    ++stats_.turns;
-    if (rng_.uniform() < o_.fork_rate) regenerate(i, gen);
-    if (rng_.uniform() < o_.end_rate) {  // the conversation ends; a new one takes the slot
-      cache_.free(s.seq);
-      s = Session{};
-      ++stats_.ended;
+  // A user message after the history, and a reply to generate.
+  void submit_turn(size_t i) {
+    Slot& s = slots_[i];
+    for (int t = around(o_.user_tokens); t > 0; --t) {
+      s.history.push_back(static_cast<int32_t>(rng_.below(128000)));
     }
+    s.before_reply = s.history.size();
+    s.regenerating = false;
+    submit(i);
   }
 
-  // A new session (or a preempted one coming back): reuse what the prefix index holds of its
-  // history, recompute the rest.
-  void start(size_t i) {
-    Session& s = sessions_[i];
-    if (s.tokens.empty()) s.tokens = prompt_;
-    std::vector<int32_t> history;
-    history.swap(s.tokens);
-    s.seq = cache_.create();
-    s.live = true;
-    const int64_t reused = cache_.attach_prefix(s.seq, history);
-    s.tokens.assign(history.begin(), history.begin() + reused);
-    std::vector<int32_t> rest(history.begin() + reused, history.end());
-    if (history.size() > prompt_.size()) stats_.recomputed_tokens += rest.size();  // preempted
-    prefill(i, rest);
+  // The history up to the reply as a request's prompt.
+  void submit(size_t i) {
+    Slot& s = slots_[i];
+    s.history.resize(s.before_reply);
+    s.target = around(o_.gen_tokens);
+    s.generated = 0;
+    s.request = scheduler_.add(s.history, 0);
+    slot_of_[s.request] = i;
   }
 
-  // The reply is regenerated on a fork, which then replaces the session (the user kept it).
-  // A sliding window's pages the cut needs may be gone (evicted after the window released
-  // them): then the kept history is recomputed, as a server would.
-  void regenerate(size_t i, int gen) {
-    Session& s = sessions_[i];
-    const cache::SeqId parent = s.seq;
-    s.seq = cache_.fork(parent);
-    s.tokens.resize(s.tokens.size() - static_cast<size_t>(gen));
-    try {
-      cache_.truncate(s.seq, gen);
-    } catch (const Error& e) {
-      if (std::string_view(e.what()).find("no longer cached") == std::string_view::npos) throw;
-      cache_.free(s.seq);
-      cache_.free(parent);
-      s.live = false;
-      ++stats_.truncations_recomputed;
-      start(i);
-      decode(i, around(o_.gen_tokens));
-      ++stats_.forks;
+  // The request's tokens are all computed: a random token is "sampled"; the request ends with
+  // its reply's last token (not computed, as in the server: the next turn's prompt holds it).
+  void sample(RequestId id) {
+    const size_t i = slot_of_.at(id);
+    Slot& s = slots_[i];
+    const auto token = static_cast<int32_t>(rng_.below(128000));
+    if (++s.generated < s.target) {
+      scheduler_.append(id, token);
       return;
     }
-    decode(i, around(o_.gen_tokens));
-    cache_.free(parent);
-    ++stats_.forks;
-  }
-
-  void prefill(size_t i, const std::vector<int32_t>& tokens) {
-    constexpr size_t kChunk = 256;
-    for (size_t at = 0; at < tokens.size(); at += kChunk) {
-      const size_t n = std::min(kChunk, tokens.size() - at);
-      extend(i, std::span<const int32_t>(tokens).subspan(at, n));
-    }
-  }
-
-  void decode(size_t i, int n) {
-    for (int t = 0; t < n; ++t) {
-      const int32_t token = static_cast<int32_t>(rng_.below(128000));
-      extend(i, std::span<const int32_t>(&token, 1));
-    }
-  }
-
-  // add_tokens (preempting other sessions while the cache is full), then every layer's rows.
-  void extend(size_t i, std::span<const int32_t> tokens) {
-    Session& s = sessions_[i];
-    while (true) {
-      try {
-        cache_.add_tokens(s.seq, tokens);
-        break;
-      } catch (const Error& e) {
-        if (std::strncmp(e.what(), "kv cache full", 13) != 0 || !preempt_other(i)) throw;
+    s.history = scheduler_.entry(id).tokens;
+    s.history.push_back(token);
+    scheduler_.finish(id);
+    slot_of_.erase(id);
+    if (!s.regenerating) {
+      ++stats_.turns;
+      if (stats_.turns == static_cast<uint64_t>(o_.sessions) * static_cast<uint64_t>(o_.turns)) {
+        return;
+      }
+      if (rng_.uniform() < o_.fork_rate) {  // the same prompt again: the reply is regenerated
+        s.regenerating = true;
+        ++stats_.forks;
+        submit(i);
+        return;
       }
     }
-    s.tokens.insert(s.tokens.end(), tokens.begin(), tokens.end());
-    const size_t row = static_cast<size_t>(o_.kv_heads) * o_.head_dim;
-    const size_t need = tokens.size() * row;
-    for (int l = 0; l < o_.layers; ++l) {
-      const size_t off = rng_.below(values_.size() - need);
-      cache_.append(s.seq, l, values_.data() + off, values_.data() + (values_.size() - need - off),
-                    static_cast<int>(tokens.size()));
+    if (rng_.uniform() < o_.end_rate) {  // the conversation ends; a new one takes the slot
+      s.history = prompt_;
+      ++stats_.ended;
     }
-  }
-
-  bool preempt_other(size_t current) {
-    Session* victim = nullptr;
-    for (size_t j = 0; j < sessions_.size(); ++j) {
-      Session& s = sessions_[j];
-      if (j != current && s.live && (!victim || s.last_served < victim->last_served)) victim = &s;
-    }
-    if (!victim) return false;
-    cache_.free(victim->seq);
-    victim->live = false;  // keeps its history: start() recomputes it
-    ++stats_.preempted;
-    return true;
+    submit_turn(i);
   }
 
   Options o_;
   cache::Cache cache_;
+  serve::Scheduler scheduler_;
   Rng rng_;
-  std::vector<Session> sessions_;
+  std::vector<Slot> slots_;
+  std::unordered_map<RequestId, size_t> slot_of_;
   std::vector<float> values_;
   std::vector<int32_t> prompt_;
-  uint64_t clock_ = 0;
   Stats stats_;
 };
 
@@ -206,8 +178,8 @@ class Simulator {
 int prompt_copies(Simulator& sim) {
   const size_t pages = sim.prompt().size() / static_cast<size_t>(sim.cache().config().page_tokens);
   std::vector<std::vector<uint32_t>> seen;
-  for (const Session* s : sim.live()) {
-    auto table = sim.cache().page_table(s->seq);
+  for (const cache::SeqId seq : sim.live()) {
+    auto table = sim.cache().page_table(seq);
     if (table.size() < pages) continue;
     table.resize(pages);
     if (std::find(seen.begin(), seen.end(), table) == seen.end()) seen.push_back(table);

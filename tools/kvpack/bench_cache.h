@@ -29,9 +29,10 @@ struct Options {
   KvFlags kv;
 };
 
+// The workload as serve::Scheduler ran it: turns done, replies regenerated (forks), sessions
+// ended, preemptions and the tokens recomputed after them.
 struct Stats {
   uint64_t turns = 0, forks = 0, ended = 0, preempted = 0, recomputed_tokens = 0;
-  uint64_t truncations_recomputed = 0;  // forks whose truncate needed released window pages
   double seconds = 0;
 };
 

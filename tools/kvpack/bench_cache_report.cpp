@@ -55,7 +55,6 @@ void print_json(const Report& x) {
         {"ended", x.st.ended},
         {"preempted", x.st.preempted},
         {"recomputed_tokens", x.st.recomputed_tokens},
-        {"truncations_recomputed", x.st.truncations_recomputed},
         {"seconds", x.st.seconds}}},
       {"sliding",
        {{"held_pages", sliding_use(x.r).held},
@@ -99,8 +98,8 @@ void print_text(const Report& x) {
               format_bytes(static_cast<double>(r.page_bytes)).c_str(), r.groups.size(),
               r.groups.size() == 1 ? "" : "s");
   std::printf(
-      "workload: %llu turns (%d per session, user ~%d, reply ~%d tokens), %llu forks, %llu "
-      "ended, %llu preempted (%llu tokens recomputed), %.2f s\n\n",
+      "workload (the server's scheduler): %llu turns (%d per session, user ~%d, reply ~%d tokens), "
+      "%llu regenerated, %llu ended, %llu preempted (%llu tokens recomputed), %.2f s\n\n",
       static_cast<unsigned long long>(x.st.turns), o.turns, o.user_tokens, o.gen_tokens,
       static_cast<unsigned long long>(x.st.forks), static_cast<unsigned long long>(x.st.ended),
       static_cast<unsigned long long>(x.st.preempted),
@@ -111,12 +110,10 @@ void print_text(const Report& x) {
     const uint64_t all = sw.held + sw.released;
     std::printf(
         "sliding windows: live sessions hold %llu pages of sliding layers where full attention "
-        "would hold %llu: %s saved (%.1f%%); %llu fork%s recomputed (window pages gone)\n",
+        "would hold %llu: %s saved (%.1f%%)\n",
         static_cast<unsigned long long>(sw.held), static_cast<unsigned long long>(all),
         format_bytes(static_cast<double>(sw.released * r.page_bytes)).c_str(),
-        all == 0 ? 0.0 : 100.0 * sw.released / all,
-        static_cast<unsigned long long>(x.st.truncations_recomputed),
-        x.st.truncations_recomputed == 1 ? "" : "s");
+        all == 0 ? 0.0 : 100.0 * sw.released / all);
   }
   std::printf("system prompt: %llu pages (%s) held by %zu live sessions as %d cop%s\n",
               static_cast<unsigned long long>(x.prompt_pages()),
