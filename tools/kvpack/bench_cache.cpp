@@ -264,10 +264,14 @@ Options resolve_shape(Options o) {
 // One sequence decoding 1024 tokens one at a time into a small cache whose pages were touched
 // by a first pass: the steady cost of append (staging, finite check, encoding) per token.
 double time_decode(const Options& o, const format::KVPolicy& policy) {
+  constexpr int kDecoded = 1024;
+  // The first pass touches every page the second needs (at least 33 a group; 16-token pages
+  // need 65 for 1024 tokens, which a cache of 33 refused as full).
+  const int touched = std::max(33 * o.page_tokens, kDecoded + o.page_tokens);
   cache::CacheConfig c = make_config(o, policy);
   c.budget_bytes = 0;
   c.n_pages = 1;
-  c.n_pages = cache::sequence_pages(c, 33 * o.page_tokens, 0);  // 33 pages per group
+  c.n_pages = cache::sequence_pages(c, touched, 0);
   cache::Cache cache(c);
   const size_t row = static_cast<size_t>(o.kv_heads) * o.head_dim;
   std::vector<float> values(row * 4096);
@@ -276,7 +280,7 @@ double time_decode(const Options& o, const format::KVPolicy& policy) {
   double seconds = 0;
   for (int pass = 0; pass < 2; ++pass) {
     const cache::SeqId seq = cache.create();
-    const int n = pass == 0 ? 33 * o.page_tokens : 1024;
+    const int n = pass == 0 ? touched : kDecoded;
     const double t0 = now_seconds();
     for (int t = 0; t < n; ++t) {
       const int32_t token = pass * 100000 + t;
