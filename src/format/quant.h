@@ -82,17 +82,27 @@ inline AsymGrid fit_asym(float lo, float hi, int levels) {
   return {fit_step(range, levels, levels + 0.5), m};
 }
 
+// v rounded to the nearest integer, ties to even: std::nearbyint in the default rounding mode for
+// |v| < 2^22, with two additions instead of a libm call (baseline x86-64 has no rounding
+// instruction; the grid encoders round every value for every candidate step they try). Beyond
+// 2^22 the result keeps v's sign and a magnitude past every grid's clamp, so a clamped index is
+// the same as nearbyint's.
+inline float round_half_even(float v) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: the float spacing there is 1
+  return (v + kMagic) - kMagic;
+}
+
 // Nearest symmetric grid index of x for stored step s, clamped to [-top, top]; 0 when s is 0.
 inline int round_sym(float x, float s, int top) {
   if (s == 0.0f) return 0;
-  const float k = std::nearbyint(x / s);
+  const float k = round_half_even(x / s);
   return static_cast<int>(std::clamp(k, static_cast<float>(-top), static_cast<float>(top)));
 }
 
 // Nearest asymmetric grid index of x for stored step s and min m, clamped to [0, levels].
 inline int round_asym(float x, float m, float s, int levels) {
   if (s == 0.0f) return 0;
-  const float k = std::nearbyint((x - m) / s);
+  const float k = round_half_even((x - m) / s);
   return static_cast<int>(std::clamp(k, 0.0f, static_cast<float>(levels)));
 }
 

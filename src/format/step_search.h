@@ -40,8 +40,10 @@ inline constexpr int kStepCandidates = 16;
 // Nearest index of x on the grid k * s, clamped to [-n, n - 1]; 0 when s is 0.
 inline int round_sym_signed(float x, float s, int n) {
   if (s == 0.0f) return 0;
-  const float k = std::nearbyint(x / s);
-  return static_cast<int>(std::fmin(std::fmax(k, static_cast<float>(-n)), n - 1.0f));
+  const float k = round_half_even(x / s);
+  // fmin(fmax(k, -n), n - 1) without the libm calls (NaN gives -n, as fmax's does).
+  if (!(k >= static_cast<float>(-n))) return -n;
+  return k > n - 1.0f ? n - 1 : static_cast<int>(k);
 }
 
 // Squared error of encoding v[i * stride], i < count, on grid k * s (k in -n..n-1), and the
