@@ -412,7 +412,10 @@ TEST(Serve, ThirtyTwoClientsShareASystemPrompt) {
   EXPECT_GT(
       metric(m, "kvpack:prefix_cache_hits_total") / metric(m, "kvpack:prefix_cache_queries_total"),
       0.9);
-  EXPECT_GT(shared_max, 0);
+  // Shared pages visible in /metrics while the clients run: sampled here every 5 ms and by the
+  // client when each stream's first token arrives (a loaded machine can starve this thread's
+  // polls through the whole window, as a CI run once did).
+  EXPECT_GT(std::max(shared_max, r["shared_bytes_max"].get<double>()), 0) << out;
   // Reading each sequence's page table on its own would read the prompt's pages once per
   // sequence: far more than the distinct pages.
   EXPECT_GT(metric(m, "kvpack:decode_kv_page_bytes_total"),

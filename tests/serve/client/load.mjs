@@ -20,6 +20,20 @@ async function systemPrompt() {
   return sentence.repeat(Math.max(1, Math.round(prefix / per)));
 }
 
+// The largest kv_cache_shared_bytes /metrics reports while streams are open: pages held by
+// several running sequences at once (the shared system prompt). Sampled when a stream's first
+// token arrives, so the sample falls inside the window where the requests run side by side.
+async function sampleShared(stats) {
+  try {
+    const text = await (await fetch(base + "/metrics")).text();
+    for (const m of text.matchAll(/^kvpack:kv_cache_shared_bytes\{[^}]*\} (\S+)$/gm)) {
+      stats.sharedMax = Math.max(stats.sharedMax, Number(m[1]));
+    }
+  } catch (e) {
+    stats.failed.push(`metrics: ${e}`);
+  }
+}
+
 function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0;
@@ -46,7 +60,10 @@ async function one(system, client, i, stats) {
       const j = JSON.parse(ev.slice(6));
       if (j.error) throw new Error(JSON.stringify(j.error));
       if (j.usage) usage = j.usage;
-      if (!first && j.choices.length && j.choices[0].delta.content) first = performance.now();
+      if (!first && j.choices.length && j.choices[0].delta.content) {
+        first = performance.now();
+        sampleShared(stats);  // mid-stream: this request's sequence is running, with its neighbours
+      }
     }
   }
   if (!done || !usage || buf.length) { stats.failed.push(`incomplete stream (done ${done}, usage ${!!usage})`); return; }
@@ -59,7 +76,7 @@ async function one(system, client, i, stats) {
 }
 
 const system = await systemPrompt();
-const stats = { ok: 0, failed: [], ttft: [], tokens: 0, cached: 0, prompt: 0, bytes: 0 };
+const stats = { ok: 0, failed: [], ttft: [], tokens: 0, cached: 0, prompt: 0, bytes: 0, sharedMax: 0 };
 const t0 = performance.now();
 const timer = setTimeout(() => { console.error("load: time limit reached"); process.exit(2); }, limitS * 1000);
 await Promise.all(Array.from({ length: clients }, async (_, c) => {
@@ -74,6 +91,7 @@ const out = {
   requests_per_s: stats.ok / s, tokens_per_s: stats.tokens / s,
   ttft_p50_s: percentile(stats.ttft, 50), ttft_p99_s: percentile(stats.ttft, 99),
   prompt_tokens: stats.prompt, cached_prompt_tokens: stats.cached, bytes_received: stats.bytes,
+  shared_bytes_max: stats.sharedMax,
   failures: stats.failed.slice(0, 5),
 };
 console.log(JSON.stringify(out));
