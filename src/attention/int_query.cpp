@@ -12,23 +12,44 @@
 #include <cmath>
 
 #include "attention/int_query.h"
+#include "format/quant.h"
 
 #ifndef KVPACK_ATTENTION_INT_QUERY_ONCE_
 #define KVPACK_ATTENTION_INT_QUERY_ONCE_
 namespace kvpack::attention::detail {
 
-// Round to nearest, ties to even (std::nearbyint in the default rounding mode) for |x| <= 2^22,
-// with two additions: x + 1.5 * 2^23 lands where the float spacing is 1, so the sum rounds x to
-// an integer, and subtracting the constant again is exact. Unlike nearbyint (a libm call on
-// baseline x86-64, once per channel of every query row) it is the same two operations in a
-// vector.
-inline constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
-
 // Channel j's code from q / s (s > 0): NaN (a NaN channel, or Inf / Inf) gives 0; clamping
-// before rounding gives the same code as after (127.5 and up round above 127).
+// before rounding gives the same code as after (127.5 and up round above 127). The rounding is
+// format::round_half_even's two additions (nearbyint for these magnitudes), which the SIMD
+// path does on whole vectors.
 inline float code_of(float k) {
   k = k == k ? std::clamp(k, -127.0f, 127.0f) : 0.0f;
-  return (k + kRoundMagic) - kRoundMagic;
+  return format::round_half_even(k);
+}
+
+// Where a prepared row's parts sit (int_query.h's layout).
+struct RowParts {
+  int8_t* codes;
+  float* fcodes;
+  float* scale;
+  int32_t* sum;
+  RowParts(const IntQueryLayout& l, uint8_t* row)
+      : codes(reinterpret_cast<int8_t*>(row + l.codes())),
+        fcodes(reinterpret_cast<float*>(row + l.floats())),
+        scale(reinterpret_cast<float*>(row + l.scales())),
+        sum(reinterpret_cast<int32_t*>(row + l.sums())) {}
+};
+
+// Channels [j0, j1) of a row with scale s, one at a time; returns the sum of their codes.
+inline int32_t round_channels(const float* q, float s, int j0, int j1, const RowParts& out) {
+  int32_t total = 0;
+  for (int j = j0; j < j1; ++j) {
+    const float k = s > 0 ? code_of(q[j] / s) : 0.0f;
+    out.codes[j] = static_cast<int8_t>(k);
+    out.fcodes[j] = k;
+    total += static_cast<int32_t>(k);
+  }
+  return total;
 }
 
 // Max |q[j]| over [j0, j1), NaN channels left out.
@@ -51,10 +72,7 @@ void QuantizeQuery(const IntQueryLayout& l, const float* q, uint8_t* row) {
   const hn::RebindToSigned<decltype(df)> di;
   const hn::Rebind<int8_t, decltype(df)> d8;
   const int N = static_cast<int>(hn::Lanes(df));
-  auto* codes = reinterpret_cast<int8_t*>(row + l.codes());
-  auto* fcodes = reinterpret_cast<float*>(row + l.floats());
-  auto* scale = reinterpret_cast<float*>(row + l.scales());
-  auto* sum = reinterpret_cast<int32_t*>(row + l.sums());
+  const RowParts out(l, row);
   for (int g = 0; g < l.groups(); ++g) {
     const int j0 = g * l.group, j1 = j0 + l.group;
     int j = j0;
@@ -66,31 +84,25 @@ void QuantizeQuery(const IntQueryLayout& l, const float* q, uint8_t* row) {
     float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
     amax = std::max(amax, group_amax(q, j, j1));
     const float s = amax / 127.0f;
-    scale[g] = s;
+    out.scale[g] = s;
     int32_t total = 0;
     j = j0;
     if (s > 0) {
       const auto vs = hn::Set(df, s), lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
-      const auto magic = hn::Set(df, kRoundMagic);
+      const auto magic = hn::Set(df, format::kRoundHalfEvenMagic);
       auto vsum = hn::Zero(di);
       for (; j + N <= j1; j += N) {
         auto k = hn::Div(hn::LoadU(df, q + j), vs);
         k = hn::IfThenZeroElse(hn::IsNaN(k), hn::Min(hn::Max(k, lo), hi));
         k = hn::Sub(hn::Add(k, magic), magic);
         const auto ki = hn::ConvertTo(di, k);
-        hn::StoreU(k, df, fcodes + j);
-        hn::StoreU(hn::DemoteTo(d8, ki), d8, codes + j);
+        hn::StoreU(k, df, out.fcodes + j);
+        hn::StoreU(hn::DemoteTo(d8, ki), d8, out.codes + j);
         vsum = hn::Add(vsum, ki);
       }
       total = hn::GetLane(hn::SumOfLanes(di, vsum));
     }
-    for (; j < j1; ++j) {
-      const float k = s > 0 ? code_of(q[j] / s) : 0.0f;
-      codes[j] = static_cast<int8_t>(k);
-      fcodes[j] = k;
-      total += static_cast<int32_t>(k);
-    }
-    sum[g] = total;
+    out.sum[g] = total + round_channels(q, s, j, j1, out);  // the channels past the vectors
   }
 }
 
@@ -108,21 +120,12 @@ void quantize_query(const IntQueryLayout& l, const float* q, uint8_t* row) {
 }
 
 void quantize_query_reference(const IntQueryLayout& l, const float* q, uint8_t* row) {
-  auto* codes = reinterpret_cast<int8_t*>(row + l.codes());
-  auto* fcodes = reinterpret_cast<float*>(row + l.floats());
-  auto* scale = reinterpret_cast<float*>(row + l.scales());
-  auto* sum = reinterpret_cast<int32_t*>(row + l.sums());
+  const RowParts out(l, row);
   for (int g = 0; g < l.groups(); ++g) {
     const int j0 = g * l.group, j1 = j0 + l.group;
     const float s = group_amax(q, j0, j1) / 127.0f;
-    scale[g] = s;
-    sum[g] = 0;
-    for (int j = j0; j < j1; ++j) {
-      const float k = s > 0 ? code_of(q[j] / s) : 0.0f;
-      codes[j] = static_cast<int8_t>(k);
-      fcodes[j] = k;
-      sum[g] += static_cast<int32_t>(k);
-    }
+    out.scale[g] = s;
+    out.sum[g] = round_channels(q, s, j0, j1, out);
   }
 }
 

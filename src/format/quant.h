@@ -87,9 +87,9 @@ inline AsymGrid fit_asym(float lo, float hi, int levels) {
 // instruction; the grid encoders round every value for every candidate step they try). Beyond
 // 2^22 the result keeps v's sign and a magnitude past every grid's clamp, so a clamped index is
 // the same as nearbyint's.
+inline constexpr float kRoundHalfEvenMagic = 12582912.0f;  // 1.5 * 2^23: float spacing 1
 inline float round_half_even(float v) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: the float spacing there is 1
-  return (v + kMagic) - kMagic;
+  return (v + kRoundHalfEvenMagic) - kRoundHalfEvenMagic;
 }
 
 // Nearest symmetric grid index of x for stored step s, clamped to [-top, top]; 0 when s is 0.
