@@ -82,6 +82,10 @@ class Value {
   void set(const std::string& key, Value v);
   // The value at key, or undefined.
   Value get(std::string_view key) const;
+  // Whether this value is the mapping m or holds it at any depth (shared storage compared, so
+  // a namespace's copies count). `set` refuses what would make a namespace contain itself: a
+  // cycle of shared pointers would never be freed.
+  bool contains(const Value& m) const;
 
   bool truthy() const;
   // Python's str(): what {{ value }} prints. Lists and dicts print as Python's repr.

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <unordered_set>
+#include <vector>
 
 #include "base/error.h"
 #include "model/chat_template.h"
@@ -361,8 +363,31 @@ const Dict& Value::items() const {
   return *dict_;
 }
 
+bool Value::contains(const Value& m) const {
+  if (!m.is_mapping()) return false;
+  // Depth-first over distinct containers (a list built as [x, x] twenty times over shares its
+  // parts: visiting each once keeps the walk linear), on an explicit stack: a value may be
+  // nested deeper than the call stack allows.
+  std::vector<const Value*> todo{this};
+  std::unordered_set<const void*> seen;
+  while (!todo.empty()) {
+    const Value* v = todo.back();
+    todo.pop_back();
+    if (v->is_mapping()) {
+      if (v->dict_ == m.dict_) return true;
+      if (!seen.insert(v->dict_.get()).second) continue;
+      for (const auto& item : *v->dict_) todo.push_back(&item.second);
+    } else if (v->kind_ == Kind::list) {
+      if (!seen.insert(v->list_.get()).second) continue;
+      for (const auto& item : *v->list_) todo.push_back(&item);
+    }
+  }
+  return false;
+}
+
 void Value::set(const std::string& key, Value v) {
   KVPACK_ASSERT(is_mapping(), "jinja value is a {}, not a dict", kind_name(kind_));
+  if (v.contains(*this)) fail("cannot set '{}': a namespace containing itself", key);
   for (auto& [k, old] : *dict_) {
     if (k == key) {
       old = std::move(v);
