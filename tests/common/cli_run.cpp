@@ -65,4 +65,8 @@ CliResult expect_one_line_error(const std::string& args, const std::string& part
   return r;
 }
 
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/kvpack-" + std::to_string(getpid()) + "-" + name;
+}
+
 }  // namespace kvpack::testing

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "cli_run.h"
 #include "error_of.h"
 #include "kvpack/model.h"
 #include "model/synthetic_model.h"
@@ -15,7 +16,7 @@ namespace kvpack::model {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/model_load_" + name + ".gguf";
+  return kvpack::testing::temp_path("model_load_") + name + ".gguf";
 }
 
 std::string write(const GgufWriter& w, const std::string& name) {

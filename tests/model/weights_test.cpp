@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "cli_run.h"
 #include "error_of.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
@@ -77,7 +78,7 @@ TEST(Weights, AFileIsCheckedForUnsupportedTypesAsAWhole) {
   for (const WeightTypeTraits& tr : weight_types()) {
     w.add_zero_tensor("ok." + ggml_type_name(static_cast<uint32_t>(tr.type)), {256, 2}, tr.type);
   }
-  const std::string path = ::testing::TempDir() + "/weights_types.gguf";
+  const std::string path = kvpack::testing::temp_path("weights_types.gguf");
   w.write(path);
   check_weight_types(GgufFile::open(path));
   w.add_zero_tensor("blk.5.ffn_up.weight", {256, 2}, GgmlType::IQ3_S);

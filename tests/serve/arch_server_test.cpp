@@ -50,7 +50,7 @@ json complete(int port, const json& body) {
 
 // The text of curl's SSE stream of completion chunks.
 std::string streamed_text(const std::string& url, const json& body) {
-  const std::string path = ::testing::TempDir() + "/arch_serve_body.json";
+  const std::string path = kvpack::testing::temp_path("arch_serve_body.json");
   json b = body;
   b["stream"] = true;
   std::ofstream(path) << b.dump();

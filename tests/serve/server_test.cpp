@@ -54,7 +54,7 @@ Reply get(int port, const std::string& path) {
 
 // `kvpack run`'s continuation of `prompt` (given through a file, so any text survives).
 std::string run_text(const std::string& prompt, const std::string& args) {
-  const std::string path = ::testing::TempDir() + "/serve_prompt.txt";
+  const std::string path = kvpack::testing::temp_path("serve_prompt.txt");
   std::ofstream(path, std::ios::binary) << prompt;
   const CliResult r = run_kvpack("run -m '" + probe_model_path().string() + "' -f '" + path +
                                  "' -t 2 --no-display-prompt " + args);
@@ -92,7 +92,7 @@ const char* kPrompt = "Once upon a time";
 TEST(Serve, CompletionsMatchRunTokenForToken) {
   ServerProcess server("--parallel 2");
   ASSERT_GT(server.port(), 0);
-  const std::string path = ::testing::TempDir() + "/serve_body.json";
+  const std::string path = kvpack::testing::temp_path("serve_body.json");
   for (const auto& [fields, flags] :
        {std::pair{R"("seed": 3)", "--seed 3"},
         std::pair{R"("seed": 11, "temperature": 0)", "--seed 11 --temp 0"},
@@ -166,7 +166,7 @@ TEST(Serve, ChatAndTheOpenAIClientMatchRun) {
   ASSERT_TRUE(std::filesystem::exists(std::string(KVPACK_SOURCE_DIR) +
                                       "/tests/serve/client/node_modules/openai"))
       << "the openai npm package is missing: run scripts/install-deps.sh";
-  const std::string args_path = ::testing::TempDir() + "/serve_openai.json";
+  const std::string args_path = kvpack::testing::temp_path("serve_openai.json");
   std::ofstream(args_path) << requests.dump();
   int status = 0;
   const std::string out = shell_output(
@@ -340,7 +340,7 @@ TEST(Serve, MetricsParseWithPromtool) {
   ServerProcess server("--parallel 1");
   ASSERT_GT(server.port(), 0);
   post(server.port(), "/v1/completions", json{{"prompt", kPrompt}, {"max_tokens", 4}}.dump());
-  const std::string path = ::testing::TempDir() + "/serve_metrics.txt";
+  const std::string path = kvpack::testing::temp_path("serve_metrics.txt");
   std::ofstream(path) << get(server.port(), "/metrics").body;
   int status = 0;
   const std::string lint = shell_output("promtool check metrics < '" + path + "' 2>&1", &status);
