@@ -18,7 +18,6 @@
 #define KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_
 #endif
 
-#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -29,6 +28,7 @@
 #include "model/matmul_kernels.h"
 #include "model/quant/decode-inl.h"
 #include "model/quant/int_dot-inl.h"
+#include "model/quant/wide_kquant-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::model::HWY_NAMESPACE {
@@ -64,8 +64,9 @@ constexpr int kRowsVec = kManyRegs ? 8 : 4;
 constexpr int kRowsMat = kManyRegs ? 4 : 2;
 constexpr int kTokensMat = 4;
 
-// How far ahead of the block being decoded each row is prefetched.
-constexpr int64_t kPrefetchBytes = 1024;
+// No software prefetch: the rows stream in order, which the hardware prefetchers follow. One
+// 1 KiB ahead of each row cost up to half the speed on AMD Zen 5 (Q6_K 10.9 -> 24 GB/s without
+// it, Q4_K 12.6 -> 21.7, Q5_1 16 -> 19.7, 2 threads; docs/results.md).
 
 template <int N, class F>
 HWY_INLINE void Unroll(F&& f) {
@@ -137,7 +138,6 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
     const uint8_t* blk[R];
     for (int i = 0; i < R; ++i) {
       blk[i] = rows[i] + sb * Dec::kBytes;
-      hwy::Prefetch(blk[i] + kPrefetchBytes);
       Dec::template Scales<Dot>(blk[i], s[i]);
     }
     VI32 isum[R][T];
@@ -174,6 +174,39 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
   StoreTile<R, T>(job, r0, r_end, t0, acc);
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// TileK<Dec, DotVnni, R, 1> with 512-bit vectors (quant/wide_kquant-inl.h): the matvec of
+// Q5_K and Q6_K on AVX-512 VNNI, bit-identical with the generic tile.
+template <class Dec, int R>
+HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
+  const WeightMatrix& w = *job.w;
+  const IntActivations& a = *job.xi;
+  const DF32 df;
+  const uint8_t* rows[R];
+  IntTileRows<R>(w, r0, r_end, rows);
+  constexpr int kGroups = kQK / Dec::kGroup;
+  const int8_t* xq = a.qs + t0 * a.cols;
+  const float* xd = a.d32 + t0 * (a.cols / 32);
+  const int16_t* xs = (Dec::kGroup == 16 ? a.sum16 : a.sum32) + t0 * (a.cols / Dec::kGroup);
+  VF32 acc[R][1];
+  for (int i = 0; i < R; ++i) acc[i][0] = hn::Zero(df);
+  for (int64_t sb = 0; sb < w.cols / kQK; ++sb) {
+    __m512i x[4];
+    WideActivations<Dec>(xq + sb * kQK, x);
+    const float dx = xd[sb * 8];
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = rows[i] + sb * Dec::kBytes;
+      const WideDot r = WideSuperBlock<Dec>(blk, xs + sb * kGroups, x);
+      acc[i][0] = hn::MulAdd(hn::ConvertTo(df, r.isum), hn::Set(df, r.d * dx), acc[i][0]);
+      if constexpr (Dec::kMin) {
+        acc[i][0] = hn::NegMulAdd(hn::ConvertTo(df, r.mins), hn::Set(df, r.dmin * dx), acc[i][0]);
+      }
+    }
+  }
+  StoreTile<R, 1>(job, r0, r_end, t0, acc);
+}
+#endif
+
 // 32-value block types (q8_0 activations; IQ4_XS groups with q8_K ones).
 template <class Dec, class Dot, int R, int T>
 HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
@@ -204,7 +237,6 @@ HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t 
     VI8 sw[R][kVecs];
     float dw[R], mw[R];
     for (int i = 0; i < R; ++i) {
-      if (b % 2 == 0) hwy::Prefetch(rows[i] + b * Dec::kBytes + kPrefetchBytes);
       Dec::Block(rows[i], b, u[i], sw[i], &dw[i], &mw[i]);
       if constexpr (Dec::kSigned && !kSignTrick) {
         // VNNI and portable: signed weights as u = w + 128; bias4 removes 128 * sum(x).
@@ -248,6 +280,9 @@ template <class Dec, class Dot>
 struct KTiles {
   template <int R, int T>
   static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
+#if HWY_TARGET == HWY_AVX3_DL
+    if constexpr (T == 1 && kHasWideMatvec<Dec>) return TileKWide<Dec, R>(job, r0, r_end, t0);
+#endif
     TileK<Dec, Dot, R, T>(job, r0, r_end, t0);
   }
 };
