@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <system_error>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -66,7 +68,18 @@ CliResult expect_one_line_error(const std::string& args, const std::string& part
 }
 
 std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/kvpack-" + std::to_string(getpid()) + "-" + name;
+  // Removed when the test process exits, so per-process names do not pile up in the temp folder.
+  struct Cleanup {
+    std::vector<std::string> paths;
+    ~Cleanup() {
+      std::error_code ignored;
+      for (const auto& p : paths) std::filesystem::remove(p, ignored);
+    }
+  };
+  static Cleanup cleanup;
+  std::string path = ::testing::TempDir() + "/kvpack-" + std::to_string(getpid()) + "-" + name;
+  cleanup.paths.push_back(path);
+  return path;
 }
 
 }  // namespace kvpack::testing

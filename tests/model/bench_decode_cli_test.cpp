@@ -12,7 +12,7 @@ namespace kvpack::model {
 namespace {
 
 std::string synth(const std::string& name, const std::string& args) {
-  const std::string path = kvpack::testing::temp_path("bench_cli_") + name + ".gguf";
+  const std::string path = kvpack::testing::temp_path("bench_cli_" + name + ".gguf");
   const auto r = testing::run_kvpack("dev synth-model --out " + path + " " + args);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find(path), std::string::npos) << r.out;

@@ -16,7 +16,7 @@ namespace kvpack::model {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return kvpack::testing::temp_path("model_load_") + name + ".gguf";
+  return kvpack::testing::temp_path("model_load_" + name + ".gguf");
 }
 
 std::string write(const GgufWriter& w, const std::string& name) {

@@ -31,7 +31,7 @@ SyntheticModel moe() {
 }
 
 std::string write(const std::vector<uint8_t>& bytes, const std::string& name) {
-  const std::string path = kvpack::testing::temp_path("moe_") + name + ".gguf";
+  const std::string path = kvpack::testing::temp_path("moe_" + name + ".gguf");
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()),
              static_cast<std::streamsize>(bytes.size()));

@@ -16,7 +16,7 @@ namespace {
 using kvpack::testing::read_text;
 
 std::string temp_path(const std::string& name) {
-  return kvpack::testing::temp_path("run_cli_") + name;
+  return kvpack::testing::temp_path("run_cli_" + name);
 }
 
 // A failed run: status 1, nothing on stdout, one "kvpack: error: ..." line holding `part`.

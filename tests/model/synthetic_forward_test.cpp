@@ -166,7 +166,7 @@ TEST_P(SyntheticForward, EveryStepWithinDerivedBoundAndLogitsMatchScalarForward)
   sm.embd_type = c.embd_type;
   sm.tied_output = c.tied;
   sm.rope_freqs = c.rope_freqs;
-  const std::string path = kvpack::testing::temp_path("synthetic_") + c.name + ".gguf";
+  const std::string path = kvpack::testing::temp_path(std::string("synthetic_") + c.name + ".gguf");
   synthetic_model(sm).write(path);
   const auto model = Model::load(path);
   EXPECT_EQ(model->weights().tied_output, c.tied);
