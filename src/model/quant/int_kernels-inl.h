@@ -18,6 +18,7 @@
 #define KVPACK_MODEL_QUANT_INT_KERNELS_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -138,6 +139,11 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
     const uint8_t* blk[R];
     for (int i = 0; i < R; ++i) {
       blk[i] = rows[i] + sb * Dec::kBytes;
+      // The block's first line is asked for before its scales, which Q3_K and Q6_K keep in their
+      // last line: the rows' misses then go out in address order, which the hardware prefetchers
+      // follow (Zen 5, 2 threads: Q6_K 10.8 -> 15.4 GB/s on avx512 and 11.9 -> 15.9 on avx2, Q3_K
+      // 7.0 -> 9.1 on avx2; the others within the runs' spread).
+      hwy::Prefetch(blk[i]);
       Dec::template Scales<Dot>(blk[i], s[i]);
     }
     VI32 isum[R][T];
