@@ -180,9 +180,9 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
   StoreTile<R, T>(job, r0, r_end, t0, acc);
 }
 
-#if HWY_TARGET == HWY_AVX3_DL
-// TileK<Dec, DotVnni, R, 1> with 512-bit vectors (quant/wide_kquant-inl.h): the matvec of
-// Q5_K and Q6_K on AVX-512 VNNI, bit-identical with the generic tile.
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+// TileK<Dec, Dot, R, 1> with 512-bit vectors (quant/wide_kquant-inl.h): the matvec of Q6_K
+// (and Q5_K with VNNI) on AVX-512, bit-identical with the generic tile.
 template <class Dec, int R>
 HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
   const WeightMatrix& w = *job.w;
@@ -286,7 +286,7 @@ template <class Dec, class Dot>
 struct KTiles {
   template <int R, int T>
   static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
     if constexpr (T == 1 && kHasWideMatvec<Dec>) return TileKWide<Dec, R>(job, r0, r_end, t0);
 #endif
     TileK<Dec, Dot, R, T>(job, r0, r_end, t0);

@@ -1,20 +1,21 @@
-// The AVX-512 VNNI (Highway AVX3_DL) matvec of Q5_K and Q6_K: 512-bit vectors, one super-block
-// of a row in four of them, where the generic tile (quant/int_kernels-inl.h, TileK) runs eight
-// 256-bit chunks and unpacks each row's scales through memory. A decode step is one matvec per
-// weight matrix, so these types' decode speed is this loop's. Measured on AMD Zen 5, 2 threads,
-// 512 MiB matrices: Q6_K 24 GB/s here against 11 in TileK, Q5_K 26 against 25; Q4_K ran slower
-// here (18.5 against 22.6 GB/s) and keeps TileK (its code is here, kHasWideMatvec leaves it out).
+// The AVX-512 matvec of Q6_K (and of Q5_K with VNNI): 512-bit vectors, one super-block of a
+// row in four of them, where the generic tile (quant/int_kernels-inl.h, TileK) runs eight 256-bit
+// chunks and unpacks each row's scales through memory. A decode step is one matvec per weight
+// matrix, so these types' decode speed is this loop's. Highway targets AVX3_DL (VNNI) and AVX3
+// (PMADDUBSW, e.g. Skylake-SP / Cascade Lake servers). Measured on AMD Zen 5, 2 threads:
+// kHasWideMatvec's comment. Q4_K ran slower here (18.5 against 22.6 GB/s) and keeps TileK (its
+// nibble layout is Q5_K's, which this file decodes).
 //
 // Per super-block and row: four vectors of 64 weight bytes u, each times 64 activation bytes
-// (VPDPBUSD: int32 lanes of 4 products), scaled per lane by its group's scale (VPDPWSSD, as
-// DotVnni::ScaledDot), summed over the four. Q6_K's values come in value order; Q4_K / Q5_K's
-// nibbles put groups (0, 2), (1, 3), (4, 6), (5, 7) in one vector each, so the activations are
-// shuffled to match once per super-block for all the tile's rows.
+// (int32 lanes of 4 products), scaled per lane by its group's scale (ScaledDot512, as the
+// target's dot policy's ScaledDot), summed over the four. Q6_K's values come in value order; Q4_K /
+// Q5_K's nibbles put groups (0, 2), (1, 3), (4, 6), (5, 7) in one vector each, so the activations
+// are shuffled to match once per super-block for all the tile's rows.
 //
-// Bit-identical with TileK<Dec, DotVnni, R, 1>: the 16 int32 lanes are folded to 8 by adding
-// lanes i and i + 8, which gives each of TileK's lanes its integer sum (lane i: the values at
-// 4i .. 4i + 3 of every 32), exact; the min (or offset) sums are the same PMADDWD pairs as
-// MinSums; the float steps are TileK's, in its order. tests/model/matmul_test.cpp's
+// Bit-identical with TileK<Dec, Dot, R, 1> of the target's dot policy: the 16 int32 lanes are
+// folded to 8 by adding lanes i and i + 8, which gives each of TileK's lanes its integer sum (lane
+// i: the values at 4i .. 4i + 3 of every 32), exact; the min (or offset) sums are the same PMADDWD
+// pairs as MinSums; the float steps are TileK's, in its order. tests/model/matmul_test.cpp's
 // BatchEqualsMatvecBitForBit compares this matvec with the 4-token tiles bit for bit.
 #if defined(KVPACK_MODEL_QUANT_WIDE_KQUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef KVPACK_MODEL_QUANT_WIDE_KQUANT_INL_H_
@@ -34,23 +35,31 @@
 
 HWY_BEFORE_NAMESPACE();
 namespace kvpack::model::HWY_NAMESPACE {
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
 
-// Which super-block types have the wide matvec.
+// Which super-block types have the wide matvec: where it measured faster than TileK (Zen 5, 2
+// threads: Q6_K 11 -> 24 GB/s with VNNI and 15.6 -> 18.7 without; Q5_K 24.8 -> 26 with VNNI,
+// the same without).
 template <class Dec>
-constexpr bool kHasWideMatvec = Dec::kType == GgmlType::Q5_K || Dec::kType == GgmlType::Q6_K;
+constexpr bool kHasWideMatvec = Dec::kType == GgmlType::Q6_K ||
+                                (Dec::kType == GgmlType::Q5_K && HWY_TARGET == HWY_AVX3_DL);
 
 // The zero-masked forms of the intrinsics below (maskz, all lanes on) are the same instructions;
 // GCC 12's plain forms start from _mm512_undefined_epi32(), which -Wmaybe-uninitialized flags.
 //
-// EVEX VPDPBUSD / VPDPWSSD on 512 bits, as asm for the reason int_dot-inl.h gives.
-HWY_INLINE __m512i Dpbusd512(__m512i acc, __m512i u, __m512i x) {
-  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(x));
+// acc + each int32 lane's 4 products u * x times the lane's scale sc (its format: ScaleLanes).
+// AVX3_DL: EVEX VPDPBUSD then VPDPWSSD, as asm for the reason int_dot-inl.h gives. AVX3 (no
+// VNNI): VPMADDUBSW then VPMADDWD, as DotMaddubs (pairs exact for u <= 63, |x| <= 127). The
+// lanes' integers are the same either way.
+HWY_INLINE __m512i ScaledDot512(__m512i acc, __m512i u, __m512i x, __m512i sc) {
+#if HWY_TARGET == HWY_AVX3_DL
+  __m512i sum = _mm512_setzero_si512();
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(u), "v"(x));
+  asm("%{evex%} vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(sum), "v"(sc));
   return acc;
-}
-HWY_INLINE __m512i Dpwssd512(__m512i acc, __m512i a, __m512i b) {
-  asm("%{evex%} vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-  return acc;
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, x), sc));
+#endif
 }
 
 // One super-block of one row, decoded for the wide loop: four weight vectors, their per-lane
@@ -64,11 +73,19 @@ struct WideBlock {
   float dmin;
 };
 
-// Per-lane scales of vector v from 16 scale bytes (pshufb indices: lane group -> byte).
+// Per-lane scales of vector v from 16 scale bytes (pshufb indices: lane group -> byte), in the
+// dot's ScaleLanes format: VNNI the scale in the low int16 and 0 in the high one, PMADDWD the
+// scale in both.
 HWY_INLINE __m512i SpreadScales(__m128i bytes, __m128i index, bool is_signed) {
   const __m128i picked = _mm_shuffle_epi8(bytes, index);
-  if (!is_signed) return _mm512_maskz_cvtepu8_epi32(0xFFFF, picked);
-  return _mm512_and_si512(_mm512_maskz_cvtepi8_epi32(0xFFFF, picked), _mm512_set1_epi32(0xFFFF));
+  const __m512i sc = is_signed ? _mm512_maskz_cvtepi8_epi32(0xFFFF, picked)
+                               : _mm512_maskz_cvtepu8_epi32(0xFFFF, picked);
+  const __m512i low = _mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF));
+#if HWY_TARGET == HWY_AVX3_DL
+  return low;
+#else
+  return _mm512_or_si512(low, _mm512_maskz_slli_epi32(0xFFFF, sc, 16));
+#endif
 }
 
 // Q4_K / Q5_K: qs[32 c + l] holds value 64 c + l (low nibble) and 64 c + 32 + l (high), so
@@ -188,10 +205,8 @@ HWY_INLINE WideDot WideSuperBlock(const uint8_t* blk, const int16_t* bsum, const
   // Two chains of two: VPDPWSSD's latency, not its throughput, would bound one chain of four.
   __m512i isum[2];
   for (int c = 0; c < 2; ++c) {
-    isum[c] = Dpwssd512(_mm512_setzero_si512(),
-                        Dpbusd512(_mm512_setzero_si512(), wb.u[2 * c], x[2 * c]), wb.sc[2 * c]);
-    isum[c] = Dpwssd512(isum[c], Dpbusd512(_mm512_setzero_si512(), wb.u[2 * c + 1], x[2 * c + 1]),
-                        wb.sc[2 * c + 1]);
+    isum[c] = ScaledDot512(_mm512_setzero_si512(), wb.u[2 * c], x[2 * c], wb.sc[2 * c]);
+    isum[c] = ScaledDot512(isum[c], wb.u[2 * c + 1], x[2 * c + 1], wb.sc[2 * c + 1]);
   }
   const __m512i both = _mm512_add_epi32(isum[0], isum[1]);
   __m256i sum8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, both, 0),
@@ -203,7 +218,7 @@ HWY_INLINE WideDot WideSuperBlock(const uint8_t* blk, const int16_t* bsum, const
 #else
 template <class Dec>
 constexpr bool kHasWideMatvec = false;
-#endif  // HWY_TARGET == HWY_AVX3_DL
+#endif  // HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
 
 }  // namespace kvpack::model::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
