@@ -113,23 +113,43 @@ HWY_INLINE VI32 MinSums(const int16_t* mn, const int16_t* bsum) {
   }
 }
 
+// Token t's q8_K activations as the super-block tiles read them: quants, the scale of each 32
+// (one per super-block repeated), and the sums of each of Dec's groups.
+template <class Dec>
+struct KActs {
+  const int8_t* qs;
+  const float* d32;
+  const int16_t* sums;
+};
+template <class Dec>
+HWY_INLINE KActs<Dec> KActsOf(const IntActivations& a, int64_t t) {
+  return {a.qs + t * a.cols, a.d32 + t * (a.cols / 32),
+          (Dec::kGroup == 16 ? a.sum16 : a.sum32) + t * (a.cols / Dec::kGroup)};
+}
+
+// One super-block's integer sum (isum, and the min or offset sums against the activations' group
+// sums) added to a tile accumulator: offset types subtract off * scale * bsum exactly, in
+// integers; then one f32 FMA by d * dx (and one by dmin * dx for the types with a min). TileK and
+// TileKWide share it, which keeps the 512-bit matvec bit-identical with the generic tile.
+template <class Dec>
+HWY_INLINE VF32 AddSuperBlock(VF32 acc, VI32 isum, VI32 mins, float d, float dmin, float dx) {
+  const DF32 df;
+  if constexpr (!Dec::kMin) isum = hn::Sub(isum, mins);
+  acc = hn::MulAdd(hn::ConvertTo(df, isum), hn::Set(df, d * dx), acc);
+  if constexpr (Dec::kMin)
+    acc = hn::NegMulAdd(hn::ConvertTo(df, mins), hn::Set(df, dmin * dx), acc);
+  return acc;
+}
+
 // Super-block types (q8_K activations).
 template <class Dec, class Dot, int R, int T>
 HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
   const WeightMatrix& w = *job.w;
-  const IntActivations& a = *job.xi;
   const DF32 df;
   const uint8_t* rows[R];
   IntTileRows<R>(w, r0, r_end, rows);
-  const int8_t* xq[T];
-  const float* xd[T];
-  const int16_t* xs[T];
-  for (int t = 0; t < T; ++t) {
-    xq[t] = a.qs + (t0 + t) * a.cols;
-    xd[t] = a.d32 + (t0 + t) * (a.cols / 32);
-    xs[t] =
-        Dec::kGroup == 16 ? a.sum16 + (t0 + t) * (a.cols / 16) : a.sum32 + (t0 + t) * (a.cols / 32);
-  }
+  KActs<Dec> x[T];
+  for (int t = 0; t < T; ++t) x[t] = KActsOf<Dec>(*job.xi, t0 + t);
   VF32 acc[R][T];
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
@@ -158,22 +178,16 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
         sc[i] = ChunkScales<Dec::kGroup, C>(s[i]);
       }
       for (int t = 0; t < T; ++t) {
-        const VI8 x = hn::LoadU(DI8(), xq[t] + sb * kQK + C * static_cast<int64_t>(kW));
-        for (int i = 0; i < R; ++i) isum[i][t] = Dot::ScaledDot(isum[i][t], u[i], x, sc[i]);
+        const VI8 q = hn::LoadU(DI8(), x[t].qs + sb * kQK + C * static_cast<int64_t>(kW));
+        for (int i = 0; i < R; ++i) isum[i][t] = Dot::ScaledDot(isum[i][t], u[i], q, sc[i]);
       }
     });
     for (int t = 0; t < T; ++t) {
-      const float dx = xd[t][sb * 8];
+      const float dx = x[t].d32[sb * 8];
       for (int i = 0; i < R; ++i) {
         constexpr int kGroups = kQK / Dec::kGroup;
-        const VI32 mins = MinSums<kGroups>(s[i].mn, xs[t] + sb * kGroups);
-        // Offset types subtract off * scale * bsum exactly, in integers.
-        if constexpr (!Dec::kMin) isum[i][t] = hn::Sub(isum[i][t], mins);
-        acc[i][t] = hn::MulAdd(hn::ConvertTo(df, isum[i][t]), hn::Set(df, s[i].d * dx), acc[i][t]);
-        if constexpr (Dec::kMin) {
-          acc[i][t] =
-              hn::NegMulAdd(hn::ConvertTo(df, mins), hn::Set(df, s[i].dmin * dx), acc[i][t]);
-        }
+        const VI32 mins = MinSums<kGroups>(s[i].mn, x[t].sums + sb * kGroups);
+        acc[i][t] = AddSuperBlock<Dec>(acc[i][t], isum[i][t], mins, s[i].d, s[i].dmin, dx);
       }
     }
   }
@@ -186,27 +200,20 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
 template <class Dec, int R>
 HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
   const WeightMatrix& w = *job.w;
-  const IntActivations& a = *job.xi;
-  const DF32 df;
   const uint8_t* rows[R];
   IntTileRows<R>(w, r0, r_end, rows);
   constexpr int kGroups = kQK / Dec::kGroup;
-  const int8_t* xq = a.qs + t0 * a.cols;
-  const float* xd = a.d32 + t0 * (a.cols / 32);
-  const int16_t* xs = (Dec::kGroup == 16 ? a.sum16 : a.sum32) + t0 * (a.cols / Dec::kGroup);
+  const KActs<Dec> a = KActsOf<Dec>(*job.xi, t0);
   VF32 acc[R][1];
-  for (int i = 0; i < R; ++i) acc[i][0] = hn::Zero(df);
+  for (int i = 0; i < R; ++i) acc[i][0] = hn::Zero(DF32());
   for (int64_t sb = 0; sb < w.cols / kQK; ++sb) {
     __m512i x[4];
-    WideActivations<Dec>(xq + sb * kQK, x);
-    const float dx = xd[sb * 8];
+    WideActivations<Dec>(a.qs + sb * kQK, x);
+    const float dx = a.d32[sb * 8];
     for (int i = 0; i < R; ++i) {
       const uint8_t* blk = rows[i] + sb * Dec::kBytes;
-      const WideDot r = WideSuperBlock<Dec>(blk, xs + sb * kGroups, x);
-      acc[i][0] = hn::MulAdd(hn::ConvertTo(df, r.isum), hn::Set(df, r.d * dx), acc[i][0]);
-      if constexpr (Dec::kMin) {
-        acc[i][0] = hn::NegMulAdd(hn::ConvertTo(df, r.mins), hn::Set(df, r.dmin * dx), acc[i][0]);
-      }
+      const WideDot r = WideSuperBlock<Dec>(blk, a.sums + sb * kGroups, x);
+      acc[i][0] = AddSuperBlock<Dec>(acc[i][0], r.isum, r.mins, r.d, r.dmin, dx);
     }
   }
   StoreTile<R, 1>(job, r0, r_end, t0, acc);

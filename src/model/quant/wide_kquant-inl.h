@@ -185,8 +185,8 @@ HWY_INLINE void WideActivations(const int8_t* xb, __m512i (&x)[4]) {
 }
 
 // One row's super-block against activations x (WideActivations) and their group sums bsum:
-// TileK's isum in its 8 lanes (offset types: the offset already taken off), the min sums
-// (kMin types) and the float scales.
+// TileK's isum in its 8 lanes, the min or offset sums (MinSums' lanes) and the float scales,
+// for AddSuperBlock.
 struct WideDot {
   VI32 isum;
   VI32 mins;
@@ -209,9 +209,8 @@ HWY_INLINE WideDot WideSuperBlock(const uint8_t* blk, const int16_t* bsum, const
     isum[c] = ScaledDot512(isum[c], wb.u[2 * c + 1], x[2 * c + 1], wb.sc[2 * c + 1]);
   }
   const __m512i both = _mm512_add_epi32(isum[0], isum[1]);
-  __m256i sum8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, both, 0),
-                                  _mm512_maskz_extracti64x4_epi64(0xFF, both, 1));
-  if constexpr (!Dec::kMin) sum8 = _mm256_sub_epi32(sum8, wb.mins);
+  const __m256i sum8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, both, 0),
+                                        _mm512_maskz_extracti64x4_epi64(0xFF, both, 1));
   return WideDot{VI32{sum8}, VI32{wb.mins}, wb.d, wb.dmin};
 }
 
