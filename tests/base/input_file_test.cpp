@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "cli_run.h"
 #include "error_of.h"
 
 namespace kvpack {
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 using testing::error_of;
 
 TEST(InputFile, RegularFilesOnlyForModelsWithoutBlocking) {
-  const fs::path dir = fs::path(::testing::TempDir()) / "kvpack_input_file_test";
+  const fs::path dir = fs::path(kvpack::testing::temp_path("input_file_test"));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string fifo = (dir / "fifo").string();
@@ -44,7 +45,7 @@ TEST(InputFile, RegularFilesOnlyForModelsWithoutBlocking) {
 }
 
 TEST(InputFile, TextInputsAreFilesOrPipesAndBounded) {
-  const fs::path dir = fs::path(::testing::TempDir()) / "kvpack_text_input_test";
+  const fs::path dir = fs::path(kvpack::testing::temp_path("text_input_test"));
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "t.txt") << "hello";

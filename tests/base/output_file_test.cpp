@@ -13,6 +13,7 @@
 #include <iterator>
 
 #include "base/error.h"
+#include "cli_run.h"
 #include "error_of.h"
 
 namespace kvpack {
@@ -24,7 +25,7 @@ using testing::error_of;
 class OutputFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / "kvpack_output_file_test";
+    dir_ = kvpack::testing::temp_path("output_file_test");
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

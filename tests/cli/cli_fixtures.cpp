@@ -4,10 +4,11 @@
 
 #include <span>
 
+#include "cli_run.h"
+
 namespace kvpack::testing {
 
-ScratchDir::ScratchDir(const std::string& name)
-    : dir_(std::filesystem::path(::testing::TempDir()) / ("kvpack_" + name)) {
+ScratchDir::ScratchDir(const std::string& name) : dir_(temp_path(name)) {
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
 }

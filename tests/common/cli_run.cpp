@@ -73,7 +73,7 @@ std::string temp_path(const std::string& name) {
     std::vector<std::string> paths;
     ~Cleanup() {
       std::error_code ignored;
-      for (const auto& p : paths) std::filesystem::remove(p, ignored);
+      for (const auto& p : paths) std::filesystem::remove_all(p, ignored);
     }
   };
   static Cleanup cleanup;

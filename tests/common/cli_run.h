@@ -26,7 +26,8 @@ CliResult expect_one_line_error(const std::string& args, const std::string& part
 // A path in the test temp folder for `name`, unique to this process: ctest runs each test in its
 // own process, two at a time, so a fixed name shared by two tests is a race (a prompt file
 // rewritten by another test between write and read once made a serve test compare against the
-// wrong prompt's text).
+// wrong prompt's text; two output-file tests once removed each other's folder). Whatever is at
+// the path when the process exits, file or folder, is removed.
 std::string temp_path(const std::string& name);
 
 }  // namespace kvpack::testing

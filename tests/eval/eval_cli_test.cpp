@@ -39,7 +39,7 @@ TEST(EvalCli, PplJson) {
 TEST(EvalCli, AttentionWritesTheReportFiles) {
   KVPACK_SHARED_FILE(model, "models/stories260K.gguf");
   KVPACK_SHARED_FILE(text, "data/tinystories_valid_sample.txt");
-  const auto dir = std::filesystem::path(::testing::TempDir()) / "eval_cli_attention";
+  const auto dir = std::filesystem::path(kvpack::testing::temp_path("eval_cli_attention"));
   std::filesystem::create_directories(dir);
   const auto r = kvpack::testing::run_kvpack("eval attention " + stories_args(model, text) +
                                              " -c 96 --long-distance 32 --kv k=q4,v=q8 -o '" +
@@ -102,7 +102,7 @@ TEST(EvalCli, PasskeyPairsWithABaselineFromAnEarlierRun) {
   const auto jb = nlohmann::json::parse(base.out);
   EXPECT_EQ(jb["baseline"], "k=f16,v=f16");  // in the same run: paired with itself
   EXPECT_EQ(jb["results"][0]["vs_baseline"]["differ"], 0);
-  const std::string path = ::testing::TempDir() + "passkey_base.json";
+  const std::string path = kvpack::testing::temp_path("passkey_base.json");
   {
     std::ofstream f(path);
     f << base.out;

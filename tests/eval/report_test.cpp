@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "cli_run.h"
 #include "eval/svg_chart.h"
 
 namespace kvpack::eval {
@@ -49,7 +50,7 @@ TEST(Report, WritesThreeFilesAndLinksTheChart) {
   r.markdown = std::string("# t\n\n![chart](") + std::string(kChartLink) + ")\n";
   r.json = {{"eval", "test"}};
   r.chart.points = {{1, 1, "a"}};
-  const auto dir = std::filesystem::temp_directory_path() / "kvpack-report-test";
+  const auto dir = std::filesystem::path(kvpack::testing::temp_path("report-test"));
   std::filesystem::create_directories(dir);
   const auto paths = write_report((dir / "out").string(), r);
   ASSERT_EQ(paths.size(), 3u);

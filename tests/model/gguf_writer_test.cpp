@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "cli_run.h"
 #include "error_of.h"
 
 namespace kvpack::model {
@@ -127,7 +128,7 @@ TEST(GgufWriter, TensorsAreAlignedPaddedAndExact) {
 }
 
 TEST(GgufWriter, WritesFilesTheReaderOpens) {
-  const auto path = std::filesystem::temp_directory_path() / "kvpack_writer_test.gguf";
+  const std::filesystem::path path = kvpack::testing::temp_path("writer_test.gguf");
   every_type_writer(64, 3).add_zero_tensor("w", {8, 4}, GgmlType::F32).write(path.string());
   const GgufFile f = GgufFile::open(path.string());
   EXPECT_EQ(f.alignment(), 64u);

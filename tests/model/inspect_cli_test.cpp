@@ -24,7 +24,7 @@ TEST(InspectCli, Stories260K) {
 }
 
 TEST(InspectCli, EscapesAndCutsStrings) {
-  const auto tmp = std::filesystem::temp_directory_path() / "kvpack_inspect_test.gguf";
+  const std::filesystem::path tmp = kvpack::testing::temp_path("inspect_test.gguf");
   GgufWriter w;
   w.set("general.architecture", gguf_string("llama"))
       .set("tokenizer.chat_template", gguf_string("line1\nline2\t" + std::string(200, 'x')))

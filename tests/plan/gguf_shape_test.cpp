@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "cli_run.h"
 #include "error_of.h"
 #include "model/gguf_writer.h"
 #include "read_file.h"
@@ -121,7 +122,7 @@ TEST(GgufShape, WeightsFromTensorsOrBits) {
 TEST(GgufShape, TruncatedAndCorruptFilesAreCleanErrors) {
   KVPACK_SHARED_FILE(path, "models/stories260K.gguf");
   const std::vector<uint8_t> full = kvpack::testing::read_bytes(path);
-  const auto tmp = std::filesystem::temp_directory_path() / "kvpack_truncated.gguf";
+  const std::filesystem::path tmp = kvpack::testing::temp_path("truncated.gguf");
   {
     std::ofstream out(tmp, std::ios::binary);
     out.write(reinterpret_cast<const char*>(full.data()), 5000);  // inside the vocabulary

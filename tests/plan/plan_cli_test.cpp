@@ -100,7 +100,7 @@ TEST(PlanCli, ErrorsAreOneLine) {
   testing::expect_one_line_error("plan --preset qwen3-8b --context many", "invalid count 'many'");
   testing::expect_one_line_error("plan -m /nonexistent/x.gguf", "/nonexistent/x.gguf: cannot open");
   testing::expect_one_line_error("plan --context 4k", "--context needs a model");
-  const auto tmp = std::filesystem::temp_directory_path() / "kvpack_plan_cli_truncated.gguf";
+  const std::filesystem::path tmp = kvpack::testing::temp_path("plan_cli_truncated.gguf");
   const std::vector<uint8_t> bytes =
       model::GgufWriter().set("general.architecture", model::gguf_string("llama")).bytes();
   {
