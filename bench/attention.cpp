@@ -43,39 +43,43 @@ void BM_Decode(benchmark::State& state, FormatId k, FormatId v) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * layers.bytes_per_call()));
 }
 
-// One kernel over 4 cache-resident pages of one head, 4 query rows (a GQA group of 4).
+// One kernel over 4 cache-resident pages of one head; arguments: head dim, query rows (4: a GQA
+// group of 4 as Llama 3's; 2 and head dim 64: the probe model's).
 struct PageFixture {
   std::unique_ptr<format::Codec> codec;
   std::vector<uint8_t> pages;
   const uint8_t* blocks[4];
   std::vector<uint8_t> qbuf;
   std::vector<float> logits, acc;
+  int d, rows;
 
-  PageFixture(FormatId id, format::Role role) {
-    codec = format::make_codec(id, {role, 128, 32, 1, 3});
+  PageFixture(FormatId id, format::Role role, const benchmark::State& state)
+      : d(static_cast<int>(state.range(0))), rows(static_cast<int>(state.range(1))) {
+    codec = format::make_codec(id, {role, d, 32, 1, 3});
     pages.resize(codec->head_bytes() * 4);
     for (int p = 0; p < 4; ++p) {
-      const auto x = gaussian(32 * 128, 10 + p);
+      const auto x = gaussian(static_cast<size_t>(32) * d, 10 + p);
       codec->encode(0, x.data(), 32, pages.data() + p * codec->head_bytes());
       blocks[p] = pages.data() + p * codec->head_bytes();
     }
-    logits.resize(4 * detail::logit_stride(32));
+    logits.resize(rows * detail::logit_stride(32));
     for (auto& w : logits) w = 0.01f;
-    acc.assign(4 * codec->acc_floats(), 0.0f);
+    acc.assign(rows * codec->acc_floats(), 0.0f);
   }
   // The 4 pages as a chunk of one head (head 0 of 1-head slices).
   detail::BlockSet set() const { return {blocks, 4, 0, 1, codec->head_bytes()}; }
 };
 
 void BM_ScorePages(benchmark::State& state, FormatId id) {
-  PageFixture f(id, format::Role::K);
+  PageFixture f(id, format::Role::K, state);
   const detail::KKernel& k = detail::select_k_kernel(*f.codec, false);
-  f.qbuf.resize(4 * k.query_bytes(*f.codec));
-  const auto q = gaussian(4 * 128, 5);
-  k.prepare(*f.codec, 0, q.data(), 4, 128, f.qbuf.data());
+  f.qbuf.resize(f.rows * k.query_bytes(*f.codec));
+  const auto q = gaussian(static_cast<size_t>(f.rows) * f.d, 5);
+  k.prepare(*f.codec, 0, q.data(), f.rows, f.d, f.qbuf.data());
   detail::Prefetcher pf;
   for (auto _ : state) {
-    k.score(*f.codec, f.set(), f.qbuf.data(), 4, f.logits.data(), detail::logit_stride(32), pf);
+    k.score(*f.codec, f.set(), f.qbuf.data(), f.rows, f.logits.data(), detail::logit_stride(32),
+            pf);
     benchmark::DoNotOptimize(f.logits.data());
   }
   state.SetItemsProcessed(state.iterations() * 4);  // pages
@@ -83,11 +87,12 @@ void BM_ScorePages(benchmark::State& state, FormatId id) {
 }
 
 void BM_AccumulatePages(benchmark::State& state, FormatId id) {
-  PageFixture f(id, format::Role::V);
+  PageFixture f(id, format::Role::V, state);
   const detail::VKernel& v = detail::select_v_kernel(*f.codec, false);
   detail::Prefetcher pf;
   for (auto _ : state) {
-    v.accumulate(*f.codec, f.set(), f.logits.data(), detail::logit_stride(32), 4, f.acc.data(), pf);
+    v.accumulate(*f.codec, f.set(), f.logits.data(), detail::logit_stride(32), f.rows, f.acc.data(),
+                 pf);
     benchmark::DoNotOptimize(f.acc.data());
   }
   state.SetItemsProcessed(state.iterations() * 4);
@@ -122,9 +127,9 @@ KVPACK_PAIR(q4, q8)
 KVPACK_PAIR(turbo4, turbo4)
 #undef KVPACK_PAIR
 
-#define KVPACK_PAGES(F)                             \
-  BENCHMARK_CAPTURE(BM_ScorePages, F, FormatId::F); \
-  BENCHMARK_CAPTURE(BM_AccumulatePages, F, FormatId::F);
+#define KVPACK_PAGES(F)                                                            \
+  BENCHMARK_CAPTURE(BM_ScorePages, F, FormatId::F)->Args({128, 4})->Args({64, 2}); \
+  BENCHMARK_CAPTURE(BM_AccumulatePages, F, FormatId::F)->Args({128, 4})->Args({64, 2});
 KVPACK_PAGES(f16)
 KVPACK_PAGES(bf16)
 KVPACK_PAGES(q8)
@@ -136,10 +141,10 @@ KVPACK_PAGES(turbo2)
 KVPACK_PAGES(fp8)
 #undef KVPACK_PAGES
 // Key-only formats.
-BENCHMARK_CAPTURE(BM_ScorePages, kivi4, FormatId::kivi4);
-BENCHMARK_CAPTURE(BM_ScorePages, kivi2, FormatId::kivi2);
-BENCHMARK_CAPTURE(BM_ScorePages, turbo4_qjl, FormatId::turbo4_qjl);
-BENCHMARK_CAPTURE(BM_ScorePages, turbo3_qjl, FormatId::turbo3_qjl);
+BENCHMARK_CAPTURE(BM_ScorePages, kivi4, FormatId::kivi4)->Args({128, 4});
+BENCHMARK_CAPTURE(BM_ScorePages, kivi2, FormatId::kivi2)->Args({128, 4});
+BENCHMARK_CAPTURE(BM_ScorePages, turbo4_qjl, FormatId::turbo4_qjl)->Args({128, 4});
+BENCHMARK_CAPTURE(BM_ScorePages, turbo3_qjl, FormatId::turbo3_qjl)->Args({128, 4});
 BENCHMARK(BM_SoftmaxStep);
 
 }  // namespace kvpack::attention
