@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "attention/prefetch.h"
+#include "format/planes.h"
 
 namespace kvpack::attention::detail {
 
@@ -43,16 +44,40 @@ struct ValueOffsets {
   size_t mins;
 };
 
+// Where the 8 channels from 8 i sit in a page's value planes (the same in every page): byte
+// offsets of token quad 0's 32-byte lines and their bit positions, in the first plane and in
+// turbo3's 1-bit plane of code bit 2. Filled once per kernel call: each offset takes integer
+// divisions, which per page and tile cost turbo3's AVX2 value kernel 8% at head dim 64.
+struct TileLines {
+  uint32_t low, high;
+  int low_shift, high_shift;
+};
+
+template <VCode C>
+void FillTileLines(int d, int T, TileLines* out) {
+  for (int j0 = 0; j0 < d; j0 += 8) {
+    TileLines& l = out[j0 / 8];
+    l.low = static_cast<uint32_t>(format::value_plane_byte(d, kPlaneBits<C>, 0, j0, &l.low_shift));
+    l.high = 0;
+    l.high_shift = 0;
+    if constexpr (C == VCode::turbo3) {
+      const size_t plane = static_cast<size_t>((T + 3) / 4 * 4) * d / 4;
+      l.high = static_cast<uint32_t>(plane + format::value_plane_byte(d, 1, 0, j0, &l.high_shift));
+    }
+  }
+}
+
 // One head's V blocks in a chunk as the kernels read them: token c = page * T + t.
 struct ValueChunk {
   const uint8_t* codes[kValuePages];  // per page: its codes (token quads)
   int pages;
   int T;
   int d;
-  const int8_t* table;    // 4-bit: element of each index (int8, VNNI)
-  const int32_t* itable;  // 4-bit: the same as int32 (portable)
-  const float* ftable;    // 4-bit: element of each index in f32 (exact-weights variant)
-  float post;             // multiplies every page sum (turbo4: the int8 table's scale)
+  const int8_t* table;     // 4-bit: element of each index (int8, VNNI)
+  const int32_t* itable;   // 4-bit: the same as int32 (portable)
+  const float* ftable;     // 4-bit: element of each index in f32 (exact-weights variant)
+  float post;              // multiplies every page sum (turbo4: the int8 table's scale)
+  const TileLines* lines;  // per 8 channels: d / 8 entries (the AVX2 tiles read them)
 };
 
 // Issues the block's prefetches a tile at a time (before each tile's loop, which then holds no

@@ -293,7 +293,10 @@ KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const ValueO
   const ValueTables tables = TablesOf<C>(d);
   const int G = kTurbo<C> ? 1 : d / 32;
   ValueWeights wt;
-  ValueChunk b{{}, 1, T, d, tables.i8, tables.i32, tables.f32, kBits == 0 ? 1.0f : tables.post_int};
+  TileLines lines[kValueGroups * 32 / 8];
+  FillTileLines<C>(d, T, lines);
+  ValueChunk b{
+      {}, 1, T, d, tables.i8, tables.i32, tables.f32, kBits == 0 ? 1.0f : tables.post_int, lines};
   ValueUnits units{{}, {}, 1, G, T};
   for (int i = 0; i < bs.n_pages; ++i) {
     for (int h = 0; h < bs.n_heads; ++h) {

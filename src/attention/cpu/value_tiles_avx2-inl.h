@@ -51,15 +51,14 @@ struct PlaneLines {
 template <VCode C>
 HWY_INLINE PlaneLines LinesOf(const ValueChunk& b, const uint8_t* codes, int j0) {
   constexpr int p = kPlaneBits<C>;
+  const TileLines& t = b.lines[j0 / 8];
   PlaneLines l{};
-  int shift = 0;
-  l.low = codes + format::value_plane_byte(b.d, p, 0, j0, &shift);
-  l.low_shift = _mm_cvtsi32_si128(shift);
+  l.low = codes + t.low;
+  l.low_shift = _mm_cvtsi32_si128(t.low_shift);
   l.low_stride = static_cast<size_t>(b.d) * p / 2;  // d p / 8 slots of 4 bytes per quad
   if constexpr (C == VCode::turbo3) {
-    const uint8_t* plane = codes + static_cast<size_t>((b.T + 3) / 4 * 4) * b.d / 4;
-    l.high = plane + format::value_plane_byte(b.d, 1, 0, j0, &shift);
-    l.high_shift = _mm_cvtsi32_si128(shift);
+    l.high = codes + t.high;
+    l.high_shift = _mm_cvtsi32_si128(t.high_shift);
     l.high_stride = static_cast<size_t>(b.d) / 2;
   }
   return l;
