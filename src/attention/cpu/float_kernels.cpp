@@ -149,6 +149,13 @@ HWY_INLINE void AccPage(const T* v, int d, int pt, const float* w, size_t ws, fl
   for (; j0 + DC * N <= d; j0 += DC * N, pf = nullptr) {
     AccTile<T, R, DC>(v, d, pt, j0, w, ws, acc, d, pf);
   }
+  // Wide tiles (1-2 rows) leave 4-vector tiles before single vectors, whose FMAs would each
+  // wait on the previous one's latency (AVX-512 at head dim 64: f16 -11%, bf16 -30% a page).
+  if constexpr (DC > 4) {
+    for (; j0 + 4 * N <= d; j0 += 4 * N, pf = nullptr) {
+      AccTile<T, R, 4>(v, d, pt, j0, w, ws, acc, d, pf);
+    }
+  }
   for (; j0 < d; j0 += N, pf = nullptr) AccTile<T, R, 1>(v, d, pt, j0, w, ws, acc, d, pf);
 }
 
