@@ -8,8 +8,8 @@
 
 namespace kvpack::testing {
 
-inline std::filesystem::path probe_model_path() {
-  return std::filesystem::path(KVPACK_SOURCE_DIR) / "models" / "probe.gguf";
+inline std::filesystem::path probe_model_path(const char* file = "probe.gguf") {
+  return std::filesystem::path(KVPACK_SOURCE_DIR) / "models" / file;
 }
 
 }  // namespace kvpack::testing
@@ -18,3 +18,8 @@ inline std::filesystem::path probe_model_path() {
 #define KVPACK_PROBE_MODEL(var)                                            \
   const std::filesystem::path var = ::kvpack::testing::probe_model_path(); \
   ASSERT_TRUE(std::filesystem::exists(var)) << var << " is missing (models/README.md)"
+
+// The same for the long-context probe model (models/probe16.gguf, card models/probe16.md).
+#define KVPACK_PROBE16_MODEL(var)                                                        \
+  const std::filesystem::path var = ::kvpack::testing::probe_model_path("probe16.gguf"); \
+  ASSERT_TRUE(std::filesystem::exists(var)) << var << " is missing (models/probe16.md)"
