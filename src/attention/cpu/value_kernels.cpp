@@ -294,7 +294,9 @@ KVPACK_VNNI void AccumulateValues(const BlockSet& bs, int T, int d, const ValueO
   const int G = kTurbo<C> ? 1 : d / 32;
   ValueWeights wt;
   TileLines lines[kValueGroups * 32 / 8];
-  FillTileLines<C>(d, T, lines);
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+  if constexpr (kBits != 0) FillTileLines<C>(d, T, lines);  // only the AVX2 tiles read them
+#endif
   ValueChunk b{
       {}, 1, T, d, tables.i8, tables.i32, tables.f32, kBits == 0 ? 1.0f : tables.post_int, lines};
   ValueUnits units{{}, {}, 1, G, T};
