@@ -3,6 +3,7 @@
 // here: the union of a policy's cells over reports, the pairing with a baseline from another
 // report, and the refusals (two answers to one trial, no baseline).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
