@@ -30,6 +30,10 @@ std::string binary() {
 
 }  // namespace
 
+std::string python3() {
+  return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
 CliResult run_kvpack(const std::string& args, const std::string& shell_prefix) {
   CliResult r;
   const auto err_path =

@@ -23,6 +23,10 @@ CliResult run_kvpack(const std::string& args, const std::string& shell_prefix = 
 CliResult expect_one_line_error(const std::string& args, const std::string& part, int status = 1,
                                 const std::string& shell_prefix = "");
 
+// The Python tests call: Debian's /usr/bin/python3 (where apt's python3-* modules install), else
+// whatever python3 the PATH has.
+std::string python3();
+
 // A path in the test temp folder for `name`, unique to this process: ctest runs each test in its
 // own process, two at a time, so a fixed name shared by two tests is a race (a prompt file
 // rewritten by another test between write and read once made a serve test compare against the

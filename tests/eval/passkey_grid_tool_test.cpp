@@ -6,9 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,10 +19,6 @@
 
 namespace kvpack::eval {
 namespace {
-
-std::string python() {
-  return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-}
 
 PolicyPasskey row(format::FormatId k, double bytes, std::vector<PasskeyCell> cells) {
   PolicyPasskey p;
@@ -45,10 +40,7 @@ std::string write_report(const std::string& name, std::vector<PolicyPasskey> row
   r.model_name = "test";
   r.rows = std::move(rows);
   const std::string path = testing::temp_path(name);
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  const std::string text = render_passkey(r, "kvpack eval passkey ...").json.dump();
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fclose(f);
+  std::ofstream(path, std::ios::binary) << render_passkey(r, "kvpack eval passkey ...").json.dump();
   return path;
 }
 
@@ -59,8 +51,8 @@ struct ToolResult {
 
 ToolResult run_tool(const std::string& args) {
   const std::string out = testing::temp_path("grid.out"), err = testing::temp_path("grid.err");
-  const std::string cmd = python() + " '" + KVPACK_SOURCE_DIR + "/tools/passkey-grid.py' " + args +
-                          " > '" + out + "' 2> '" + err + "'";
+  const std::string cmd = testing::python3() + " '" + KVPACK_SOURCE_DIR +
+                          "/tools/passkey-grid.py' " + args + " > '" + out + "' 2> '" + err + "'";
   const int rc = std::system(cmd.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, testing::read_text(out), testing::read_text(err)};
 }
@@ -86,9 +78,9 @@ std::vector<std::string> table_row(const std::string& table, const std::string& 
 class PasskeyGridTool : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::system((python() + " -c '' > /dev/null 2>&1").c_str()) != 0) {
-      if (testing::shared_required()) FAIL() << python() << " does not run";
-      GTEST_SKIP() << "SKIPPED (KVPACK_REQUIRE_SHARED is not set): no " << python();
+    if (std::system((testing::python3() + " -c '' > /dev/null 2>&1").c_str()) != 0) {
+      if (testing::shared_required()) FAIL() << testing::python3() << " does not run";
+      GTEST_SKIP() << "SKIPPED (KVPACK_REQUIRE_SHARED is not set): no " << testing::python3();
     }
     // The f16 run at 16k alone (as docs/data keeps it), then q8/q8 over two runs: 16k depth 10
     // in both (one trial repeated with the same answer), 8k only in the second.

@@ -9,11 +9,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "base/error.h"
+#include "cli_run.h"
 #include "model/chat_template.h"
 #include "model/gguf.h"
 #include "read_file.h"
@@ -52,16 +52,11 @@ jinja::Value to_value(const json& j) {
   }
 }
 
-// Debian's Python (where python3-jinja2 installs), else whatever python3 the PATH has.
-std::string python() {
-  return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-}
-
 // Python with Jinja2, or why it is not usable.
 bool have_python_jinja2(std::string* why) {
-  const std::string cmd = python() + " -c 'import jinja2' > /dev/null 2>&1";
+  const std::string cmd = kvpack::testing::python3() + " -c 'import jinja2' > /dev/null 2>&1";
   if (std::system(cmd.c_str()) == 0) return true;
-  *why = python() +
+  *why = kvpack::testing::python3() +
          " cannot import jinja2 (Debian: apt-get install python3-jinja2; scripts/install-deps.sh "
          "does it)";
   return false;
@@ -92,7 +87,8 @@ json render_with_jinja2(const json& cases) {
   }
   const std::string script =
       std::string(KVPACK_SOURCE_DIR) + "/tests/model/chat_template_reference.py";
-  const std::string cmd = python() + " '" + script + "' '" + in + "' '" + out + "'";
+  const std::string cmd =
+      kvpack::testing::python3() + " '" + script + "' '" + in + "' '" + out + "'";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return json::parse(kvpack::testing::read_text(out));
 }

@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "cli_run.h"
 #include "kvpack/model.h"
 #include "probe_model.h"
+#include "read_file.h"
 #include "shared_data.h"
 
 namespace kvpack::model {
@@ -59,8 +59,7 @@ TEST(Probe16Model, PerplexityMatchesPyTorch) {
   KVPACK_PROBE16_MODEL(path);
   KVPACK_SHARED_FILE(wiki, "data/wiki.test.raw");
   // The held-out tail the model was not trained on: wiki.test.raw from byte 1,164,864 on.
-  std::ifstream in(wiki, std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string all = kvpack::testing::read_text(wiki);
   ASSERT_GT(all.size(), 1164863u);
   const std::string text = kvpack::testing::temp_path("probe16_holdout.txt");
   std::ofstream(text, std::ios::binary) << all.substr(1164863);
