@@ -154,7 +154,10 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
 
-  for (int64_t sb = 0; sb < w.cols / kQK; ++sb) {
+  const int64_t n_sb = w.cols / kQK;
+  const NextTilePrefetch next(w, r0, T == 1 ? R : 0, n_sb);
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    if constexpr (T == 1) next.step(sb);
     SuperScales s[R];
     const uint8_t* blk[R];
     for (int i = 0; i < R; ++i) {
@@ -206,7 +209,10 @@ HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r0, int64_t r_end, int64
   const KActs<Dec> a = KActsOf<Dec>(*job.xi, t0);
   VF32 acc[R][1];
   for (int i = 0; i < R; ++i) acc[i][0] = hn::Zero(DF32());
-  for (int64_t sb = 0; sb < w.cols / kQK; ++sb) {
+  const int64_t n_sb = w.cols / kQK;
+  const NextTilePrefetch next(w, r0, R, n_sb);
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    next.step(sb);
     __m512i x[4];
     WideActivations<Dec>(a.qs + sb * kQK, x);
     const float dx = a.d32[sb * 8];
@@ -245,7 +251,10 @@ HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t 
     for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
 
   constexpr int64_t kLanes = static_cast<int64_t>(kW) / 4;  // int32 lanes per vector
-  for (int64_t b = 0; b < w.cols / kQBlock; ++b) {
+  const int64_t n_blocks = w.cols / kQBlock;
+  const NextTilePrefetch next(w, r0, T == 1 ? R : 0, n_blocks);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    if constexpr (T == 1) next.step(b);
     VU8 u[R][kVecs];
     VI8 sw[R][kVecs];
     float dw[R], mw[R];
