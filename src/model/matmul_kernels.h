@@ -77,13 +77,20 @@ class NextTilePrefetch {
     bytes_ = static_cast<size_t>(bytes);
     share_ = static_cast<size_t>((bytes + steps - 1) / steps);
   }
+  // The bytes step s asks for: [first, first + size) (size 0: none).
+  struct Range {
+    const uint8_t* first;
+    size_t size;
+  };
+  Range range(int64_t s) const {
+    const size_t begin = static_cast<size_t>(s) * share_;
+    if (begin >= bytes_) return {next_, 0};
+    return {next_ + begin, std::min(share_, bytes_ - begin)};
+  }
   // Step s of the tile.
   void step(int64_t s) const {
-    const size_t begin = static_cast<size_t>(s) * share_;
-    if (begin >= bytes_) return;
-    const uint8_t* p = next_ + begin;
-    const size_t n = std::min(share_, bytes_ - begin);
-    for (size_t k = 0; k < n; k += 64) PrefetchLine(p + k);
+    const Range r = range(s);
+    for (size_t k = 0; k < r.size; k += 64) PrefetchLine(r.first + k);
   }
 
  private:

@@ -21,6 +21,7 @@
 #include "base/simd_target.h"
 #include "base/thread_pool.h"
 #include "model/matmul.h"
+#include "model/matmul_kernels.h"
 #include "model/quant_ref.h"
 #include "model/simd_targets.h"
 
@@ -364,6 +365,41 @@ TEST(Matmul, SimdQuantizerMatchesReference) {
     quantize_row_q8_0(x.data(), simd.data(), x.size());
     EXPECT_EQ(std::memcmp(ref.data(), simd.data(), 40 * sizeof(BlockQ8_0)), 0);
   });
+}
+
+// The matvec tiles' prefetch (matmul_kernels.h): over a tile's steps it asks for exactly the
+// next tile's rows, each byte once, in order, and nothing past the matrix (nor anything when the
+// tile is the last, or for prefill tiles, which pass rows = 0).
+TEST(NextTilePrefetch, StepsCoverTheNextTilesRowsOnce) {
+  std::vector<uint8_t> bytes(64 * 4352);
+  for (const size_t row_bytes : {size_t{18}, size_t{210} * 16, size_t{4352}}) {
+    for (const int64_t n_rows : {int64_t{1}, int64_t{5}, int64_t{8}, int64_t{10}}) {
+      WeightMatrix w;
+      w.rows = n_rows;
+      w.row_bytes = row_bytes;
+      w.data = bytes.data();
+      for (const int tile : {0, 1, 4}) {
+        for (const int64_t steps : {int64_t{1}, int64_t{3}, int64_t{16}, int64_t{200}}) {
+          for (int64_t r0 = 0; r0 < n_rows; r0 += std::max(tile, 1)) {
+            SCOPED_TRACE(testing::Message()
+                         << "row_bytes " << row_bytes << " rows " << n_rows << " tile " << tile
+                         << " steps " << steps << " r0 " << r0);
+            const NextTilePrefetch next(w, r0, tile, steps);
+            const int64_t first = std::min(r0 + tile, n_rows);
+            const int64_t last = tile == 0 ? first : std::min(r0 + 2 * tile, n_rows);
+            const uint8_t* want = w.row(first);
+            for (int64_t s = 0; s < steps; ++s) {
+              const NextTilePrefetch::Range r = next.range(s);
+              if (r.size == 0) continue;
+              ASSERT_EQ(r.first, want) << "step " << s;
+              want += r.size;
+            }
+            EXPECT_EQ(want, w.row(last));
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -62,7 +62,8 @@ constexpr bool kManyRegs = HWY_TARGET <= HWY_AVX3;
 // matvec (T = 1): 4 rows on every target. The next tile's rows are prefetched, so the tile need
 // not keep many streams in flight itself; 8 on AVX-512 measured slower once it was (Zen 5,
 // avx512-vnni, 2 threads, 1 GiB, three runs each: Q4_K 24.5-26.1 -> 30.0-33.4 GB/s, Q4_1, Q2_K,
-// Q3_K, IQ4_NL, IQ4_XS 5-15% faster).
+// Q3_K, IQ4_NL, IQ4_XS 5-15% faster; the 512-bit Q5_K / Q6_K tile 27.1-28.5 -> 28.6-30.9 and
+// 30.7-31.3 -> 31.2-33.1).
 constexpr int kRowsVec = 4;
 constexpr int kRowsMat = kManyRegs ? 4 : 2;
 constexpr int kTokensMat = 4;
@@ -202,7 +203,6 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
 // TileK<Dec, Dot, R, 1> with 512-bit vectors (quant/wide_kquant-inl.h): the matvec of Q6_K
 // (and Q5_K with VNNI) on AVX-512, bit-identical with the generic tile.
-constexpr int kRowsWide = 4;
 template <class Dec, int R>
 HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
   const WeightMatrix& w = *job.w;
@@ -306,13 +306,7 @@ struct KTiles {
   template <int R, int T>
   static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
-    if constexpr (T == 1 && kHasWideMatvec<Dec>) {
-      // 4 rows at a time rather than 8 (Zen 5, avx512-vnni, 2 threads, 1 GiB, three runs each:
-      // Q5_K 27.1-28.5 -> 28.6-30.9 GB/s, Q6_K 30.7-31.3 -> 31.2-33.1).
-      for (int64_t r = r0; r < std::min(r0 + R, r_end); r += kRowsWide)
-        TileKWide<Dec, kRowsWide>(job, r, r_end, t0);
-      return;
-    }
+    if constexpr (T == 1 && kHasWideMatvec<Dec>) return TileKWide<Dec, R>(job, r0, r_end, t0);
 #endif
     TileK<Dec, Dot, R, T>(job, r0, r_end, t0);
   }
