@@ -10,6 +10,7 @@
 // lane shifts the result by a whole term, far beyond this bound.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -397,6 +398,36 @@ TEST(NextTilePrefetch, StepsCoverTheNextTilesRowsOnce) {
             EXPECT_EQ(want, w.row(last));
           }
         }
+      }
+    }
+  }
+}
+
+// The sequential matvec's prefetch (matmul_kernels.h): walking the matrix in steps of any size,
+// the steps ask for every byte from kAhead on exactly once, in order, and nothing past the end.
+TEST(StreamPrefetch, StepsCoverTheStreamAheadOnce) {
+  constexpr size_t kAhead = StreamPrefetch::kAhead;
+  std::vector<uint8_t> bytes(64 * 4352);
+  for (const size_t row_bytes : {size_t{144}, size_t{210} * 16, size_t{4352}}) {
+    for (const int64_t n_rows : {int64_t{1}, int64_t{3}, int64_t{10}, int64_t{64}}) {
+      WeightMatrix w;
+      w.rows = n_rows;
+      w.row_bytes = row_bytes;
+      w.data = bytes.data();
+      const uint8_t* end = w.row(n_rows - 1) + row_bytes;
+      for (const size_t step : {size_t{144}, size_t{210}, size_t{4352}}) {
+        if (row_bytes % step != 0) continue;
+        SCOPED_TRACE(testing::Message()
+                     << "row_bytes " << row_bytes << " rows " << n_rows << " step " << step);
+        const StreamPrefetch ahead(w);
+        const uint8_t* want = w.data + kAhead;
+        for (const uint8_t* at = w.data; at < end; at += step) {
+          const NextTilePrefetch::Range r = ahead.range(at, step);
+          if (r.size == 0) continue;
+          ASSERT_EQ(r.first, want) << "at " << (at - w.data);
+          want += r.size;
+        }
+        EXPECT_EQ(want, std::max(end, w.data + kAhead));
       }
     }
   }

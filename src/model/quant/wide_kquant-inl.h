@@ -1,10 +1,9 @@
-// The AVX-512 matvec of Q6_K (and of Q5_K with VNNI): 512-bit vectors, one super-block of a
-// row in four of them, where the generic tile (quant/int_kernels-inl.h, TileK) runs eight 256-bit
-// chunks and unpacks each row's scales through memory. A decode step is one matvec per weight
-// matrix, so these types' decode speed is this loop's. Highway targets AVX3_DL (VNNI) and AVX3
-// (PMADDUBSW, e.g. Skylake-SP / Cascade Lake servers). Measured on AMD Zen 5, 2 threads:
-// kHasWideMatvec's comment. Q4_K ran slower here (18.5 against 22.6 GB/s) and keeps TileK (its
-// nibble layout is Q5_K's, which this file decodes).
+// The AVX-512 matvec of Q6_K (and of Q4_K / Q5_K with VNNI): 512-bit vectors, one super-block
+// of a row in four of them, where the generic tile (quant/int_kernels-inl.h, TileK) runs eight
+// 256-bit chunks and unpacks each row's scales through memory. A decode step is one matvec per
+// weight matrix, so these types' decode speed is this loop's. Highway targets AVX3_DL (VNNI) and
+// AVX3 (PMADDUBSW, e.g. Skylake-SP / Cascade Lake servers). Measured on AMD Zen 5, 2 threads:
+// kHasWideMatvec's comment.
 //
 // Per super-block and row: four vectors of 64 weight bytes u, each times 64 activation bytes
 // (int32 lanes of 4 products), scaled per lane by its group's scale (ScaledDot512, as the
@@ -39,10 +38,12 @@ namespace kvpack::model::HWY_NAMESPACE {
 
 // Which super-block types have the wide matvec: where it measured faster than TileK (Zen 5, 2
 // threads: Q6_K 11 -> 24 GB/s with VNNI and 15.6 -> 18.7 without; Q5_K 24.8 -> 26 with VNNI,
-// the same without).
+// the same without; Q4_K with VNNI 40 -> 42 with both in 4-row tiles, 46.5 -> 53-55 in cache,
+// where it had been slower, 18.5 against 22.6, before the matvec's rows were prefetched).
 template <class Dec>
 constexpr bool kHasWideMatvec = Dec::kType == GgmlType::Q6_K ||
-                                (Dec::kType == GgmlType::Q5_K && HWY_TARGET == HWY_AVX3_DL);
+                                ((Dec::kType == GgmlType::Q4_K || Dec::kType == GgmlType::Q5_K) &&
+                                 HWY_TARGET == HWY_AVX3_DL);
 
 // The zero-masked forms of the intrinsics below (maskz, all lanes on) are the same instructions;
 // GCC 12's plain forms start from _mm512_undefined_epi32(), which -Wmaybe-uninitialized flags.
