@@ -39,9 +39,11 @@ using DI32 = hn::RebindToSigned<DF>;
 // 16 elsewhere).
 constexpr bool kWide = HWY_MAX_BYTES >= 64;
 constexpr int kRowsVec = kWide ? 8 : 4;  // matvec (T = 1): R rows in flight hide FMA latency
-// The 512-bit VNNI matvec: 4 rows, its next tile prefetched (Zen 5, 2 threads, 1 GiB, three
-// runs each: Q8_0 34.4-36.8 -> 36.4-39.8 GB/s against 8 rows; F16's FMA tile lost 10% with 4).
-constexpr int kRowsVecVnni = 4;
+// The 512-bit VNNI matvec: one row at a time, as the integer kernels' super-block matvec
+// (quant/int_kernels-inl.h, kRowsVecOne), with StreamPrefetch (Zen 5, 2 threads, 1 GiB, median of
+// 5 alternating runs against 4 rows with the next tile prefetched: Q4_0 35 -> 38 GB/s, Q8_0 49 ->
+// 51; 4 rows had been faster than 8, F16's FMA tile lost 10% with 4).
+constexpr int kRowsVecVnni = 1;
 constexpr int kRowsMat = 4;
 constexpr int kTokensMat = kWide ? 4 : 2;
 
@@ -289,11 +291,13 @@ HWY_INLINE void TileVnni(const MatmulJob& job, int64_t r0, int64_t r_end, int64_
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
 
+  static_assert(T > 1 || R == kRowsVecVnni);
+  constexpr int64_t kBlockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
   const int64_t nb = w.cols / kQBlock;
   int64_t b = 0;
-  const NextTilePrefetch next(w, r0, T == 1 ? R : 0, nb / 2);
+  const StreamPrefetch ahead(w);
   for (; b + 2 <= nb; b += 2) {
-    if constexpr (T == 1) next.step(b / 2);
+    if constexpr (T == 1) ahead.step(rows[0] + b * kBlockBytes, 2 * kBlockBytes);
     StepVnni<kQ4, true, R, T>(rows, xq, xb, xd, b, acc);
   }
   if (b < nb) StepVnni<kQ4, false, R, T>(rows, xq, xb, xd, b, acc);  // odd count: 2nd is zero

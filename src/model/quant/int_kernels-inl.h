@@ -59,12 +59,21 @@ bool HasIntKernels() {
 // Tile shapes: registers hold R*T accumulators (two per pair for the super-block types) plus R
 // weight vectors and their scales (32 registers on AVX-512 targets, 16 elsewhere).
 constexpr bool kManyRegs = HWY_TARGET <= HWY_AVX3;
-// matvec (T = 1): 4 rows on every target. The next tile's rows are prefetched, so the tile need
-// not keep many streams in flight itself; 8 on AVX-512 measured slower once it was (Zen 5,
-// avx512-vnni, 2 threads, 1 GiB, three runs each: Q4_K 24.5-26.1 -> 30.0-33.4 GB/s, Q4_1, Q2_K,
-// Q3_K, IQ4_NL, IQ4_XS 5-15% faster; the 512-bit Q5_K / Q6_K tile 27.1-28.5 -> 28.6-30.9 and
-// 30.7-31.3 -> 31.2-33.1).
+// matvec (T = 1) of the 32-value types: 4 rows on every target. The next tile's rows are
+// prefetched, so the tile need not keep many streams in flight itself; 8 on AVX-512 measured
+// slower once it was (Zen 5, avx512-vnni, 2 threads, 1 GiB, three runs each: Q4_K 24.5-26.1 ->
+// 30.0-33.4 GB/s, Q4_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS 5-15% faster; the 512-bit Q5_K / Q6_K tile
+// 27.1-28.5 -> 28.6-30.9 and 30.7-31.3 -> 31.2-33.1).
 constexpr int kRowsVec = 4;
+// The matvec of the super-block types, and of Q8_0, reads one row at a time instead: the rows
+// are contiguous, so the matvec is one sequential stream, kept in flight by StreamPrefetch, and
+// a super-block's decoding costs more than loading its activations again for each row (from L1).
+// Zen 5, 2 threads, 1 GiB, median of 4 alternating runs against 4-row tiles, GB/s: avx2 (VNNI)
+// Q4_K 33 -> 37, Q5_K 31 -> 38, Q6_K 32 -> 40, Q2_K 19 -> 20, Q3_K 17 -> 18, Q8_0 41 -> 46;
+// avx2-novnni Q4_K 36 -> 41, Q5_K 34 -> 41, Q6_K 34 -> 40, Q8_0 42 -> 47. The other 32-value
+// types lost (Q4_1 27 -> 17, Q5_1 23 -> 19, IQ4_NL 29 -> 27, IQ4_XS 19 -> 12, Q4_0 32 -> 24 on
+// avx2; Q5_0 26 -> 28): unpacking their nibbles and scales is most of their time.
+constexpr int kRowsVecOne = 1;
 constexpr int kRowsMat = kManyRegs ? 4 : 2;
 constexpr int kTokensMat = 4;
 
@@ -157,10 +166,11 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
 
+  static_assert(T > 1 || R == kRowsVecOne);
   const int64_t n_sb = w.cols / kQK;
-  const NextTilePrefetch next(w, r0, T == 1 ? R : 0, n_sb);
+  const StreamPrefetch ahead(w);
   for (int64_t sb = 0; sb < n_sb; ++sb) {
-    if constexpr (T == 1) next.step(sb);
+    if constexpr (T == 1) ahead.step(rows[0] + sb * Dec::kBytes, Dec::kBytes);
     SuperScales s[R];
     const uint8_t* blk[R];
     for (int i = 0; i < R; ++i) {
@@ -201,33 +211,29 @@ HWY_INLINE void TileK(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t
 }
 
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
-// TileK<Dec, Dot, R, 1> with 512-bit vectors (quant/wide_kquant-inl.h): the matvec of Q6_K (and
-// Q4_K / Q5_K with VNNI) on AVX-512, bit-identical with the generic tile row for row. Rows
-// [r0, r1) are read one after another, not side by side as TileK does: rows are contiguous, so
-// the matvec is one sequential stream, kept in flight by StreamPrefetch, and the activations are
-// loaded (and shuffled) again per row, from L1. Zen 5, 2 threads, 1 GiB, avx512-vnni, median of 6
-// alternating runs (32-row tasks and 4-row tiles before, matmul.cpp's matvec tasks in both):
-// Q4_K 40 -> 48 GB/s, Q5_K 40 -> 49, Q6_K 43 -> 52.
+// TileK<Dec, Dot, 1, 1> with 512-bit vectors (quant/wide_kquant-inl.h): the matvec of Q6_K (and
+// Q4_K / Q5_K with VNNI) on AVX-512, bit-identical with the generic tile. Like it, one row at a
+// time (kRowsVecOne), the activations loaded (and shuffled) again per row, from L1. Zen 5, 2
+// threads, 1 GiB, avx512-vnni, median of 6 alternating runs against the 4-row tile it was:
+// Q4_K 42 -> 48 GB/s, Q5_K 42 -> 49, Q6_K 45 -> 52.
 template <class Dec>
-HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r0, int64_t r1, int64_t t0) {
+HWY_INLINE void TileKWide(const MatmulJob& job, int64_t r, int64_t t0) {
   const WeightMatrix& w = *job.w;
   constexpr int kGroups = kQK / Dec::kGroup;
   const KActs<Dec> a = KActsOf<Dec>(*job.xi, t0);
   const int64_t n_sb = w.cols / kQK;
   const StreamPrefetch ahead(w);
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.row(r);
-    VF32 acc = hn::Zero(DF32());
-    for (int64_t sb = 0; sb < n_sb; ++sb) {
-      const uint8_t* blk = row + sb * Dec::kBytes;
-      ahead.step(blk, Dec::kBytes);
-      __m512i x[4];
-      WideActivations<Dec>(a.qs + sb * kQK, x);
-      const WideDot d = WideSuperBlock<Dec>(blk, a.sums + sb * kGroups, x);
-      acc = AddSuperBlock<Dec>(acc, d.isum, d.mins, d.d, d.dmin, a.d32[sb * 8]);
-    }
-    job.y[t0 * w.rows + r] = hn::GetLane(hn::SumOfLanes(DF32(), acc));
+  const uint8_t* row = w.row(r);
+  VF32 acc = hn::Zero(DF32());
+  for (int64_t sb = 0; sb < n_sb; ++sb) {
+    const uint8_t* blk = row + sb * Dec::kBytes;
+    ahead.step(blk, Dec::kBytes);
+    __m512i x[4];
+    WideActivations<Dec>(a.qs + sb * kQK, x);
+    const WideDot d = WideSuperBlock<Dec>(blk, a.sums + sb * kGroups, x);
+    acc = AddSuperBlock<Dec>(acc, d.isum, d.mins, d.d, d.dmin, a.d32[sb * 8]);
   }
+  job.y[t0 * w.rows + r] = hn::GetLane(hn::SumOfLanes(DF32(), acc));
 }
 #endif
 
@@ -257,9 +263,16 @@ HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t 
 
   constexpr int64_t kLanes = static_cast<int64_t>(kW) / 4;  // int32 lanes per vector
   const int64_t n_blocks = w.cols / kQBlock;
-  const NextTilePrefetch next(w, r0, T == 1 ? R : 0, n_blocks);
+  constexpr bool kOneRow = T == 1 && R == 1;
+  static_assert(!kOneRow || Dec::kType != GgmlType::IQ4_XS);  // its blocks are 32 of 256 bytes
+  const NextTilePrefetch next(w, r0, T == 1 && !kOneRow ? R : 0, n_blocks);
+  const StreamPrefetch ahead(w);
   for (int64_t b = 0; b < n_blocks; ++b) {
-    if constexpr (T == 1) next.step(b);
+    if constexpr (kOneRow) {
+      ahead.step(rows[0] + b * Dec::kBytes, Dec::kBytes);
+    } else if constexpr (T == 1) {
+      next.step(b);
+    }
     VU8 u[R][kVecs];
     VI8 sw[R][kVecs];
     float dw[R], mw[R];
@@ -305,11 +318,13 @@ HWY_INLINE void Tile32(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t 
 
 template <class Dec, class Dot>
 struct KTiles {
+  static constexpr int kMatvecRows = kRowsVecOne;
   template <int R, int T>
   static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
     if constexpr (T == 1 && kHasWideMatvec<Dec>) {
-      return TileKWide<Dec>(job, r0, std::min(r0 + R, r_end), t0);
+      static_assert(R == 1);
+      return TileKWide<Dec>(job, r0, t0);
     }
 #endif
     TileK<Dec, Dot, R, T>(job, r0, r_end, t0);
@@ -318,13 +333,15 @@ struct KTiles {
 
 template <class Dec, class Dot>
 struct Tiles32 {
+  static constexpr int kMatvecRows = Dec::kType == GgmlType::Q8_0 ? kRowsVecOne : kRowsVec;
   template <int R, int T>
   static void Run(const MatmulJob& job, int64_t r0, int64_t r_end, int64_t t0) {
     Tile32<Dec, Dot, R, T>(job, r0, r_end, t0);
   }
 };
 
-// Rows [r0, r1) for every token: token tiles of kTokensMat, then one token at a time.
+// Rows [r0, r1) for every token: token tiles of kTokensMat, then one token at a time in tiles
+// of Tiles::kMatvecRows rows.
 template <class Tiles>
 HWY_NOINLINE void RunIntTiles(const MatmulJob& job, int64_t r0, int64_t r1) {
   int64_t t = 0;
@@ -334,7 +351,9 @@ HWY_NOINLINE void RunIntTiles(const MatmulJob& job, int64_t r0, int64_t r1) {
     }
   }
   for (; t < job.n_tokens; ++t) {
-    for (int64_t r = r0; r < r1; r += kRowsVec) Tiles::template Run<kRowsVec, 1>(job, r, r1, t);
+    for (int64_t r = r0; r < r1; r += Tiles::kMatvecRows) {
+      Tiles::template Run<Tiles::kMatvecRows, 1>(job, r, r1, t);
+    }
   }
 }
 
