@@ -59,12 +59,13 @@ inline void PrefetchLine(const uint8_t* p) {
 #endif
 }
 
-// A matvec tile reads its R rows side by side, a few KiB of each: streams too short for the
-// hardware prefetchers to follow (Zen 5, one thread, 1 GiB of Q6_K: 9 GB/s, against 35 GB/s for
-// one sequential read). The rows are contiguous, so the next tile's rows are the bytes right after
-// this tile's; each of the tile's `steps` steps asks for its share of them, and the next tile
-// finds its rows in cache (the same Q6_K: 18-19 GB/s). Prefill tiles (several tokens) are
-// compute-bound and pass rows = 0, which prefetches nothing.
+// A matvec tile of R rows (the 32-value types' but Q8_0's, quant/int_kernels-inl.h) reads them
+// side by side, a few KiB of each: streams too short for the hardware prefetchers to follow (Zen
+// 5, one thread, 1 GiB of Q6_K in such tiles: 9 GB/s, against 35 GB/s for one sequential read).
+// The rows are contiguous, so the next tile's rows are the bytes right after this tile's; each of
+// the tile's `steps` steps asks for its share of them, and the next tile finds its rows in cache
+// (the same Q6_K: 18-19 GB/s). Prefill tiles (several tokens) are compute-bound and pass rows =
+// 0, which prefetches nothing.
 class NextTilePrefetch {
  public:
   // Tile rows [r0, r0 + rows) of w, walked in `steps` steps.
@@ -99,10 +100,11 @@ class NextTilePrefetch {
   size_t share_ = 0;
 };
 
-// A matvec that reads its rows one after another (the 512-bit K-quant matvec) is one sequential
-// stream, since rows are contiguous: each step asks for the bytes kAhead past the ones it reads,
-// up to the matrix's end. 3-9 KiB ahead measured alike (Zen 5, 2 threads, 1 GiB of Q4_K / Q5_K /
-// Q6_K, avx512-vnni: 43-53 GB/s, noise larger than the differences); without it, 31-37.
+// A matvec that reads its rows one after another (the super-block types' and Q8_0's, and the
+// 512-bit VNNI Q8_0 / Q4_0 tile) is one sequential stream, since rows are contiguous: each step
+// asks for the bytes kAhead past the ones it reads, up to the matrix's end. 3-9 KiB ahead
+// measured alike (Zen 5, 2 threads, 1 GiB of Q4_K / Q5_K / Q6_K, avx512-vnni: 43-53 GB/s, noise
+// larger than the differences); without it, 31-37.
 class StreamPrefetch {
  public:
   static constexpr size_t kAhead = 4608;

@@ -59,11 +59,10 @@ bool HasIntKernels() {
 // Tile shapes: registers hold R*T accumulators (two per pair for the super-block types) plus R
 // weight vectors and their scales (32 registers on AVX-512 targets, 16 elsewhere).
 constexpr bool kManyRegs = HWY_TARGET <= HWY_AVX3;
-// matvec (T = 1) of the 32-value types: 4 rows on every target. The next tile's rows are
-// prefetched, so the tile need not keep many streams in flight itself; 8 on AVX-512 measured
-// slower once it was (Zen 5, avx512-vnni, 2 threads, 1 GiB, three runs each: Q4_K 24.5-26.1 ->
-// 30.0-33.4 GB/s, Q4_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS 5-15% faster; the 512-bit Q5_K / Q6_K tile
-// 27.1-28.5 -> 28.6-30.9 and 30.7-31.3 -> 31.2-33.1).
+// matvec (T = 1) of the 32-value types but Q8_0: 4 rows on every target, the next tile's rows
+// prefetched (NextTilePrefetch), so the tile need not keep many streams in flight itself. 8 on
+// AVX-512 measured slower once it was, when every type's matvec had such tiles (Zen 5,
+// avx512-vnni, 2 threads, 1 GiB, three runs each: Q4_1, IQ4_NL, IQ4_XS 5-15% faster with 4).
 constexpr int kRowsVec = 4;
 // The matvec of the super-block types, and of Q8_0, reads one row at a time instead: the rows
 // are contiguous, so the matvec is one sequential stream, kept in flight by StreamPrefetch, and
