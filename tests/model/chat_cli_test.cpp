@@ -28,8 +28,9 @@ const char* kChatml =
     "{%- for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
     "{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}";
 
+// Per process, removed when it exits (cli_run.h).
 std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/chat_cli_" + std::to_string(::getpid()) + "_" + name;
+  return kvpack::testing::temp_path("chat_cli_" + name);
 }
 
 // A synthetic Llama model carrying the qwen2 fixture's tokenizer (1027 tokens, <|im_start|>

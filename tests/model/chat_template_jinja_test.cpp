@@ -5,7 +5,6 @@
 // subset, each rendered with many conversations. Outputs must be byte-identical, and a template
 // that fails in Jinja2 (raise_exception, undefined values) must fail in kvpack too.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -73,12 +72,12 @@ bool have_python_jinja2(std::string* why) {
 
 // Renders every case with Jinja2; returns one result per case.
 json render_with_jinja2(const json& cases) {
-  // Named per test and process: CTest runs the tests of this file in parallel.
-  const std::string stem = ::testing::TempDir() + "/chat_template_" +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
-                           std::to_string(::getpid());
-  const std::string in = stem + "_cases.json";
-  const std::string out = stem + "_results.json";
+  // Named per test and process (CTest runs the tests of this file in parallel), removed when the
+  // process exits (cli_run.h).
+  const std::string stem = std::string("chat_template_") +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const std::string in = kvpack::testing::temp_path(stem + "_cases.json");
+  const std::string out = kvpack::testing::temp_path(stem + "_results.json");
   {
     std::FILE* f = std::fopen(in.c_str(), "wb");
     const std::string text = cases.dump();
