@@ -59,6 +59,17 @@ inline void PrefetchLine(const uint8_t* p) {
 #endif
 }
 
+// The bytes a prefetch step asks for: [first, first + size) (size 0: none).
+struct PrefetchRange {
+  const uint8_t* first;
+  size_t size;
+};
+
+// Asks for every cache line of r.
+inline void PrefetchLines(PrefetchRange r) {
+  for (size_t k = 0; k < r.size; k += 64) PrefetchLine(r.first + k);
+}
+
 // A matvec tile of R rows (the 32-value types' but Q8_0's, quant/int_kernels-inl.h) reads them
 // side by side, a few KiB of each: streams too short for the hardware prefetchers to follow (Zen
 // 5, one thread, 1 GiB of Q6_K in such tiles: 9 GB/s, against 35 GB/s for one sequential read).
@@ -78,21 +89,14 @@ class NextTilePrefetch {
     bytes_ = static_cast<size_t>(bytes);
     share_ = static_cast<size_t>((bytes + steps - 1) / steps);
   }
-  // The bytes step s asks for: [first, first + size) (size 0: none).
-  struct Range {
-    const uint8_t* first;
-    size_t size;
-  };
-  Range range(int64_t s) const {
+  // The bytes step s asks for.
+  PrefetchRange range(int64_t s) const {
     const size_t begin = static_cast<size_t>(s) * share_;
     if (begin >= bytes_) return {next_, 0};
     return {next_ + begin, std::min(share_, bytes_ - begin)};
   }
   // Step s of the tile.
-  void step(int64_t s) const {
-    const Range r = range(s);
-    for (size_t k = 0; k < r.size; k += 64) PrefetchLine(r.first + k);
-  }
+  void step(int64_t s) const { PrefetchLines(range(s)); }
 
  private:
   const uint8_t* next_ = nullptr;
@@ -109,16 +113,13 @@ class StreamPrefetch {
  public:
   static constexpr size_t kAhead = 4608;
   explicit StreamPrefetch(const WeightMatrix& w) : end_(w.row(w.rows - 1) + w.row_bytes) {}
-  // The bytes a step reading [at, at + size) asks for: [first, first + size) (size 0: none).
-  NextTilePrefetch::Range range(const uint8_t* at, size_t size) const {
+  // The bytes a step reading [at, at + size) asks for.
+  PrefetchRange range(const uint8_t* at, size_t size) const {
     const uint8_t* first = at + kAhead;
     if (first >= end_) return {end_, 0};
     return {first, std::min(size, static_cast<size_t>(end_ - first))};
   }
-  void step(const uint8_t* at, size_t size) const {
-    const NextTilePrefetch::Range r = range(at, size);
-    for (size_t k = 0; k < r.size; k += 64) PrefetchLine(r.first + k);
-  }
+  void step(const uint8_t* at, size_t size) const { PrefetchLines(range(at, size)); }
 
  private:
   const uint8_t* end_;

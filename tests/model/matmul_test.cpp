@@ -390,7 +390,7 @@ TEST(NextTilePrefetch, StepsCoverTheNextTilesRowsOnce) {
             const int64_t last = tile == 0 ? first : std::min(r0 + 2 * tile, n_rows);
             const uint8_t* want = w.row(first);
             for (int64_t s = 0; s < steps; ++s) {
-              const NextTilePrefetch::Range r = next.range(s);
+              const PrefetchRange r = next.range(s);
               if (r.size == 0) continue;
               ASSERT_EQ(r.first, want) << "step " << s;
               want += r.size;
@@ -422,7 +422,7 @@ TEST(StreamPrefetch, StepsCoverTheStreamAheadOnce) {
         const StreamPrefetch ahead(w);
         const uint8_t* want = w.data + kAhead;
         for (const uint8_t* at = w.data; at < end; at += step) {
-          const NextTilePrefetch::Range r = ahead.range(at, step);
+          const PrefetchRange r = ahead.range(at, step);
           if (r.size == 0) continue;
           ASSERT_EQ(r.first, want) << "at " << (at - w.data);
           want += r.size;
